@@ -1,0 +1,191 @@
+//! The command line, as clap types only. Validated into [`crate::config::Settings`] by `config::resolve`.
+//!
+//! Every flag is `global`, so it may stand before or after a subcommand (`ghboot --state-dir D status` and
+//! `ghboot status --state-dir D` mean the same), and bare `ghboot --mode dev` is `ghboot up --mode dev`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ghboot",
+    version,
+    about = "Bootstrap a NATS-driven GitHub automation control plane",
+    long_about = "Bootstrap a NATS-driven GitHub automation control plane.\n\nStages, in order: prerequisites, \
+state-backend, nats, webhooks, controller, self-management. Progress is kept in the state dir, so a rerun \
+re-verifies finished stages and resumes at the first unfinished one.",
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Where ghboot keeps its state [default: the per-user data dir]
+    #[arg(long, global = true, env = "GHBOOT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Configuration file [default: ./ghboot.toml when present]
+    #[arg(long, global = true, env = "GHBOOT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Never prompt; fail with the flag or variable to set instead
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+    /// Turn on debug logs (also RUST_LOG, or DEBUG=true)
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Deployment target
+    #[arg(long, global = true, env = "BOOTSTRAP_MODE", value_enum)]
+    pub mode: Option<Mode>,
+    /// Kind of NATS deployment
+    #[arg(long, global = true, env = "NATS_DEPLOYMENT_TYPE", value_enum)]
+    pub nats_type: Option<NatsType>,
+    /// GitHub organisation [dev default: local]
+    #[arg(long, global = true, env = "GITHUB_ORG")]
+    pub org: Option<String>,
+    /// NATS client port [default: 4222]
+    #[arg(long, global = true, env = "GHBOOT_PORT")]
+    pub port: Option<u16>,
+    /// NATS monitoring port [default: 8222]
+    #[arg(long, global = true, env = "GHBOOT_MONITOR_PORT")]
+    pub monitor_port: Option<u16>,
+    /// Webhook receiver port [default: chosen on first start, then kept]
+    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PORT")]
+    pub webhook_port: Option<u16>,
+    /// Address to bind servers to [default: 127.0.0.1]; binding elsewhere exposes them
+    #[arg(long, global = true, env = "GHBOOT_BIND")]
+    pub bind: Option<String>,
+    /// Use this nats-server executable
+    #[arg(long, global = true, env = "GHBOOT_NATS_SERVER", value_name = "PATH")]
+    pub nats_server: Option<PathBuf>,
+    /// Terraform-style backend for infrastructure state
+    #[arg(long, global = true, env = "TERRAFORM_BACKEND", value_enum)]
+    pub terraform_backend: Option<TerraformBackend>,
+    /// Start in the background and return once ready
+    #[arg(long, global = true)]
+    pub detach: bool,
+    /// CI use: free ports, a fresh temporary state dir, no prompts
+    #[arg(long, global = true)]
+    pub ephemeral: bool,
+    /// Allow recreating JetStream resources whose immutable fields changed (data in them is lost)
+    #[arg(long, global = true)]
+    pub allow_replace: bool,
+    /// Machine-readable output (a JSON object, or one JSON event per line for `up`)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds `up --detach` waits for readiness
+    #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
+    pub wait_timeout: u64,
+    /// Internal: this process is the detached supervisor started by `up --detach`
+    #[arg(long, global = true, hide = true)]
+    pub supervisor_child: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the bootstrap stages and supervise what they start (the default)
+    Up,
+    /// Show stages and live components
+    Status,
+    /// Show what `up` would change, without changing anything (exit 2 when changes are pending)
+    Plan,
+    /// Stop everything this state dir runs
+    Down {
+        /// Also remove the state dir (and the NATS CLI context)
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Stop everything and forget all state, JetStream data included
+    Reset {
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check the machine (the prerequisites stage alone) and print a table
+    Doctor,
+    /// Print what clients need to connect
+    Env {
+        #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+        format: EnvFormat,
+    },
+    /// Show log files from the state dir
+    Logs {
+        /// Which component [default: all]
+        #[arg(value_enum)]
+        component: Option<LogComponent>,
+        /// Keep printing as the log grows
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Manage the nats-server executable ghboot runs
+    #[command(subcommand)]
+    NatsServer(NatsServerCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NatsServerCmd {
+    /// Print the path of the nats-server ghboot would run
+    Which,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Dev,
+    Docker,
+    Kubernetes,
+    Synadia,
+    Auto,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatsType {
+    #[value(name = "self_hosted", alias = "self-hosted")]
+    SelfHosted,
+    #[value(name = "self_hosted_cluster", alias = "self-hosted-cluster")]
+    SelfHostedCluster,
+    #[value(name = "synadia_cloud", alias = "synadia-cloud")]
+    SynadiaCloud,
+    Hybrid,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TerraformBackend {
+    Local,
+    S3,
+    Gcs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvFormat {
+    Shell,
+    Json,
+    Github,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogComponent {
+    Nats,
+    Supervisor,
+    Receiver,
+    Controller,
+}
+
+macro_rules! display_as_value {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self.to_possible_value() {
+                    Some(v) => f.write_str(v.get_name()),
+                    None => write!(f, "{self:?}"),
+                }
+            }
+        }
+    )*};
+}
+display_as_value!(Mode, NatsType, TerraformBackend);

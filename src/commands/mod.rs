@@ -1,0 +1,44 @@
+//! One module per subcommand. Each resolves settings through `config`, does its work, and returns the exit code.
+pub mod doctor;
+pub mod down;
+pub mod env;
+pub mod logs;
+pub mod nats_server;
+pub mod plan;
+pub mod reset;
+pub mod status;
+pub mod up;
+
+use crate::cli::GlobalArgs;
+use crate::config::{self, Settings};
+use crate::error::{fail, Kind};
+use crate::layout::Layout;
+use crate::state::StateFile;
+use anyhow::Result;
+
+/// Settings and state of an existing instance (status, env, plan, ...): a missing or unreadable state dir is
+/// a clear error.
+pub fn existing_instance(g: &GlobalArgs) -> Result<(Settings, StateFile)> {
+    let dir = config::state_dir(g, false)?;
+    if !dir.is_dir() {
+        return Err(fail(Kind::NoInput, format!("state dir {} does not exist", dir.display()))
+            .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
+            .into());
+    }
+    let layout = Layout::new(dir.clone());
+    let state = StateFile::load(&layout)?.ok_or_else(|| {
+        fail(Kind::NoInput, format!("no ghboot instance in {} (no state.json)", dir.display()))
+            .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
+    })?;
+    let settings = config::resolve(g, dir, Some(state.settings.clone()))?;
+    Ok((settings, state))
+}
+
+/// Settings for a command that may run before any instance exists (plan, doctor).
+pub fn maybe_instance(g: &GlobalArgs) -> Result<(Settings, Option<StateFile>)> {
+    let dir = config::state_dir(g, false)?;
+    let layout = Layout::new(dir.clone());
+    let state = if dir.is_dir() { StateFile::load(&layout)? } else { None };
+    let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
+    Ok((settings, state))
+}

@@ -1,0 +1,33 @@
+use crate::cli::GlobalArgs;
+use crate::error::{fail, Kind};
+use crate::layout::Layout;
+use anyhow::Result;
+
+pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
+    let dir = crate::config::state_dir(g, false)?;
+    if !dir.exists() {
+        eprintln!("nothing to reset: {} does not exist", dir.display());
+        return Ok(0);
+    }
+    let layout = Layout::new(dir.clone());
+    if !yes {
+        use std::io::IsTerminal;
+        if g.non_interactive || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal() {
+            return Err(fail(Kind::Usage, format!("reset deletes everything in {}, JetStream data included", dir.display()))
+                .help("pass --yes to confirm")
+                .into());
+        }
+        let ok = dialoguer::Confirm::new()
+            .with_prompt(format!("Delete everything in {}, JetStream data included?", dir.display()))
+            .default(false)
+            .interact()?;
+        if !ok {
+            eprintln!("nothing changed");
+            return Ok(1);
+        }
+    }
+    super::down::stop(&layout).await?;
+    super::down::purge_dir(&layout)?;
+    eprintln!("reset: removed {}", dir.display());
+    Ok(0)
+}

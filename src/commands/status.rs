@@ -1,0 +1,74 @@
+use crate::cli::GlobalArgs;
+use crate::stages::nats::health;
+use crate::state::{Runtime, StageRecord};
+use anyhow::Result;
+
+pub async fn run(g: &GlobalArgs) -> Result<u8> {
+    let (settings, state) = super::existing_instance(g)?;
+    let h = health(&settings).await;
+    let rt = Runtime::load(&settings.layout).filter(|_| h.supervisor_alive);
+    let stages: Vec<serde_json::Value> = crate::stages::NAMES
+        .iter()
+        .map(|n| {
+            let rec = state.stage(n).cloned().unwrap_or_else(|| StageRecord::new(n));
+            let mut v = serde_json::json!({"name": n, "status": rec.live_status()});
+            if let Some(r) = &rec.reason {
+                v["reason"] = r.clone().into();
+            }
+            if let Some(e) = &rec.last_error {
+                v["error"] = e.clone().into();
+            }
+            if let Some(d) = rec.duration_ms {
+                v["duration_ms"] = d.into();
+            }
+            if let Some(t) = rec.finished_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()) {
+                v["finished_at"] = t.into();
+            }
+            v
+        })
+        .collect();
+    let uptime = rt.as_ref().and_then(|r| r.started_at).map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
+    let out = serde_json::json!({
+        "state_dir": settings.layout.root(),
+        "mode": settings.mode,
+        "nats_type": settings.nats_type,
+        "org": settings.org,
+        "stages": stages,
+        "nats": {
+            "url": h.url, "monitor_url": h.monitor_url, "healthy": h.healthy, "pid": h.pid, "nodes": h.nodes,
+        },
+        "supervisor": {"pid": h.supervisor_pid, "alive": h.supervisor_alive, "uptime_s": uptime},
+        "components": rt.map(|r| r.components).unwrap_or_default(),
+    });
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    println!("ghboot instance in {} ({} mode, org {})", settings.layout.root().display(), settings.mode, settings.org);
+    println!();
+    println!("{:<17} {:<8} DETAIL", "STAGE", "STATUS");
+    for s in &stages {
+        let detail = s.get("error").or(s.get("reason")).and_then(|v| v.as_str()).unwrap_or("");
+        println!("{:<17} {:<8} {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""), first_line(detail));
+    }
+    println!();
+    let yes = |b: bool| if b { "healthy" } else { "DOWN" };
+    println!("{:<17} {}", "nats", yes(h.healthy));
+    for n in &h.nodes {
+        println!("  {:<15} pid {} {} {} (restarts {})", n.name, n.pid, n.url, if n.healthy { "healthy" } else { "down" }, n.restarts);
+    }
+    if let Some(m) = &h.monitor_url {
+        println!("  {:<15} {m}", "monitoring");
+    }
+    match h.supervisor_pid {
+        Some(p) if h.supervisor_alive => {
+            println!("{:<17} pid {p}, up {}", "supervisor", uptime.map(|s| format!("{s}s")).unwrap_or_default())
+        }
+        _ => println!("{:<17} not running (start with `ghboot up --detach`)", "supervisor"),
+    }
+    Ok(0)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}

@@ -1,0 +1,234 @@
+//! `ghboot up`: run the stages, then supervise what they started until told to stop.
+//!
+//! Three ways in: a supervisor is already alive (verify, change what a client can, exit 0); `--detach`
+//! (start a detached supervisor and wait until it is ready); otherwise this process is the supervisor.
+
+use crate::cli::GlobalArgs;
+use crate::config::{self, Settings};
+use crate::engine::{self, Ctx, Host, NeedsRestart, Role};
+use crate::error::{fail, Kind};
+use crate::layout::Layout;
+use crate::natsd::supervise::SharedRuntime;
+use crate::state::{Runtime, StageStatus, StateFile, StateLock};
+use crate::ui::Reporter;
+use anyhow::{Context, Result};
+use std::io::{Read, Seek, SeekFrom};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub async fn run(g: &GlobalArgs) -> Result<u8> {
+    let dir = config::state_dir(g, true)?;
+    let layout = Layout::new(dir.clone());
+    let state = if dir.is_dir() { StateFile::load(&layout)? } else { None };
+    let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
+    let reporter = Reporter::new(settings.json);
+    if settings.org_defaulted && state.as_ref().and_then(|s| s.settings.org.as_ref()).is_none() && !settings.supervisor_child {
+        reporter.info("no GitHub org given: using 'local' (dev needs none; pass --org or set GITHUB_ORG to talk to GitHub)");
+    }
+    ensure_root(&layout)?;
+    if !settings.supervisor_child {
+        if Runtime::load(&layout).is_some_and(|r| r.supervisor_alive()) {
+            match attach(&settings, state.clone(), reporter.clone()).await {
+                Ok(code) => return Ok(code),
+                Err(e) => match e.downcast_ref::<NeedsRestart>() {
+                    Some(why) => {
+                        reporter.info(&format!("{why}; stopping the running supervisor"));
+                        super::down::stop(&layout).await?;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+        if settings.detach {
+            return spawn_detached(&settings, state, &reporter).await;
+        }
+    }
+    host(settings, state, reporter).await
+}
+
+fn ensure_root(layout: &Layout) -> Result<()> {
+    std::fs::create_dir_all(layout.root()).map_err(|e| {
+        fail(Kind::CantCreate, format!("cannot create state dir {}: {e}", layout.root().display()))
+            .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
+            .into()
+    })
+}
+
+/// A supervisor is alive: verify every stage and change only what a client can change.
+async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporter) -> Result<u8> {
+    let _lock = StateLock::acquire(&settings.layout)?;
+    let mut ctx = Ctx { settings: settings.clone(), state: state.unwrap_or_default(), role: Role::Client, reporter, nats: None };
+    engine::run(&mut ctx, &crate::stages::all()).await?;
+    ctx.state.settings = ctx.settings.recorded();
+    ctx.state.save(&ctx.settings.layout)?;
+    print_summary(&ctx.settings, "ghboot is already running").await;
+    Ok(0)
+}
+
+/// Start `ghboot up --supervisor-child` in its own session, its output in the state dir's log, and wait
+/// until it reports ready (or dies, whose error is then ours).
+async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter: &Reporter) -> Result<u8> {
+    let layout = &settings.layout;
+    {
+        let _lock = StateLock::acquire(layout)?;
+        let mut state = state.unwrap_or_default();
+        state.settings = settings.recorded();
+        state.save(layout)?;
+    }
+    std::fs::create_dir_all(layout.logs_dir())?;
+    let log_path = layout.log_file("supervisor");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
+    args.extend(["--supervisor-child".into(), "--non-interactive".into(), "--state-dir".into(), layout.root().as_os_str().to_owned()]);
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    crate::platform::detach_child(&mut cmd);
+    let mut child = cmd.spawn().context("cannot start the detached supervisor")?;
+    let pid = child.id();
+    let until = Instant::now() + settings.wait_timeout;
+    let mut seen: Vec<(String, StageStatus)> = Vec::new();
+    loop {
+        if let Some(st) = StateFile::load(layout).ok().flatten() {
+            for rec in &st.stages {
+                let now = (rec.name.clone(), rec.status);
+                if !seen.contains(&now) {
+                    seen.retain(|(n, _)| n != &rec.name);
+                    seen.push(now);
+                    match rec.status {
+                        StageStatus::Running => reporter.started(&rec.name, "running"),
+                        StageStatus::Done => reporter.finished(&rec.name, Duration::from_millis(rec.duration_ms.unwrap_or(0)), "done"),
+                        StageStatus::Pending => reporter.skipped(&rec.name, rec.reason.as_deref().unwrap_or("pending")),
+                        StageStatus::Failed => {}
+                    }
+                }
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
+            let tail = new_log_lines(&log_path, log_start);
+            let err_line = tail.iter().find(|l| l.starts_with("error:")).cloned().unwrap_or_else(|| format!("error: the supervisor exited ({status})"));
+            let help = tail.iter().find(|l| l.trim_start().starts_with("help:")).cloned();
+            eprintln!("{err_line}");
+            if let Some(h) = help {
+                eprintln!("{h}");
+            }
+            eprintln!("  (log: {})", log_path.display());
+            return Ok(code);
+        }
+        if Runtime::load(layout).is_some_and(|r| r.supervisor_pid == pid && r.ready) {
+            break;
+        }
+        if Instant::now() > until {
+            return Err(fail(Kind::TempFail, format!("not ready within {}s; the supervisor (pid {pid}) keeps trying", settings.wait_timeout.as_secs()))
+                .help(format!("see {} and `ghboot status`; `ghboot down` stops it", log_path.display()))
+                .into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    print_summary(settings, "ghboot is ready").await;
+    Ok(0)
+}
+
+fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(from));
+        let _ = f.read_to_string(&mut s);
+    }
+    s.lines().map(str::to_string).collect()
+}
+
+/// This process supervises: run the stages, then keep everything up until a stop signal.
+async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) -> Result<u8> {
+    let layout = settings.layout.clone();
+    let lock = StateLock::acquire(&layout)?;
+    crate::natsd::supervise::reap_strays(&layout);
+    let mut state = state.unwrap_or_default();
+    state.settings = settings.recorded();
+    state.save(&layout)?;
+    let runtime = SharedRuntime::new(
+        layout.clone(),
+        Runtime { supervisor_pid: std::process::id(), started_at: Some(time::OffsetDateTime::now_utc()), ..Default::default() },
+    );
+    runtime.update(|_| {});
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let host = Host { runtime: runtime.clone(), supervisor: None, tasks: Vec::new(), shutdown };
+    let mut ctx = Ctx { settings, state, role: Role::Host(host), reporter, nats: None };
+    let stages = crate::stages::all();
+    let result = tokio::select! {
+        r = engine::run(&mut ctx, &stages) => r,
+        _ = crate::platform::shutdown_signal() => Err(fail(Kind::Error, "interrupted").into()),
+    };
+    if let Err(e) = result {
+        for rec in ctx.state.stages.iter_mut().filter(|r| r.status == StageStatus::Running) {
+            rec.status = StageStatus::Failed;
+            rec.last_error = Some(format!("{e:#}"));
+            rec.runner_pid = None;
+        }
+        let _ = ctx.state.save(&layout);
+        shutdown_host(&mut ctx).await;
+        return Err(e);
+    }
+    ctx.state.settings = ctx.settings.recorded();
+    ctx.state.save(&layout)?;
+    drop(lock);
+    runtime.update(|r| r.ready = true);
+    if !ctx.settings.supervisor_child {
+        print_summary(&ctx.settings, "ghboot is ready").await;
+        eprintln!("supervising in the foreground; Ctrl-C stops everything");
+    }
+    let failed = {
+        let sup = match &ctx.role {
+            Role::Host(h) => h.supervisor.as_ref(),
+            Role::Client => None,
+        };
+        tokio::select! {
+            _ = crate::platform::shutdown_signal() => None,
+            reason = async { match sup { Some(s) => s.failed().await, None => std::future::pending().await } } => Some(reason),
+        }
+    };
+    shutdown_host(&mut ctx).await;
+    match failed {
+        None => {
+            eprintln!("stopped");
+            Ok(0)
+        }
+        Some(reason) => Err(fail(Kind::Error, reason).help("see `ghboot logs nats`, then `ghboot up` to start again").into()),
+    }
+}
+
+async fn shutdown_host(ctx: &mut Ctx) {
+    if let Role::Host(h) = &mut ctx.role {
+        let _ = h.shutdown.send(true);
+        for (name, t) in h.tasks.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+                tracing::warn!("{name} did not stop in time");
+            }
+        }
+        if let Some(s) = h.supervisor.take() {
+            s.stop().await;
+        }
+        Runtime::remove(&ctx.settings.layout);
+    }
+}
+
+pub async fn print_summary(settings: &Settings, title: &str) {
+    let h = crate::stages::nats::health(settings).await;
+    let mut rows = vec![
+        ("NATS", h.url.clone().unwrap_or_default()),
+        ("monitoring", h.monitor_url.clone().unwrap_or_default()),
+        ("credentials", format!("{} (`ghboot env` prints them)", settings.layout.nats_auth_file().display())),
+        ("state dir", settings.layout.root().display().to_string()),
+    ];
+    if let Some(p) = h.supervisor_pid {
+        rows.push(("supervisor", format!("pid {p}; `ghboot down` stops it")));
+    }
+    rows.push(("org", settings.org.clone()));
+    if settings.json {
+        println!("{}", serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid}));
+    } else {
+        println!("{}", crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows));
+    }
+}

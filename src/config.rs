@@ -1,0 +1,229 @@
+//! Settings, resolved in one place: flags > environment > `ghboot.toml` > settings recorded by the `up`
+//! that made this instance > defaults. Everything downstream reads [`Settings`], never flags or env.
+
+use crate::cli::{GlobalArgs, Mode, NatsType, TerraformBackend};
+use crate::error::{fail, Kind};
+use crate::layout::Layout;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PORT: u16 = 4222;
+pub const DEFAULT_MONITOR_PORT: u16 = 8222;
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+/// dev needs no GitHub org: this one is used (and said so) when none is given.
+pub const LOCAL_ORG: &str = "local";
+
+/// `ghboot.toml`. Unknown keys are an error, so that a typo is not silently ignored.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub org: Option<String>,
+    pub mode: Option<Mode>,
+    pub nats_type: Option<NatsType>,
+    pub terraform_backend: Option<TerraformBackend>,
+    #[serde(default)]
+    pub nats: NatsFileConfig,
+    #[serde(default)]
+    pub webhook: toml::Table,
+    #[serde(default)]
+    pub topology: toml::Table,
+    #[serde(default)]
+    pub controller: toml::Table,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsFileConfig {
+    pub port: Option<u16>,
+    pub monitor_port: Option<u16>,
+    pub bind: Option<String>,
+    pub server: Option<PathBuf>,
+}
+
+/// What `up` was given, kept in the state file (no secrets) as the defaults of later commands.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Recorded {
+    pub mode: Option<Mode>,
+    pub nats_type: Option<NatsType>,
+    pub org: Option<String>,
+    pub port: Option<u16>,
+    pub monitor_port: Option<u16>,
+    pub webhook_port: Option<u16>,
+    pub bind: Option<String>,
+    pub config_file: Option<PathBuf>,
+    #[serde(default)]
+    pub ephemeral: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub layout: Layout,
+    pub config_file: Option<PathBuf>,
+    pub file: FileConfig,
+    pub mode: Mode,
+    pub nats_type: NatsType,
+    pub org: String,
+    /// true when `org` is the dev default rather than something the user gave
+    pub org_defaulted: bool,
+    pub bind: String,
+    /// None: pick a free port (ephemeral) on first start, then keep it
+    pub port: Option<u16>,
+    pub monitor_port: Option<u16>,
+    pub webhook_port: Option<u16>,
+    pub nats_server: Option<PathBuf>,
+    pub terraform_backend: TerraformBackend,
+    pub non_interactive: bool,
+    pub ephemeral: bool,
+    pub detach: bool,
+    pub allow_replace: bool,
+    pub json: bool,
+    pub debug: bool,
+    pub wait_timeout: std::time::Duration,
+    pub supervisor_child: bool,
+}
+
+impl Settings {
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
+            mode: Some(self.mode),
+            nats_type: Some(self.nats_type),
+            org: Some(self.org.clone()),
+            port: self.port,
+            monitor_port: self.monitor_port,
+            webhook_port: self.webhook_port,
+            bind: Some(self.bind.clone()),
+            config_file: self.config_file.clone(),
+            ephemeral: self.ephemeral,
+        }
+    }
+
+    /// May ghboot ask questions on this run?
+    pub fn interactive(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.non_interactive
+            && !self.ephemeral
+            && !self.supervisor_child
+            && std::env::var_os("CI").is_none()
+            && std::io::stdin().is_terminal()
+    }
+}
+
+/// The state dir a command addresses, before anything else is resolved.
+pub fn state_dir(g: &GlobalArgs, is_up: bool) -> Result<PathBuf> {
+    let dir = match &g.state_dir {
+        Some(d) => d.clone(),
+        None if g.ephemeral && is_up => {
+            let d = tempfile::Builder::new().prefix("ghboot-ephemeral-").tempdir().context("cannot create a temporary state dir")?;
+            d.keep()
+        }
+        None => default_state_dir()?,
+    };
+    Ok(absolute(&dir))
+}
+
+pub fn default_state_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("dev", "ghboot", "ghboot")
+        .map(|p| p.data_dir().to_path_buf())
+        .ok_or_else(|| fail(Kind::Config, "cannot find a per-user data dir (no home directory?)").help("pass --state-dir DIR or set GHBOOT_STATE_DIR").into())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+pub fn load_file_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(Kind::Config, format!("cannot read config file {}: {e}", path.display())).help("check the --config path"))?;
+    toml::from_str(&text).map_err(|e| {
+        fail(Kind::Config, format!("invalid config file {}: {}", path.display(), e.message()))
+            .help("fix the file; see README.md for the keys ghboot.toml takes")
+            .into()
+    })
+}
+
+/// Resolve settings for a command. `recorded` comes from the instance's state file, when there is one.
+pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -> Result<Settings> {
+    let rec = recorded.unwrap_or_default();
+    let config_file = match (&g.config, &rec.config_file) {
+        (Some(p), _) => Some(absolute(p)),
+        (None, Some(p)) if p.exists() => Some(p.clone()),
+        _ => Some(absolute(Path::new("ghboot.toml"))).filter(|p| p.is_file()),
+    };
+    let file = match &config_file {
+        Some(p) => load_file_config(p)?,
+        None => FileConfig::default(),
+    };
+    // DEBUG=true is the seeds' spelling of --debug
+    let debug = g.debug || std::env::var("DEBUG").map(|v| v == "true" || v == "1").unwrap_or(false);
+    let mode = g.mode.or(file.mode).or(rec.mode).unwrap_or(Mode::Dev);
+    let nats_type = g.nats_type.or(file.nats_type).or(rec.nats_type).unwrap_or(match mode {
+        Mode::Synadia => NatsType::SynadiaCloud,
+        _ => NatsType::SelfHosted,
+    });
+    let ephemeral = g.ephemeral || rec.ephemeral;
+    let explicit_org = g.org.clone().filter(|o| !o.is_empty()).or(file.org.clone()).or(rec.org.clone());
+    let (org, org_defaulted) = match explicit_org {
+        Some(o) => (o, false),
+        None => (LOCAL_ORG.to_string(), true),
+    };
+    validate_org(&org)?;
+    let bind = g.bind.clone().or(file.nats.bind.clone()).or(rec.bind.clone()).unwrap_or_else(|| DEFAULT_BIND.to_string());
+    bind.parse::<std::net::IpAddr>()
+        .map_err(|_| fail(Kind::Config, format!("--bind {bind:?} is not an IP address")).help("use 127.0.0.1 (default), 0.0.0.0 or an address of this machine"))?;
+    let pick = |flag: Option<u16>, file: Option<u16>, rec: Option<u16>, default: u16| -> Option<u16> {
+        flag.or(file).or(rec).or(if ephemeral { None } else { Some(default) })
+    };
+    let port = pick(g.port, file.nats.port, rec.port, DEFAULT_PORT);
+    let monitor_port = pick(g.monitor_port, file.nats.monitor_port, rec.monitor_port, DEFAULT_MONITOR_PORT);
+    if port.is_some() && port == monitor_port {
+        return Err(fail(Kind::Config, format!("--port and --monitor-port are both {}", port.unwrap_or_default()))
+            .help("give them different values")
+            .into());
+    }
+    let webhook_port = g.webhook_port.or(file.webhook.get("port").and_then(|v| v.as_integer()).map(|p| p as u16)).or(rec.webhook_port);
+    let terraform_backend = g.terraform_backend.or(file.terraform_backend).unwrap_or(TerraformBackend::Local);
+    Ok(Settings {
+        layout: Layout::new(state_dir),
+        config_file,
+        mode,
+        nats_type,
+        org,
+        org_defaulted,
+        bind,
+        port,
+        monitor_port,
+        webhook_port,
+        nats_server: g.nats_server.clone().or(file.nats.server.clone()),
+        terraform_backend,
+        non_interactive: g.non_interactive,
+        ephemeral,
+        detach: g.detach,
+        allow_replace: g.allow_replace,
+        json: g.json,
+        debug,
+        wait_timeout: std::time::Duration::from_secs(g.wait_timeout),
+        supervisor_child: g.supervisor_child,
+        file,
+    })
+}
+
+/// GitHub logins: alphanumerics and single hyphens, at most 39 characters.
+pub fn validate_org(org: &str) -> Result<()> {
+    let ok = !org.is_empty()
+        && org.len() <= 39
+        && org.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !org.starts_with('-')
+        && !org.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(fail(Kind::Config, format!("{org:?} is not a valid GitHub organisation name"))
+            .help("use letters, digits and single hyphens (at most 39), e.g. --org acme")
+            .into())
+    }
+}

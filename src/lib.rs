@@ -1,0 +1,45 @@
+//! ghboot: an all-in-one bootstrap appliance for a NATS-driven GitHub automation control plane.
+//! See ARCHITECTURE.md for the map.
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod layout;
+pub mod natsd;
+pub mod platform;
+pub mod secret;
+pub mod stages;
+pub mod state;
+pub mod topology;
+pub mod ui;
+
+use cli::{Cli, Command};
+
+/// Run a parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
+    match &cli.command {
+        None | Some(Command::Up) => commands::up::run(g).await,
+        Some(Command::Status) => commands::status::run(g).await,
+        Some(Command::Plan) => commands::plan::run(g).await,
+        Some(Command::Down { purge }) => commands::down::run(g, *purge).await,
+        Some(Command::Reset { yes }) => commands::reset::run(g, *yes).await,
+        Some(Command::Doctor) => commands::doctor::run(g).await,
+        Some(Command::Env { format }) => commands::env::run(g, *format).await,
+        Some(Command::Logs { component, follow }) => commands::logs::run(g, *component, *follow).await,
+        Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
+    }
+}
+
+/// Logs go to stderr: human progress and logs there, machine output (`--json`) on stdout.
+pub fn init_tracing(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if debug {
+        EnvFilter::new("ghboot=debug,info")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ghboot=info,warn"))
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

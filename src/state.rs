@@ -1,0 +1,262 @@
+//! The state file (stage progress, recorded settings), the advisory lock that guards changes to it, and the
+//! runtime file that the live supervisor keeps. The state file is versioned and written atomically; a
+//! corrupt or newer file is an error with the recovery command, never silently overwritten.
+
+use crate::config::Recorded;
+use crate::error::{fail, Kind};
+use crate::fsutil::write_atomic;
+use crate::layout::Layout;
+use anyhow::{Context, Result};
+use fs4::fs_std::FileExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use time::OffsetDateTime;
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    pub status: StageStatus,
+    /// Why a pending stage is pending (e.g. not available in this mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// pid of the ghboot that set `running`; a running stage whose runner is gone was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl StageRecord {
+    pub fn new(name: &str) -> Self {
+        StageRecord {
+            name: name.to_string(),
+            status: StageStatus::Pending,
+            reason: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            runner_pid: None,
+            outputs: BTreeMap::new(),
+            last_error: None,
+        }
+    }
+
+    /// The status as it is now: a `running` stage whose runner died was interrupted.
+    pub fn live_status(&self) -> StageStatus {
+        match (self.status, self.runner_pid) {
+            (StageStatus::Running, Some(pid)) if !crate::platform::is_alive(pid) => StageStatus::Failed,
+            (s, _) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateFile {
+    pub version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(default)]
+    pub settings: Recorded,
+    #[serde(default)]
+    pub stages: Vec<StageRecord>,
+}
+
+impl StateFile {
+    pub fn new() -> Self {
+        let now = OffsetDateTime::now_utc();
+        StateFile { version: STATE_VERSION, created_at: now, updated_at: now, settings: Recorded::default(), stages: Vec::new() }
+    }
+
+    /// Read the state file. `Ok(None)` when there is none yet.
+    pub fn load(layout: &Layout) -> Result<Option<StateFile>> {
+        let path = layout.state_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(fail(Kind::Data, format!("cannot read state file {}: {e}", path.display()))
+                    .help("check the permissions of the state dir")
+                    .into())
+            }
+        };
+        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(&path, &e.to_string()))?;
+        let version = probe.get("version").and_then(|v| v.as_u64()).ok_or_else(|| corrupt(&path, "no version field"))?;
+        if version > STATE_VERSION as u64 {
+            return Err(fail(
+                Kind::Data,
+                format!("state file {} is version {version}, newer than this ghboot understands ({STATE_VERSION})", path.display()),
+            )
+            .help("run the newer ghboot that wrote it, or start over with `ghboot reset --yes` (this loses the instance)")
+            .into());
+        }
+        let state: StateFile = serde_json::from_value(probe).map_err(|e| corrupt(&path, &e.to_string()))?;
+        Ok(Some(state))
+    }
+
+    pub fn save(&mut self, layout: &Layout) -> Result<()> {
+        self.updated_at = OffsetDateTime::now_utc();
+        let text = serde_json::to_vec_pretty(self)?;
+        write_atomic(&layout.state_file(), &text).map_err(|e| {
+            fail(Kind::CantCreate, format!("cannot write state file {}: {e}", layout.state_file().display()))
+                .help("make the state dir writable, or free disk space")
+                .into()
+        })
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    pub fn stage_mut(&mut self, name: &str) -> &mut StageRecord {
+        if let Some(i) = self.stages.iter().position(|s| s.name == name) {
+            return &mut self.stages[i];
+        }
+        self.stages.push(StageRecord::new(name));
+        self.stages.last_mut().expect("just pushed")
+    }
+}
+
+impl Default for StateFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn corrupt(path: &Path, why: &str) -> anyhow::Error {
+    fail(Kind::Data, format!("state file {} is corrupt: {why}", path.display()))
+        .help(format!(
+            "move it aside and rerun (`mv {0} {0}.bad`; ghboot then re-verifies every stage), or start over with `ghboot reset --yes`",
+            path.display()
+        ))
+        .into()
+}
+
+/// An exclusive advisory lock on the state dir. Released on drop (and by the OS when ghboot dies).
+pub struct StateLock {
+    file: File,
+}
+
+impl StateLock {
+    pub fn acquire(layout: &Layout) -> Result<StateLock> {
+        let path = layout.lock_file();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == fs4::lock_contended_error().raw_os_error() => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() { "another ghboot".to_string() } else { format!("another ghboot (pid {holder})") };
+                return Err(fail(Kind::TempFail, format!("{who} is changing the state in {}", layout.root().display()))
+                    .help("wait for it to finish, or stop it with `ghboot down`, then retry")
+                    .into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display()))),
+        }
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        write!(file, "{}", std::process::id())?;
+        file.flush()?;
+        Ok(StateLock { file })
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+/// What the live supervisor runs. Written only by the supervisor (atomically); read by everyone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Runtime {
+    pub supervisor_pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// Fingerprint of the configuration the running servers were started with.
+    #[serde(default)]
+    pub config_hash: String,
+    #[serde(default)]
+    pub nodes: Vec<NodeRuntime>,
+    #[serde(default)]
+    pub components: BTreeMap<String, serde_json::Value>,
+    /// All stages the supervisor ran are finished.
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeRuntime {
+    pub name: String,
+    pub pid: u32,
+    pub port: u16,
+    pub monitor_port: u16,
+    #[serde(default)]
+    pub cluster_port: Option<u16>,
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+}
+
+impl Runtime {
+    pub fn load(layout: &Layout) -> Option<Runtime> {
+        let text = std::fs::read(layout.runtime_file()).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    pub fn save(&self, layout: &Layout) -> Result<()> {
+        std::fs::create_dir_all(layout.run_dir())?;
+        write_atomic(&layout.runtime_file(), &serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", layout.runtime_file().display()))
+    }
+
+    pub fn remove(layout: &Layout) {
+        let _ = std::fs::remove_file(layout.runtime_file());
+    }
+
+    /// The supervisor is alive and is a ghboot (a recycled pid does not count).
+    pub fn supervisor_alive(&self) -> bool {
+        crate::platform::is_alive(self.supervisor_pid)
+            && crate::platform::exe_of(self.supervisor_pid)
+                .map(|e| e.file_name().map(|n| n.to_string_lossy().starts_with("ghboot")).unwrap_or(false) || e == current_exe())
+                .unwrap_or(true)
+    }
+}
+
+fn current_exe() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_default()
+}
