@@ -1,4 +1,6 @@
 //! JetStream topology as code (issue #4 fills this in): desired streams and buckets, reconciled.
+pub mod subjects;
+
 use crate::engine::{Change, Ctx};
 use anyhow::Result;
 

@@ -1,0 +1,149 @@
+//! The one place subject and resource names are made. Org and repository names become subject tokens
+//! here, escaped: a NATS token may not contain `.`, `*`, `>`, whitespace or be empty, but GitHub
+//! repository names may contain `.` (and hostile input anything).
+//!
+//! Escaping is reversible and collision-free: `~` is the escape character; `.`->`~2E`, `*`->`~2A`,
+//! `>`->`~3E`, `~`->`~7E`, whitespace and control characters -> `~XX` (hex of each UTF-8 byte); the empty
+//! string becomes `~`. Everything else passes through, so ordinary names stay readable.
+
+/// Token for events that belong to the org, not to one repository (GitHub sends no `repository` then).
+/// `_` never starts a GitHub repository name... but it can; the escape makes `~org` unambiguous instead.
+pub const ORG_TOKEN: &str = "~org";
+
+pub fn escape_token(s: &str) -> String {
+    if s.is_empty() {
+        return "~".into();
+    }
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '.' | '*' | '>' | '~' => push_hex(&mut out, ch),
+            c if c.is_whitespace() || c.is_control() => push_hex(&mut out, c),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn push_hex(out: &mut String, ch: char) {
+    let mut buf = [0u8; 4];
+    for b in ch.encode_utf8(&mut buf).bytes() {
+        out.push_str(&format!("~{b:02X}"));
+    }
+}
+
+/// Inverse of [`escape_token`]; `None` for input that escape_token never produces.
+pub fn unescape_token(t: &str) -> Option<String> {
+    if t == "~" {
+        return Some(String::new());
+    }
+    let bytes = t.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'~' {
+            let hex = t.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `github.<org>.<repo>.<event>`: where a delivery is published.
+pub fn event_subject(org: &str, repo: Option<&str>, event: &str) -> String {
+    let repo = repo.map(escape_token).unwrap_or_else(|| ORG_TOKEN.to_string());
+    format!("github.{}.{}.{}", escape_token(org), repo, escape_token(event))
+}
+
+/// Everything the org's events stream captures. The events stream is the only one under `github.<org>.`.
+pub fn events_filter(org: &str) -> String {
+    format!("github.{}.>", escape_token(org))
+}
+
+/// Push events of one repository.
+pub fn push_filter(org: &str, repo: &str) -> String {
+    format!("github.{}.{}.push", escape_token(org), escape_token(repo))
+}
+
+/// Dead letters live outside `github.>` so the events stream never captures them.
+pub fn dead_letter_subject(org: &str, repo: Option<&str>, event: &str) -> String {
+    let repo = repo.map(escape_token).unwrap_or_else(|| ORG_TOKEN.to_string());
+    format!("ghboot.dlq.{}.{}.{}", escape_token(org), repo, escape_token(event))
+}
+
+pub fn dead_letter_filter(org: &str) -> String {
+    format!("ghboot.dlq.{}.>", escape_token(org))
+}
+
+/// ghboot's own events (workflow transitions, round trips), also outside `github.>`.
+pub fn ghboot_event_subject(org: &str, kind: &str) -> String {
+    format!("ghboot.events.{}.{}", escape_token(org), escape_token(kind))
+}
+
+pub fn ghboot_events_filter(org: &str) -> String {
+    format!("ghboot.events.{}.>", escape_token(org))
+}
+
+/// Stream names may not contain `.`, `*`, `>`, whitespace or path separators: map everything else to `_`.
+pub fn stream_safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+pub fn events_stream(org: &str) -> String {
+    format!("GITHUB_EVENTS_{}", stream_safe(org))
+}
+
+pub fn dead_letter_stream(org: &str) -> String {
+    format!("GHBOOT_DLQ_{}", stream_safe(org))
+}
+
+pub fn ghboot_events_stream(org: &str) -> String {
+    format!("GHBOOT_EVENTS_{}", stream_safe(org))
+}
+
+pub const LOCKS_BUCKET: &str = "locks";
+pub const STATE_BUCKET: &str = "state";
+pub const WORKFLOWS_BUCKET: &str = "workflows";
+
+/// KV keys: `[-/_=.a-zA-Z0-9]+`. Org and repo names are escaped to that alphabet (`.` kept as separator).
+pub fn kv_key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '=' }).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_become_single_valid_tokens() {
+        for name in ["my.repo", "a*b", "x>y", "with space", "tab\there", "~tilde", "", "ünïcode.ok", "..", ">"] {
+            let t = escape_token(name);
+            assert!(!t.is_empty(), "{name:?}");
+            assert!(!t.contains(['.', '*', '>', ' ', '\t']), "{name:?} -> {t:?}");
+            assert_eq!(unescape_token(&t).as_deref(), Some(name), "round trip of {name:?}");
+        }
+    }
+
+    #[test]
+    fn escaping_is_injective_on_lookalikes() {
+        let names = ["a.b", "a~2Eb", "a_b", "a-b", "a b"];
+        let tokens: std::collections::HashSet<String> = names.iter().map(|n| escape_token(n)).collect();
+        assert_eq!(tokens.len(), names.len());
+    }
+
+    #[test]
+    fn subjects_have_fixed_shape() {
+        assert_eq!(event_subject("acme", Some("my.repo"), "push"), "github.acme.my~2Erepo.push");
+        assert_eq!(event_subject("acme", None, "organization"), "github.acme.~org.organization");
+        assert_eq!(event_subject("acme", Some("r"), "push").split('.').count(), 4);
+        assert!(!dead_letter_subject("acme", Some("r"), "push").starts_with("github."));
+    }
+}
