@@ -216,9 +216,13 @@ pub fn parse_bytes(s: &str) -> Option<i64> {
 
 /// Parse the `[topology]` table of ghboot.toml.
 pub fn parse_file(settings: &Settings) -> Result<TopologyFile> {
-    let table = settings.file.topology.clone();
     let where_ = settings.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "ghboot.toml".into());
-    toml::Value::Table(table).try_into::<TopologyFile>().map_err(|e| {
+    parse_table(&settings.file.topology, &where_)
+}
+
+/// Parse a `[topology]` table; `where_` names the file in errors.
+pub fn parse_table(table: &toml::Table, where_: &str) -> Result<TopologyFile> {
+    toml::Value::Table(table.clone()).try_into::<TopologyFile>().map_err(|e| {
         fail(Kind::Config, format!("invalid [topology] in {where_}: {}", e.message().trim()))
             .help("[topology] takes the tables events, dead_letter, ghboot_events (max_age, max_bytes, duplicate_window, storage) and locks, state, workflows (max_age, max_bytes, history, storage)")
             .into()
@@ -320,9 +324,12 @@ pub fn default_locks_config(replicas: usize) -> Config {
 
 /// Everything ghboot keeps in JetStream for `settings.org`.
 pub fn desired(settings: &Settings) -> Result<Desired> {
-    let f = parse_file(settings)?;
-    let org = settings.org.clone();
-    let r = replicas_for(settings);
+    build(&settings.org, &parse_file(settings)?, replicas_for(settings))
+}
+
+/// The desired topology of `org` with these overrides and replicas.
+pub fn build(org: &str, f: &TopologyFile, r: usize) -> Result<Desired> {
+    let org = org.to_string();
     let resources = vec![
         stream(
             "events",
