@@ -29,7 +29,11 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
         if !interactive {
             return Ok(true);
         }
-        dialoguer::Confirm::new().with_prompt(q).default(false).interact().context("cannot ask for confirmation")
+        dialoguer::Confirm::new()
+            .with_prompt(q)
+            .default(false)
+            .interact()
+            .context("cannot ask for confirmation")
     };
     let sum = reconcile::reconcile(&js, &want, ctx.settings.allow_replace, &warn, &confirm).await?;
     let key = mirror_state(ctx, &js).await?;
@@ -44,17 +48,29 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
 pub async fn mirror_state(ctx: &mut Ctx, js: &async_nats::jetstream::Context) -> Result<String> {
     ctx.state.save(&ctx.settings.layout)?;
     let key = subjects::state_key(&ctx.settings.org);
-    let kv = js.get_key_value(subjects::STATE_BUCKET).await.context("cannot open the state bucket")?;
+    let kv = js
+        .get_key_value(subjects::STATE_BUCKET)
+        .await
+        .context("cannot open the state bucket")?;
     let body = serde_json::to_vec_pretty(&ctx.state)?;
     let strip = |b: &[u8]| -> Option<serde_json::Value> {
         let mut v: serde_json::Value = serde_json::from_slice(b).ok()?;
         v.as_object_mut()?.remove("updated_at");
         Some(v)
     };
-    let current = kv.get(key.as_str()).await.context("cannot read the state mirror")?;
-    if current.as_deref().and_then(strip).is_some_and(|c| Some(c) == strip(&body)) {
+    let current = kv
+        .get(key.as_str())
+        .await
+        .context("cannot read the state mirror")?;
+    if current
+        .as_deref()
+        .and_then(strip)
+        .is_some_and(|c| Some(c) == strip(&body))
+    {
         return Ok(key);
     }
-    kv.put(key.as_str(), body.into()).await.context("cannot mirror the state into NATS")?;
+    kv.put(key.as_str(), body.into())
+        .await
+        .context("cannot mirror the state into NATS")?;
     Ok(key)
 }
