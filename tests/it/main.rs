@@ -3,3 +3,4 @@
 mod ci;
 mod common;
 mod core;
+mod topology;
