@@ -364,7 +364,8 @@ fn state_dir_full(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     let mnt = i.dir.path().join("small");
     let reproduce = "mount -t tmpfs -o size=1m tmpfs $STATE; fallocate -l 1m $STATE/fill; ghboot --mode dev --state-dir $STATE";
-    if tmpfs(&mnt, "2m").is_none() {
+    // big enough for the disk prerequisite (256 MiB free) on the first run
+    if tmpfs(&mnt, "300m").is_none() {
         return Ok(Row {
             fault: "state dir on a full filesystem".into(),
             expected: "clear error".into(),
@@ -414,7 +415,11 @@ fn state_dir_full(env: &Env) -> Result<Row> {
             code(&o),
             first_err(&o)
         ),
-        pass: first.status.success() && !o.status.success() && err.contains("help:") && intact,
+        pass: first.status.success()
+            && !o.status.success()
+            && err.contains("help:")
+            && err.contains("free")
+            && intact,
         reproduce: reproduce.into(),
     })
 }
