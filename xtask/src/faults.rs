@@ -360,15 +360,18 @@ fn umount(dir: &Path) {
     let _ = Command::new("umount").arg("-l").arg(dir).status();
 }
 
+/// A ghboot.toml with a small topology, so that a small filesystem is enough for a first run.
+fn small_topology(i: &Inst) -> Result<()> {
+    let t = "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n";
+    Ok(std::fs::write(i.dir.path().join("ghboot.toml"), t)?)
+}
+
 fn state_dir_full(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     let mnt = i.dir.path().join("small");
     let reproduce = "mount -t tmpfs -o size=1m tmpfs $STATE; fallocate -l 1m $STATE/fill; ghboot --mode dev --state-dir $STATE";
     // a small topology, so that a small filesystem is enough for the first run
-    std::fs::write(
-        i.dir.path().join("ghboot.toml"),
-        "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n",
-    )?;
+    small_topology(&i)?;
     if tmpfs(&mnt, "400m").is_none() {
         return Ok(Row {
             fault: "state dir on a full filesystem".into(),
@@ -430,9 +433,10 @@ fn state_dir_full(env: &Env) -> Result<Row> {
 
 fn state_dir_read_only(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
+    small_topology(&i)?;
     let mnt = i.dir.path().join("ro");
     let reproduce = "mount -t tmpfs tmpfs $STATE; ghboot --mode dev --state-dir $STATE; mount -o remount,ro $STATE; ghboot --mode dev --state-dir $STATE";
-    if tmpfs(&mnt, "64m").is_none() {
+    if tmpfs(&mnt, "400m").is_none() {
         return Ok(Row {
             fault: "read-only state dir".into(),
             expected: "clear error".into(),
