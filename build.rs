@@ -9,7 +9,7 @@
 //!                               (GHBOOT_PYTHON names another python; GHBOOT_NATS_OFFLINE=1 skips downloads)
 //!   curl                        the GitHub release archive, only when its checksum is pinned
 //! A checksum mismatch fails the build. Nothing available: a `cargo:warning` and a ghboot without a bundle
-//! (it falls back to the runtime finder).
+//! (it falls back to the runtime finder), unless GHBOOT_REQUIRE_BUNDLE=1 (CI, releases) makes that an error.
 
 #[path = "src/natsd/pin.rs"]
 mod pin;
@@ -24,6 +24,7 @@ const ENVS: &[&str] = &[
     "GHBOOT_PYTHON",
     "GHBOOT_BUNDLE_ZSTD_LEVEL",
     "CARGO_NET_OFFLINE",
+    "GHBOOT_REQUIRE_BUNDLE",
 ];
 
 fn env(k: &str) -> Option<String> {
@@ -82,6 +83,13 @@ fn main() {
         println!("cargo:warning=ghboot: {n}");
     }
     let Some(v) = outcome.found else {
+        if env("GHBOOT_REQUIRE_BUNDLE").is_some_and(|v| v != "0") {
+            panic!(
+                "\n\nghboot: GHBOOT_REQUIRE_BUNDLE is set but no nats-server {} for {key} could be obtained:\n  {}\n\n",
+                pins.version,
+                outcome.notes.join("\n  ")
+            );
+        }
         if let Some(c) = &cache {
             watch_stamp(c);
         }
