@@ -4,3 +4,4 @@ mod bundled;
 mod ci;
 mod common;
 mod core;
+mod topology;
