@@ -226,6 +226,7 @@ pub async fn print_summary(settings: &Settings, title: &str) {
         rows.push(("supervisor", format!("pid {p}; `ghboot down` stops it")));
     }
     rows.push(("org", settings.org.clone()));
+    rows.extend(crate::stages::webhooks::summary_rows(settings));
     if settings.json {
         println!("{}", serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid}));
     } else {
