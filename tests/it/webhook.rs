@@ -316,6 +316,9 @@ mod fake_github {
 
     pub const TOKEN: &str = "ghp_testtoken_abcdefghijklmnop";
 
+    /// status, JSON body, extra headers
+    pub type Canned = (u16, Value, Vec<(String, String)>);
+
     #[derive(Default)]
     pub struct Gh {
         /// hooks by owner key ("org:acme" or "repo:o/r"): full objects, secret stored unmasked
@@ -323,7 +326,7 @@ mod fake_github {
         pub log: Mutex<Vec<(String, String, Instant)>>,
         pub page_size: Mutex<usize>,
         /// answer the next request with this status and body (once)
-        pub fail_next: Mutex<Option<(u16, Value, Vec<(String, String)>)>>,
+        pub fail_next: Mutex<Option<Canned>>,
         /// answer every request with this
         pub fail_all: Mutex<Option<(u16, Value)>>,
         pub next_id: Mutex<u64>,
