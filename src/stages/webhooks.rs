@@ -66,7 +66,7 @@ async fn receiver_mismatch(s: &Settings, w: &Wanted) -> Option<String> {
 /// Registration targets, when registration is asked for (token and public URL).
 fn targets(s: &Settings, cfg: &WebhookConfig) -> Result<Vec<Target>> {
     if cfg.repos.is_empty() {
-        if s.org_defaulted {
+        if s.org_defaulted || s.org == crate::config::LOCAL_ORG {
             return Err(fail(Kind::Config, "registering a GitHub hook needs a GitHub org")
                 .help("pass --org ORG (or GITHUB_ORG), or list repositories in [webhook] repos")
                 .into());
@@ -92,22 +92,21 @@ fn github(s: &Settings) -> Result<Option<GitHub>> {
     }
 }
 
-/// How to get real deliveries to a local-only receiver.
-pub fn forward_hint(s: &Settings, cfg: &WebhookConfig, url: &str) -> String {
+/// How to get real deliveries to a local-only receiver: the commands, one per line.
+pub fn forward_hint(s: &Settings, cfg: &WebhookConfig, url: &str) -> Vec<String> {
     let who = if !cfg.repos.is_empty() {
         let r = &cfg.repos[0];
         format!("--repo={}", if r.contains('/') { r.clone() } else { format!("{}/{r}", s.org) })
-    } else if s.org_defaulted {
+    } else if s.org_defaulted || s.org == crate::config::LOCAL_ORG {
         "--org=YOUR_ORG".to_string()
     } else {
         format!("--org={}", s.org)
     };
     let state_dir = crate::commands::env::shell_quote(&s.layout.root().display().to_string());
-    format!(
-        "local only (no GITHUB_TOKEN and --webhook-url, so no hook registered). Forward deliveries with:\n  \
-gh webhook forward {who} --events='*' --url={url} --secret=\"$(ghboot webhook secret --state-dir {state_dir})\"\n  \
-or smee: smee --url https://smee.io/CHANNEL --target {url} (hook secret: `ghboot webhook secret`)"
-    )
+    vec![
+        format!("gh webhook forward {who} --events='*' --url={url} --secret=\"$(ghboot webhook secret --state-dir {state_dir})\""),
+        format!("smee --url https://smee.io/CHANNEL --target {url}   (hook secret: ghboot webhook secret)"),
+    ]
 }
 
 /// Rows for the `up` summary box.
@@ -122,8 +121,14 @@ pub fn summary_rows(s: &Settings) -> Vec<(&'static str, String)> {
     if let Some(u) = webhook::recorded_url(s).or_else(|| rec.outputs.get("url").and_then(|u| u.as_str()).map(str::to_string)) {
         rows.push(("webhook", u));
     }
-    if let Some(f) = rec.outputs.get("forward").and_then(|f| f.as_str()) {
-        rows.push(("forward", f.to_string()));
+    if rec.outputs.get("local_only").and_then(|v| v.as_bool()) == Some(true) {
+        rows.push(("github hook", "none (local only: registering needs GITHUB_TOKEN and --webhook-url)".into()));
+        let lines = rec.outputs.get("forward").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+        for (i, l) in lines.iter().filter_map(|l| l.as_str()).enumerate() {
+            rows.push((if i == 0 { "forward with" } else { "  or" }, l.to_string()));
+        }
+    } else if let Some(p) = rec.outputs.get("public_url").and_then(|v| v.as_str()) {
+        rows.push(("github hook", p.to_string()));
     }
     rows
 }
@@ -196,11 +201,12 @@ async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outpu
         } else if cfg.public_url.is_some() {
             ctx.reporter.note(NAME, "a public URL is set but no GITHUB_TOKEN: no hook registered");
         }
-        for line in hint.lines() {
-            ctx.reporter.note(NAME, line.trim());
+        ctx.reporter.note(NAME, "local only: no GitHub hook registered (needs GITHUB_TOKEN and --webhook-url); forward deliveries with:");
+        for line in &hint {
+            ctx.reporter.note(NAME, &format!("  {line}"));
         }
         out.insert("local_only".into(), true.into());
-        out.insert("forward".into(), hint.into());
+        out.insert("forward".into(), json!(hint));
         out.insert("summary".into(), format!("receiver at {url} (local only)").into());
         return Ok(());
     }

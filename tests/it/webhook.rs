@@ -6,6 +6,7 @@ use ghboot::secret::Secret;
 use ghboot::topology::subjects;
 use ghboot::webhook::register::{Desired, GitHub, Target};
 use ghboot::webhook::{receive, send, verify};
+use std::sync::Arc;
 use std::time::Duration;
 
 const SECRET: &str = "test-secret-0123456789";
@@ -625,7 +626,8 @@ async fn registration_honours_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
     let inst = Instance::new();
-    common::ok(&inst.up(&[]));
+    let printed = common::ok(&inst.up(&[]));
+    assert!(printed.contains("gh webhook forward --org=YOUR_ORG --events='*' --url=http://127.0.0.1:"), "local only says how to forward:\n{printed}");
     let st = inst.status();
     let url = st["webhook"]["url"].as_str().expect("status --json has webhook.url").to_string();
     assert_eq!(url, format!("http://127.0.0.1:{}/webhook", inst.webhook_port));
@@ -695,4 +697,50 @@ async fn a_free_webhook_port_is_picked_once_and_kept() {
     assert_eq!(inst.status()["webhook"]["url"].as_str(), Some(url.as_str()), "the picked port is kept");
     let out = inst.run(&["plan"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
+    let (fake, api) = fake_github::start().await;
+    let inst = Arc::new(Instance::new());
+    let up = |inst: Arc<Instance>, api: String| {
+        tokio::task::spawn_blocking(move || {
+            let mut c = inst.cmd();
+            c.env("GITHUB_TOKEN", fake_github::TOKEN)
+                .args(["--mode", "dev", "--detach", "--non-interactive", "--org", ORG])
+                .args(["--port", &inst.port.to_string(), "--monitor-port", &inst.monitor_port.to_string(), "--webhook-port", &inst.webhook_port.to_string()])
+                .args(["--webhook-url", HOOK_URL, "--github-api-url", &api]);
+            c.output().expect("run ghboot")
+        })
+    };
+    let out = up(inst.clone(), api.clone()).await.unwrap();
+    let printed = common::ok(&out);
+    assert_eq!(fake.writes(), vec!["POST /api/v3/orgs/acme/hooks".to_string()], "{printed}");
+    let i2 = inst.clone();
+    let secret = tokio::task::spawn_blocking(move || common::ok(&i2.run(&["webhook", "secret"]))).await.unwrap().trim().to_string();
+    let hook = fake.hook("org:acme", HOOK_URL).expect("hook registered");
+    assert_eq!(hook["config"]["secret"], secret.as_str(), "the hook signs with the secret the receiver verifies with");
+    let state = std::fs::read_to_string(inst.state_dir().join("state.json")).unwrap();
+    assert!(state.contains(&verify::fingerprint(secret.as_bytes())), "the fingerprint is recorded");
+    assert!(!state.contains(&secret) && !state.contains(fake_github::TOKEN), "no secret, no token in state.json");
+    let log = std::fs::read_to_string(inst.state_dir().join("logs/supervisor.log")).unwrap_or_default();
+    assert!(!log.contains(&secret) && !log.contains(fake_github::TOKEN), "no secret, no token in the log");
+
+    // rerun while running: verified from the record, nothing written to GitHub
+    common::ok(&up(inst.clone(), api.clone()).await.unwrap());
+    assert_eq!(fake.writes().len(), 1, "{:?}", fake.writes());
+    // drift on GitHub's side is found by plan and fixed by one PATCH on the next apply
+    fake.hooks.lock().unwrap().get_mut("org:acme").unwrap()[0]["events"] = serde_json::json!(["push"]);
+    let i2 = inst.clone();
+    let api2 = api.clone();
+    let plan = tokio::task::spawn_blocking(move || {
+        let mut c = i2.cmd();
+        c.env("GITHUB_TOKEN", fake_github::TOKEN).args(["plan", "--webhook-url", HOOK_URL, "--github-api-url", &api2]);
+        c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(plan.status.code(), Some(2), "plan shows the hook update: {}", String::from_utf8_lossy(&plan.stdout));
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("update"), "{}", String::from_utf8_lossy(&plan.stdout));
+    assert_eq!(fake.writes().len(), 1, "plan writes nothing");
 }
