@@ -80,7 +80,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
     pub wait_timeout: u64,
     /// Public URL GitHub posts deliveries to; with GITHUB_TOKEN, `up` registers the org (or repo) hook
-    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PUBLIC_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "GHBOOT_WEBHOOK_PUBLIC_URL",
+        value_name = "URL"
+    )]
     pub webhook_url: Option<String>,
     /// GitHub API base URL (Enterprise Server: https://HOST/api/v3) [default: https://api.github.com]
     #[arg(long, global = true, env = "GITHUB_API_URL", value_name = "URL")]
@@ -145,7 +150,12 @@ pub enum WebhookCmd {
         #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
         nats_creds: Option<PathBuf>,
         /// Address to listen on; binding a non-loopback address exposes the receiver
-        #[arg(long, env = "GHBOOT_WEBHOOK_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        #[arg(
+            long,
+            env = "GHBOOT_WEBHOOK_LISTEN",
+            default_value = "127.0.0.1:8080",
+            value_name = "ADDR"
+        )]
         listen: String,
         /// File holding the webhook secret (else GHBOOT_WEBHOOK_SECRET)
         #[arg(long, value_name = "FILE")]
