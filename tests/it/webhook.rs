@@ -1284,6 +1284,25 @@ async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
         "github.local.my~2Erepo.push"
     );
 
+    // the first ping is recorded in the runtime components (proof a hook reaches the receiver)
+    std::fs::write(&payload, br#"{"zen":"Design for failure.","hook_id":7}"#).unwrap();
+    common::ok(&inst.run(&[
+        "webhook",
+        "send",
+        "--event",
+        "ping",
+        "--payload",
+        payload.to_str().unwrap(),
+        "--delivery",
+        "ping-1",
+    ]));
+    let st = inst.status();
+    assert_eq!(
+        st["components"]["webhook"]["first_ping"]["delivery"], "ping-1",
+        "{}",
+        st["components"]
+    );
+
     // a payload the receiver refuses: non-zero exit, status printed
     std::fs::write(&payload, b"not json").unwrap();
     let out = inst.run(&[
@@ -1458,4 +1477,131 @@ async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
         String::from_utf8_lossy(&plan.stdout)
     );
     assert_eq!(fake.writes().len(), 1, "plan writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigterm() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let inst = Instance::new(); // only for its clean environment and temp dir
+    let port = common::free_ports(1)[0];
+    let mut serve = inst
+        .cmd()
+        .env("GHBOOT_WEBHOOK_SECRET", SECRET)
+        .args([
+            "webhook",
+            "serve",
+            "--org",
+            ORG,
+            "--nats-url",
+            &server.url(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start webhook serve");
+    wait_for(Duration::from_secs(20), "standalone receiver ready", || {
+        (common::http_status(port, "/readyz")? == 200).then_some(())
+    });
+    let payload = inst.dir.path().join("p.json");
+    std::fs::write(&payload, push_payload("svc")).unwrap();
+    let url = format!("http://127.0.0.1:{port}/webhook");
+    let out = inst
+        .cmd()
+        .env("GHBOOT_WEBHOOK_SECRET", SECRET)
+        .args([
+            "webhook",
+            "send",
+            "--event",
+            "push",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--url",
+            &url,
+            "--delivery",
+            "s-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(common::ok(&out).starts_with("200"));
+    assert_eq!(stored(&client, ORG).await, 1);
+    assert_eq!(
+        message(&client, ORG, 1).await.subject.as_str(),
+        "github.acme.svc.push"
+    );
+    // signed with another secret: 401, and `send` exits non-zero
+    let out = inst
+        .cmd()
+        .env("GHBOOT_WEBHOOK_SECRET", "another-secret")
+        .args([
+            "webhook",
+            "send",
+            "--event",
+            "push",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("401"));
+    let pid = serve.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || {
+        serve.try_wait().ok().flatten()
+    });
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(serve.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!err.contains(SECRET), "the secret reached the log: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_operator_secret_restarts_the_receiver_with_it() {
+    let inst = Instance::new();
+    common::ok(&inst.up(&[]));
+    let pid = inst.status()["supervisor"]["pid"].clone();
+    let client = inst.client().await;
+    create_stream(&client, "local").await;
+    let mut c = inst.cmd();
+    c.env("GHBOOT_WEBHOOK_SECRET", "operator-supplied-secret-1")
+        .args(["--mode", "dev", "--detach", "--non-interactive"])
+        .args([
+            "--port",
+            &inst.port.to_string(),
+            "--monitor-port",
+            &inst.monitor_port.to_string(),
+            "--webhook-port",
+            &inst.webhook_port.to_string(),
+        ]);
+    common::ok(&c.output().unwrap());
+    assert_ne!(
+        inst.status()["supervisor"]["pid"],
+        pid,
+        "the supervisor was restarted for the new secret"
+    );
+    let url = inst.status()["webhook"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = push_payload("r");
+    assert_eq!(
+        post_signed(&url, "operator-supplied-secret-1", "push", "op-1", &body)
+            .await
+            .0,
+        200
+    );
+    let generated = common::ok(&inst.run(&["webhook", "secret"]))
+        .trim()
+        .to_string();
+    assert_eq!(
+        post_signed(&url, &generated, "push", "op-2", &body).await.0,
+        401,
+        "the generated secret no longer verifies"
+    );
 }
