@@ -117,7 +117,10 @@ impl WebhookConfig {
 }
 
 pub fn validate_path(path: &str) -> Result<()> {
-    let ok = path.starts_with('/') && path.len() > 1 && !path.contains(['?', '#', ' ']);
+    let ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.contains(['?', '#', ' ', '{', '}', '*'])
+        && !["/healthz", "/readyz", "/metrics"].contains(&path);
     if ok {
         Ok(())
     } else {

@@ -29,6 +29,9 @@ pub struct GitHub {
     pub max_wait: Duration,
     /// Wait after a secondary rate limit that gives no `Retry-After` (GitHub: at least a minute).
     pub secondary_wait: Duration,
+    /// Set when a response said the primary limit is used up (`x-ratelimit-remaining: 0`): the next call
+    /// waits until `x-ratelimit-reset` instead of being refused.
+    exhausted_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Whose hooks.
@@ -162,6 +165,7 @@ impl GitHub {
             token,
             max_wait: Duration::from_secs(120),
             secondary_wait: Duration::from_secs(60),
+            exhausted_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -186,6 +190,25 @@ impl GitHub {
         secret: &Secret,
     ) -> Result<(StatusCode, HeaderMap, Value)> {
         let mut waited = Duration::ZERO;
+        let pause = self.exhausted_until.lock().ok().and_then(|mut g| g.take());
+        if let Some(wait) =
+            pause.and_then(|until| until.checked_duration_since(std::time::Instant::now()))
+        {
+            if wait > self.max_wait {
+                return Err(fail(
+                    Kind::TempFail,
+                    format!("GitHub rate limit used up (resets in {}s)", wait.as_secs()),
+                )
+                .help("wait and run `ghboot up` again; the hook is then created or updated")
+                .into());
+            }
+            tracing::warn!(
+                "GitHub rate limit used up: waiting {}s for the reset",
+                wait.as_secs_f32().ceil()
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -227,6 +250,9 @@ impl GitHub {
             };
             let status = resp.status();
             let headers = resp.headers().clone();
+            if status.is_success() {
+                self.note_remaining(&headers);
+            }
             let text = resp.text().await.unwrap_or_default();
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
@@ -261,6 +287,21 @@ impl GitHub {
                 return Err(self.error(status, &value, target, secret));
             }
             return Ok((status, headers, value));
+        }
+    }
+
+    /// Remember an exhausted primary limit so that the next call waits for its reset.
+    fn note_remaining(&self, h: &HeaderMap) {
+        let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+        if header("x-ratelimit-remaining") != Some("0") {
+            return;
+        }
+        let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok()) else {
+            return;
+        };
+        let secs = (reset - time::OffsetDateTime::now_utc().unix_timestamp()).max(0) as u64 + 1;
+        if let Ok(mut g) = self.exhausted_until.lock() {
+            *g = Some(std::time::Instant::now() + Duration::from_secs(secs));
         }
     }
 

@@ -639,6 +639,8 @@ mod fake_github {
         pub fail_all: Mutex<Option<(u16, Value)>>,
         pub next_id: Mutex<u64>,
         pub base: Mutex<String>,
+        /// headers added to the next successful list answer (once)
+        pub list_headers_next: Mutex<Vec<(String, String)>>,
     }
 
     impl Gh {
@@ -767,6 +769,12 @@ mod fake_github {
             .map(masked)
             .collect();
         let mut r = Json(Value::Array(items)).into_response();
+        for (k, v) in std::mem::take(&mut *gh.list_headers_next.lock().unwrap()) {
+            r.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
         if page * per < all.len() {
             let base = gh.base.lock().unwrap().clone();
             let link = format!("<{base}{path}?per_page=100&page={}>; rel=\"next\", <{base}{path}?page=1>; rel=\"first\"", page + 1);
@@ -1159,6 +1167,36 @@ async fn registration_honours_retry_after() {
     assert!(
         gap >= Duration::from_secs(1),
         "retried after {gap:?}, before Retry-After: 1"
+    );
+
+    // a success that used up the primary limit: the next call waits for x-ratelimit-reset
+    let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 1;
+    *fake.list_headers_next.lock().unwrap() = vec![
+        ("x-ratelimit-remaining".into(), "0".into()),
+        ("x-ratelimit-reset".into(), reset.to_string()),
+    ];
+    let before = fake.log.lock().unwrap().len();
+    let g = gh(&api);
+    let fp = verify::fingerprint(SECRET.as_bytes());
+    g.ensure(
+        &Target::Org(ORG.into()),
+        &desired(SECRET, &["*"]),
+        Some(&fp),
+    )
+    .await
+    .expect("list");
+    g.ensure(
+        &Target::Org(ORG.into()),
+        &desired(SECRET, &["*"]),
+        Some(&fp),
+    )
+    .await
+    .expect("list after the reset");
+    let log = fake.log.lock().unwrap().clone();
+    let gap = log[before + 1].2.duration_since(log[before].2);
+    assert!(
+        gap >= Duration::from_secs(1),
+        "the call after an exhausted limit came {gap:?} later, before the reset"
     );
 
     // a primary limit whose reset is far away: a clear error instead of a long hang
