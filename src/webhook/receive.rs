@@ -507,6 +507,16 @@ async fn accept(
     if sh.client.connection_state() != async_nats::connection::State::Connected {
         return Err(reject(Reason::NatsUnavailable, "NATS is not connected"));
     }
+    // A payload NATS cannot carry would be refused on every retry: say so (413) instead of 503 forever.
+    // (nats-server's max_payload defaults to 1 MB; GitHub's cap is 25 MB.)
+    let max_payload = sh.client.server_info().max_payload;
+    if max_payload > 0 && json.len() + 1024 > max_payload {
+        tracing::warn!(delivery = ?delivery, size = json.len(), max_payload, "payload larger than the NATS server's max_payload");
+        return Err(reject(
+            Reason::TooLarge,
+            "payload larger than the NATS server's max_payload",
+        ));
+    }
     let t0 = Instant::now();
     let ack = async {
         let fut = sh.js.publish_with_headers(subject.clone(), h, json).await?;

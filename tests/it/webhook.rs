@@ -1643,3 +1643,28 @@ async fn a_new_operator_secret_restarts_the_receiver_with_it() {
         "the generated secret no longer verifies"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_over_nats_max_payload_is_413_not_an_endless_503() {
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(conf.path(), "max_payload: 8192\n").unwrap();
+    let server = TestServer::start_with(&["-c", conf.path().to_str().unwrap()]);
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
+    let big = serde_json::json!({"repository": {"name": "r"}, "pad": "y".repeat(20_000)})
+        .to_string()
+        .into_bytes();
+    assert_eq!(
+        post_signed(&rx.url, SECRET, "push", "big-1", &big).await.0,
+        413
+    );
+    assert_eq!(
+        post_signed(&rx.url, SECRET, "push", "small-1", &push_payload("r"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(stored(&client, ORG).await, 1);
+    rx.stop().await;
+}
