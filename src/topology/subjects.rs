@@ -150,6 +150,11 @@ pub fn kv_key(parts: &[&str]) -> String {
         .join(".")
 }
 
+/// Key of the bootstrap state mirror in the `state` bucket: `bootstrap.<org>`.
+pub fn state_key(org: &str) -> String {
+    kv_key(&["bootstrap", org])
+}
+
 /// NATS headers the webhook receiver sets on every stored delivery (besides `Nats-Msg-Id` = the delivery id).
 pub mod headers {
     /// GitHub's event name (`X-GitHub-Event`), e.g. `push`.

@@ -3,4 +3,5 @@
 mod ci;
 mod common;
 mod core;
+mod topology;
 mod webhook;
