@@ -1249,12 +1249,14 @@ async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
         "env prints the full URL, path included"
     );
 
-    // the events stream comes from the topology stage once that lands; create it if it is not there yet
+    // the events stream comes from the topology (nats stage): the receiver is ready right after up
     let client = inst.client().await;
-    create_stream(&client, "local").await;
-    wait_for(Duration::from_secs(10), "webhook ready", || {
-        (inst.status()["webhook"]["ready"] == true).then_some(())
-    });
+    assert_eq!(
+        inst.status()["webhook"]["ready"],
+        true,
+        "NATS connected and the events stream present"
+    );
+    assert_eq!(inst.status()["components"]["webhook"]["ready"], true);
 
     let secret = common::ok(&inst.run(&["webhook", "secret"]))
         .trim()
@@ -1604,8 +1606,6 @@ async fn a_new_operator_secret_restarts_the_receiver_with_it() {
     let inst = Instance::new();
     common::ok(&inst.up(&[]));
     let pid = inst.status()["supervisor"]["pid"].clone();
-    let client = inst.client().await;
-    create_stream(&client, "local").await;
     let mut c = inst.cmd();
     c.env("GHBOOT_WEBHOOK_SECRET", "operator-supplied-secret-1")
         .args(["--mode", "dev", "--detach", "--non-interactive"])
