@@ -310,7 +310,7 @@ async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outpu
 }
 
 /// Does the recorded registration still match what the settings ask for (no API call)?
-fn registration_drift(ctx: &Ctx, w: &Wanted) -> Result<Option<String>> {
+async fn registration_drift(ctx: &Ctx, w: &Wanted) -> Result<Option<String>> {
     if !registration_asked(&ctx.settings, &w.cfg) {
         return Ok(None);
     }
@@ -331,6 +331,36 @@ fn registration_drift(ctx: &Ctx, w: &Wanted) -> Result<Option<String>> {
                 "the hook on {} is not registered as configured",
                 t.label()
             )));
+        }
+    }
+    // The record matches: check GitHub itself (reads only), so a hook changed there is put back.
+    let (Some(gh), Some((secret, _))) = (
+        github(&ctx.settings)?,
+        webhook::load_secret(&ctx.settings, &w.cfg)?,
+    ) else {
+        return Ok(None);
+    };
+    let want = Desired {
+        url: public.clone(),
+        events: w.cfg.events.clone(),
+        secret,
+    };
+    for t in targets(&ctx.settings, &w.cfg)? {
+        match gh.inspect(&t, &want, w.fingerprint.as_deref()).await? {
+            Needed::Nothing { .. } => {}
+            Needed::Create => {
+                return Ok(Some(format!(
+                    "the hook on {} is gone from GitHub",
+                    t.label()
+                )))
+            }
+            Needed::Update { why, .. } => {
+                return Ok(Some(format!(
+                    "the hook on {} changed on GitHub ({})",
+                    t.label(),
+                    why.join(", ")
+                )))
+            }
         }
     }
     Ok(None)
@@ -423,7 +453,7 @@ impl Stage for Webhooks {
         if let Some(why) = receiver_mismatch(&ctx.settings, &w).await {
             return Ok(Verdict::Drift(why));
         }
-        if let Some(why) = registration_drift(ctx, &w)? {
+        if let Some(why) = registration_drift(ctx, &w).await? {
             return Ok(Verdict::Drift(why));
         }
         Ok(Verdict::Holds)

@@ -1517,6 +1517,18 @@ async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
         String::from_utf8_lossy(&plan.stdout)
     );
     assert_eq!(fake.writes().len(), 1, "plan writes nothing");
+    // the next up finds the drift on GitHub (a read) and puts the hook back with one PATCH
+    common::ok(&up(inst.clone(), api.clone()).await.unwrap());
+    assert_eq!(fake.writes().len(), 2, "{:?}", fake.writes());
+    assert!(
+        fake.writes()[1].starts_with("PATCH /api/v3/orgs/acme/hooks/"),
+        "{:?}",
+        fake.writes()
+    );
+    assert_eq!(
+        fake.hook("org:acme", HOOK_URL).unwrap()["events"],
+        serde_json::json!(["*"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
