@@ -14,6 +14,7 @@ pub mod stages;
 pub mod state;
 pub mod topology;
 pub mod ui;
+pub mod webhook;
 
 use cli::{Cli, Command};
 
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::logs::run(g, *component, *follow).await
         }
         Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
+        Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
     }
 }
 

@@ -5,3 +5,4 @@ mod ci;
 mod common;
 mod core;
 mod topology;
+mod webhook;
