@@ -14,6 +14,7 @@
 
 mod bench;
 mod faults;
+mod ingest;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ghboot::natsd::pin;
@@ -231,7 +232,8 @@ fn run_bench(args: &[String]) -> Result<()> {
         "jinja2",
     ]))?;
     let started = std::time::Instant::now();
-    let tables = bench::startup(&env)?;
+    let mut tables = bench::startup(&env)?;
+    tables.extend(ingest::ingest(&env)?);
     let mut header = machine_header(&env.nats_server);
     header.push_str(&format!(
         "\nThe whole run took {:.0} s.\n",
