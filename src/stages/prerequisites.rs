@@ -27,10 +27,10 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &str, detail: impl Into<String>) -> Self {
+    pub fn ok(name: &str, detail: impl Into<String>) -> Self {
         Check { name: name.into(), ok: true, detail: detail.into(), remedy: None, kind: None }
     }
-    fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
+    pub fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
         Check { name: name.into(), ok: false, detail: detail.into(), remedy: Some(remedy.into()), kind: Some(kind) }
     }
 }
@@ -41,10 +41,7 @@ pub fn checks(s: &Settings) -> Vec<Check> {
     out.extend(resources(s.layout.root()));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
-    if s.mode == Mode::Dev {
-        out.push(nats_server(s));
-        out.extend(ports(s));
-    }
+    out.extend(crate::target::for_settings(s).checks(s));
     out
 }
 
@@ -121,7 +118,7 @@ fn mode_supported(s: &Settings) -> Check {
     }
 }
 
-fn nats_server(s: &Settings) -> Check {
+pub fn nats_server(s: &Settings) -> Check {
     match crate::natsd::find::find(s.nats_server.as_deref()) {
         Err(e) => {
             let f = crate::error::find_failure(&e);
@@ -145,7 +142,7 @@ fn nats_server(s: &Settings) -> Check {
     }
 }
 
-fn ports(s: &Settings) -> Vec<Check> {
+pub fn ports(s: &Settings) -> Vec<Check> {
     // Ports held by this instance's own live servers are not in the way.
     let own: Vec<u16> = Runtime::load(&s.layout)
         .filter(|r| r.supervisor_alive())
