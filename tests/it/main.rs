@@ -2,3 +2,4 @@
 //! built `ghboot`, a real `nats-server`, real sockets and files. See common.rs for the shared harness.
 mod common;
 mod core;
+mod cluster;
