@@ -113,7 +113,8 @@ fn state_dir_writable(dir: &Path) -> Check {
 
 fn mode_supported(s: &Settings) -> Check {
     match s.mode {
-        Mode::Dev => Check::ok("mode", "dev: a supervised local nats-server"),
+        Mode::Dev => Check::ok("mode", format!("dev: {}", crate::target::for_settings(s).describe(s))),
+        Mode::Synadia => Check::ok("mode", format!("synadia: {}", crate::target::for_settings(s).describe(s))),
         m => Check::bad("mode", Kind::Unavailable, format!("--mode {m} is not available in this build yet"), "use --mode dev"),
     }
 }

@@ -127,3 +127,271 @@ async fn cluster_of_three_survives_a_killed_node_under_load() {
     assert_eq!(streams["messages"].as_u64(), Some(N as u64), "{streams}");
     drop(nc);
 }
+
+// ---------- decentralized (JWT) auth, generated here with nkeys ----------
+
+mod jwt {
+    use base64::Engine;
+    use nkeys::KeyPair;
+    use serde_json::{json, Value};
+
+    pub fn now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+    }
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    /// Sign `claims` (iss = signer's public key unless given) the way nats JWT v2 does.
+    pub fn encode(mut claims: Value, signer: &KeyPair) -> String {
+        if claims.get("iss").is_none() {
+            claims["iss"] = signer.public_key().into();
+        }
+        claims["iat"] = claims.get("iat").cloned().unwrap_or(now().into());
+        claims["jti"] = uuid::Uuid::new_v4().simple().to_string().to_uppercase().into();
+        let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+        let payload = b64(claims.to_string().as_bytes());
+        let input = format!("{header}.{payload}");
+        let sig = signer.sign(input.as_bytes()).expect("sign");
+        format!("{input}.{}", b64(&sig))
+    }
+
+    pub fn operator(op: &KeyPair, sys: &KeyPair) -> String {
+        encode(json!({"sub": op.public_key(), "name": "test-operator", "nats": {"type": "operator", "version": 2, "system_account": sys.public_key()}}), op)
+    }
+
+    pub fn account(op: &KeyPair, acc: &KeyPair, name: &str, jetstream: bool, revoked: &[String]) -> String {
+        let mut limits = json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true, "conn": -1, "leaf": -1});
+        if jetstream {
+            for k in ["mem_storage", "disk_storage", "streams", "consumer"] {
+                limits[k] = (-1).into();
+            }
+        }
+        let revocations: serde_json::Map<String, Value> = revoked.iter().map(|u| (u.clone(), (now() + 3600).into())).collect();
+        let mut nats = json!({"type": "account", "version": 2, "limits": limits, "default_permissions": {"pub": {}, "sub": {}}});
+        if !revocations.is_empty() {
+            nats["revocations"] = Value::Object(revocations);
+        }
+        encode(json!({"sub": acc.public_key(), "name": name, "nats": nats}), op)
+    }
+
+    pub fn user(signer: &KeyPair, iss: Option<&str>, user: &KeyPair, name: &str, exp: Option<i64>) -> String {
+        let mut c = json!({"sub": user.public_key(), "name": name, "nats": {"type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1}});
+        if let Some(i) = iss {
+            c["iss"] = i.into();
+        }
+        if let Some(e) = exp {
+            c["exp"] = e.into();
+        }
+        encode(c, signer)
+    }
+
+    pub fn creds(jwt: &str, user: &KeyPair) -> String {
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().expect("seed")
+        )
+    }
+}
+
+/// A nats-server in operator mode (memory resolver, accounts preloaded), JetStream in `domain`, with a
+/// leaf-node port: the stand-in for Synadia Cloud and for any hub.
+struct JwtServer {
+    child: std::process::Child,
+    port: u16,
+    monitor_port: u16,
+    leaf_port: u16,
+    dir: tempfile::TempDir,
+    op: nkeys::KeyPair,
+    acc: nkeys::KeyPair,
+    /// a user of `acc` revoked in the account JWT
+    revoked: nkeys::KeyPair,
+}
+
+impl JwtServer {
+    fn start(domain: &str) -> Self {
+        let (op, sys, acc, revoked) = (nkeys::KeyPair::new_operator(), nkeys::KeyPair::new_account(), nkeys::KeyPair::new_account(), nkeys::KeyPair::new_user());
+        let p = free_ports(3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = format!(
+            "server_name: hub\nhost: 127.0.0.1\nport: {}\nhttp: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?}, domain: {domain:?} }}\noperator: {:?}\nsystem_account: {:?}\nresolver: MEMORY\nresolver_preload: {{\n  {}: {:?}\n  {}: {:?}\n}}\nleafnodes {{ host: 127.0.0.1, port: {} }}\n",
+            p[0],
+            p[1],
+            dir.path().join("js"),
+            jwt::operator(&op, &sys),
+            sys.public_key(),
+            sys.public_key(),
+            jwt::account(&op, &sys, "SYS", false, &[]),
+            acc.public_key(),
+            jwt::account(&op, &acc, "APP", true, &[revoked.public_key()]),
+            p[2],
+        );
+        std::fs::write(dir.path().join("hub.conf"), conf).expect("conf");
+        let mut s = JwtServer { child: Self::spawn(dir.path()), port: p[0], monitor_port: p[1], leaf_port: p[2], dir, op, acc, revoked };
+        s.wait_ready();
+        let _ = &mut s;
+        s
+    }
+    fn spawn(dir: &std::path::Path) -> std::process::Child {
+        std::process::Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(dir.join("hub.conf"))
+            .arg("-l")
+            .arg(dir.join("hub.log"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start operator-mode nats-server")
+    }
+    fn wait_ready(&self) {
+        let m = self.monitor_port;
+        wait_for(Duration::from_secs(20), "operator-mode nats-server ready", || (http_status(m, "/healthz")? == 200).then_some(()));
+    }
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+    /// Credentials file of a fresh user of the account (`exp`: unix seconds).
+    fn user_creds(&self, name: &str, exp: Option<i64>) -> (std::path::PathBuf, nkeys::KeyPair) {
+        let u = nkeys::KeyPair::new_user();
+        let path = self.write_creds(name, &jwt::user(&self.acc, None, &u, name, exp), &u);
+        (path, u)
+    }
+    fn write_creds(&self, name: &str, jwt: &str, u: &nkeys::KeyPair) -> std::path::PathBuf {
+        let path = self.dir.path().join(format!("{name}.creds"));
+        std::fs::write(&path, jwt::creds(jwt, u)).expect("write creds");
+        path
+    }
+    /// Cut the uplink: the hub goes away (its store stays).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path());
+        self.wait_ready();
+    }
+    async fn client(&self, creds: &std::path::Path) -> async_nats::Client {
+        async_nats::ConnectOptions::new().credentials_file(creds).await.expect("creds").connect(self.url()).await.expect("connect to the JWT server")
+    }
+}
+
+impl Drop for JwtServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn all_output(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn synadia_up(inst: &Instance, hub: &JwtServer, extra_env: &[(&str, &str)], detach: bool) -> std::process::Output {
+    let mut c = inst.cmd();
+    c.args(["--mode", "synadia", "--non-interactive", "--nats-url", &hub.url(), "--js-domain", "cloud"])
+        .args(["--webhook-port", &inst.webhook_port.to_string()])
+        .env_remove("SYNADIA_CREDS_FILE")
+        .env_remove("SYNADIA_JWT")
+        .env_remove("SYNADIA_NKEY_SEED");
+    if detach {
+        c.arg("--detach");
+    }
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.output().expect("run ghboot")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn synadia_credentials_are_validated_then_used_against_a_jwt_server() {
+    let hub = JwtServer::start("cloud");
+
+    // Good credentials: up connects, JetStream works in the account's domain, the seed never shows.
+    let inst = Instance::new();
+    let (good, user) = hub.user_creds("ghboot-app", Some(jwt::now() + 3600));
+    let seed = user.seed().expect("seed");
+    let out = synadia_up(&inst, &hub, &[("SYNADIA_CREDS_FILE", good.to_str().expect("path"))], true);
+    let text = all_output(&out);
+    assert!(out.status.success(), "synadia up failed: {text}");
+    assert!(!text.contains(&seed));
+    let st = inst.status();
+    assert_eq!(st["target"], "synadia", "{st}");
+    assert_eq!(st["nats"]["healthy"], true, "{st}");
+    assert_eq!(st["nats"]["jetstream_domain"], "cloud");
+    let env = inst.env_json();
+    assert_eq!(env["NATS_URL"], hub.url().as_str());
+    assert_eq!(env["NATS_JS_DOMAIN"], "cloud");
+    let creds_copy = std::path::PathBuf::from(env["NATS_CREDS"].as_str().expect("NATS_CREDS"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&creds_copy).expect("creds copy").permissions().mode() & 0o777, 0o600);
+    }
+    for f in files_under(&inst.state_dir()) {
+        if f != creds_copy {
+            assert!(!read(&f).contains(&seed), "seed leaked into {}", f.display());
+        }
+    }
+    let nc = hub.client(&creds_copy).await;
+    let js = async_nats::jetstream::with_domain(nc, "cloud");
+    js.create_stream(async_nats::jetstream::stream::Config { name: "SYN".into(), subjects: vec!["syn.>".into()], ..Default::default() })
+        .await
+        .expect("stream in the account's domain");
+    js.publish("syn.x", "1".into()).await.expect("publish").await.expect("ack");
+    assert_eq!(js.get_stream("SYN").await.expect("stream").info().await.expect("info").state.messages, 1);
+    ok(&inst.run(&["down"]));
+
+    // Bad credentials: each a clear error naming the cause, exit 78, never the seed.
+    let refused = |what: &str, out: &std::process::Output, seed: &str, want: &str| {
+        let text = all_output(out);
+        assert_eq!(out.status.code(), Some(78), "{what}: want exit 78 (config): {text}");
+        assert!(text.contains(want), "{what}: want {want:?} in: {text}");
+        assert!(!text.contains(seed), "{what}: the seed was printed");
+        assert!(text.contains("help:"), "{what}: a remedy is printed: {text}");
+    };
+    let (expired, u) = hub.user_creds("expired", Some(jwt::now() - 60));
+    let out = synadia_up(&Instance::new(), &hub, &[("SYNADIA_CREDS_FILE", expired.to_str().expect("path"))], false);
+    refused("expired", &out, &u.seed().expect("seed"), "expired at");
+
+    // signed by some other key while claiming the account as issuer; given as SYNADIA_JWT + SYNADIA_NKEY_SEED
+    let u = nkeys::KeyPair::new_user();
+    let forged = jwt::user(&nkeys::KeyPair::new_account(), Some(&hub.acc.public_key()), &u, "forged", None);
+    let useed = u.seed().expect("seed");
+    let out = synadia_up(&Instance::new(), &hub, &[("SYNADIA_JWT", &forged), ("SYNADIA_NKEY_SEED", &useed)], false);
+    refused("wrongly signed", &out, &useed, "signature does not verify");
+
+    // a seed that is not the JWT's user
+    let other = nkeys::KeyPair::new_user().seed().expect("seed");
+    let (_, good_jwt_user) = hub.user_creds("mismatch", None);
+    let jwt_text = jwt::user(&hub.acc, None, &good_jwt_user, "mismatch", None);
+    let out = synadia_up(&Instance::new(), &hub, &[("SYNADIA_JWT", &jwt_text), ("SYNADIA_NKEY_SEED", &other)], false);
+    refused("foreign seed", &out, &other, "not to the JWT's user");
+
+    // revoked in the account JWT: well-formed and well-signed, refused by the server
+    let rpath = hub.write_creds("revoked", &jwt::user(&hub.acc, None, &hub.revoked, "revoked", None), &hub.revoked);
+    let out = synadia_up(&Instance::new(), &hub, &[("SYNADIA_CREDS_FILE", rpath.to_str().expect("path"))], false);
+    refused("revoked", &out, &hub.revoked.seed().expect("seed"), "revoked");
+
+    // a well-signed user of an account the server does not know (another operator's)
+    let stranger = nkeys::KeyPair::new_account();
+    let su = nkeys::KeyPair::new_user();
+    let spath = hub.write_creds("stranger", &jwt::user(&stranger, None, &su, "stranger", None), &su);
+    let out = synadia_up(&Instance::new(), &hub, &[("SYNADIA_CREDS_FILE", spath.to_str().expect("path"))], false);
+    refused("unknown account", &out, &su.seed().expect("seed"), "refused the credentials");
+    let _ = &hub.op;
+}
