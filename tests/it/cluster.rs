@@ -228,9 +228,8 @@ impl JwtServer {
             p[2],
         );
         std::fs::write(dir.path().join("hub.conf"), conf).expect("conf");
-        let mut s = JwtServer { child: Self::spawn(dir.path()), port: p[0], monitor_port: p[1], leaf_port: p[2], dir, op, acc, revoked };
+        let s = JwtServer { child: Self::spawn(dir.path()), port: p[0], monitor_port: p[1], leaf_port: p[2], dir, op, acc, revoked };
         s.wait_ready();
-        let _ = &mut s;
         s
     }
     fn spawn(dir: &std::path::Path) -> std::process::Child {
@@ -262,14 +261,9 @@ impl JwtServer {
         std::fs::write(&path, jwt::creds(jwt, u)).expect("write creds");
         path
     }
-    /// Cut the uplink: the hub goes away (its store stays).
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path());
-        self.wait_ready();
     }
     async fn client(&self, creds: &std::path::Path) -> async_nats::Client {
         async_nats::ConnectOptions::new().credentials_file(creds).await.expect("creds").connect(self.url()).await.expect("connect to the JWT server")
@@ -394,4 +388,130 @@ async fn synadia_credentials_are_validated_then_used_against_a_jwt_server() {
     let out = synadia_up(&Instance::new(), &hub, &[("SYNADIA_CREDS_FILE", spath.to_str().expect("path"))], false);
     refused("unknown account", &out, &su.seed().expect("seed"), "refused the credentials");
     let _ = &hub.op;
+}
+
+async fn stream_count(js: &async_nats::jetstream::Context, name: &str) -> Option<u64> {
+    let mut s = js.get_stream(name).await.ok()?;
+    Some(s.info().await.ok()?.state.messages)
+}
+
+async fn wait_count(js: &async_nats::jetstream::Context, name: &str, want: u64, what: &str) {
+    let t0 = std::time::Instant::now();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = stream_count(js, name).await;
+        if n == Some(want) {
+            eprintln!("{what}: {:?}", t0.elapsed());
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "{what}: {name} has {n:?} messages, want {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP relay in front of the hub's leaf port: the uplink, which the test can cut and restore while the
+/// hub itself stays up (as when a network link fails).
+struct Uplink {
+    port: u16,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Uplink {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, _) = tokio::sync::watch::channel(true);
+        let up = std::sync::Arc::new(tx);
+        let up2 = up.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !*up2.borrow() {
+                    continue; // cut: the connection is dropped at once
+                }
+                let mut rx = up2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = rx.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Uplink { port, up, task }
+    }
+    fn set(&self, up: bool) {
+        let _ = self.up.send(up);
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn uplink(inst: &Instance) -> Option<bool> {
+    inst.status()["nats"]["remote"]["connected"].as_bool()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hybrid_leaf_keeps_working_without_its_uplink_and_catches_up() {
+    let hub = JwtServer::start("hub");
+    let (creds, _) = hub.user_creds("leaf", None);
+    let inst = Instance::new();
+    let link = Uplink::start(hub.leaf_port).await;
+    let hub_url = format!("nats-leaf://127.0.0.1:{}", link.port);
+    ok(&inst.up(&["--nats-type", "hybrid", "--hub-url", &hub_url, "--hub-creds", creds.to_str().expect("path")]));
+    let st = inst.status();
+    assert_eq!(st["nats"]["jetstream_domain"], "ghboot-local", "{st}");
+    wait_for(Duration::from_secs(20), "leaf connected to the hub", || uplink(&inst).filter(|c| *c));
+
+    // Local JetStream (the leaf's own domain) takes the events; the hub sources them across the uplink.
+    let local = async_nats::jetstream::new(inst.client().await);
+    local
+        .create_stream(async_nats::jetstream::stream::Config { name: "EVENTS".into(), subjects: vec!["ev.>".into()], ..Default::default() })
+        .await
+        .expect("local stream");
+    let hub_js = async_nats::jetstream::new(hub.client(&creds).await);
+    hub_js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "EVENTS_HUB".into(),
+            sources: Some(vec![async_nats::jetstream::stream::Source {
+                name: "EVENTS".into(),
+                external: Some(async_nats::jetstream::stream::External { api_prefix: "$JS.ghboot-local.API".into(), delivery_prefix: None }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+        .await
+        .expect("hub stream sourcing the leaf's");
+    let publish = |from: usize, to: usize| {
+        let local = local.clone();
+        async move {
+            for i in from..to {
+                local.publish(format!("ev.{i}"), format!("{i}").into()).await.expect("local publish").await.expect("local ack");
+            }
+        }
+    };
+    publish(0, 50).await;
+    wait_count(&hub_js, "EVENTS_HUB", 50, "uplink up").await;
+
+    // Uplink lost: local processing goes on (publishes are acknowledged by the leaf's JetStream).
+    link.set(false);
+    wait_for(Duration::from_secs(20), "leaf notices the lost uplink", || uplink(&inst).filter(|c| !*c));
+    publish(50, 120).await;
+    assert_eq!(stream_count(&local, "EVENTS").await, Some(120));
+    assert_eq!(inst.status()["nats"]["healthy"], true, "the leaf stays healthy without its hub");
+
+    // Uplink back: the hub catches up with everything, in order, nothing lost or doubled.
+    link.set(true);
+    wait_for(Duration::from_secs(30), "leaf reconnected", || uplink(&inst).filter(|c| *c));
+    let hub_js = async_nats::jetstream::new(hub.client(&creds).await);
+    wait_count(&hub_js, "EVENTS_HUB", 120, "uplink restored").await;
+    let s = hub_js.get_stream("EVENTS_HUB").await.expect("hub stream");
+    let last = s.get_raw_message(120).await.expect("last message");
+    assert_eq!(&last.payload[..], b"119");
 }
