@@ -89,3 +89,12 @@ pub fn render(spec: &NodeSpec) -> String {
     }
     c
 }
+
+#[cfg(test)]
+mod route_tests {
+    #[test]
+    fn routes_get_escaped_credentials() {
+        assert_eq!(super::route_with_auth("nats-route://127.0.0.1:6222", "u", "p@ss"), "nats-route://u:p%40ss@127.0.0.1:6222");
+        assert_eq!(super::route_with_auth("nats-route://x:y@h:1", "u", "p"), "nats-route://x:y@h:1");
+    }
+}

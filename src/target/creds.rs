@@ -365,3 +365,71 @@ pub async fn leaf_remote_status(s: &Settings, rt: Option<&crate::state::Runtime>
     let connected = v.as_ref().and_then(|v| v.get("leafnodes")).and_then(|l| l.as_u64()).unwrap_or(0) > 0;
     Some(serde_json::json!({"hub_url": hub_url(s), "connected": connected}))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn sign(claims: serde_json::Value, signer: &nkeys::KeyPair) -> String {
+        let h = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+        let p = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let sig = signer.sign(format!("{h}.{p}").as_bytes()).expect("sign");
+        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn user_jwt(acc: &nkeys::KeyPair, user: &nkeys::KeyPair, exp: Option<i64>) -> String {
+        let mut c = serde_json::json!({"sub": user.public_key(), "iss": acc.public_key(), "name": "u", "nats": {"type": "user", "version": 2}});
+        if let Some(e) = exp {
+            c["exp"] = e.into();
+        }
+        sign(c, acc)
+    }
+
+    fn err(r: Result<CredsInfo>) -> String {
+        format!("{:#}", r.expect_err("must fail"))
+    }
+
+    #[test]
+    fn validates_signature_seed_and_expiry_without_printing_the_seed() {
+        let (acc, user) = (nkeys::KeyPair::new_account(), nkeys::KeyPair::new_user());
+        let seed = Secret::new(user.seed().expect("seed"));
+        let jwt = user_jwt(&acc, &user, Some(2_000));
+        let info = validate(&jwt, &seed, "test", 1_000).expect("valid");
+        assert_eq!(info.user, user.public_key());
+        assert_eq!(info.expires, Some(2_000));
+
+        let e = err(validate(&jwt, &seed, "test", 3_000));
+        assert!(e.contains("expired at"), "{e}");
+        let forged = sign(serde_json::json!({"sub": user.public_key(), "iss": acc.public_key(), "nats": {"type": "user"}}), &nkeys::KeyPair::new_account());
+        assert!(err(validate(&forged, &seed, "test", 1_000)).contains("signature does not verify"));
+        let other = Secret::new(nkeys::KeyPair::new_user().seed().expect("seed"));
+        let e = err(validate(&jwt, &other, "test", 1_000));
+        assert!(e.contains("not to the JWT's user") && !e.contains(other.expose()), "{e}");
+        let broken = Secret::new(format!("{}x", &seed.expose()[..seed.expose().len() - 1]));
+        let e = err(validate(&jwt, &broken, "test", 1_000));
+        assert!(!e.contains(broken.expose()), "{e}");
+        assert!(err(validate("abc", &seed, "test", 1_000)).contains("malformed"));
+        let acc_seed = Secret::new(acc.seed().expect("seed"));
+        let e = err(validate(&jwt, &acc_seed, "test", 1_000));
+        assert!(e.contains("not a user seed") && !e.contains(acc_seed.expose()), "{e}");
+    }
+
+    #[test]
+    fn creds_files_round_trip() {
+        let (acc, user) = (nkeys::KeyPair::new_account(), nkeys::KeyPair::new_user());
+        let seed = Secret::new(user.seed().expect("seed"));
+        let jwt = user_jwt(&acc, &user, None);
+        let (j, s) = parse_creds(&format_creds(&jwt, &seed), "f").expect("parse");
+        assert_eq!((j.as_str(), s.expose()), (jwt.as_str(), seed.expose()));
+        assert!(parse_creds("hello", "f").is_err());
+    }
+
+    #[test]
+    fn remote_urls_must_be_nats_and_carry_no_credentials() {
+        assert!(check_url("tls://connect.ngs.global").is_ok());
+        assert!(check_url("nats://a:4222,nats://b:4222").is_ok());
+        assert!(check_url("nats://u:p@host:4222").is_err());
+        assert!(check_url("http://host").is_err());
+    }
+}

@@ -100,3 +100,15 @@ pub fn for_settings(s: &Settings) -> Box<dyn Target> {
     }
     Box::new(dev::Dev)
 }
+
+/// JetStream replicas for these settings' topology (1 single server / leaf / Synadia, 3 cluster). The
+/// topology reconciler asks this instead of hard-coding 1.
+pub fn replicas(s: &Settings) -> usize {
+    for_settings(s).replicas(s)
+}
+
+/// A JetStream context for this deployment, in its JetStream domain when it has one (Synadia with
+/// `--js-domain`, the hybrid leaf's own domain). Use it instead of `async_nats::jetstream::new`.
+pub fn jetstream(s: &Settings, client: async_nats::Client) -> async_nats::jetstream::Context {
+    creds::jetstream(client, for_settings(s).jetstream_domain(s).as_deref())
+}
