@@ -99,7 +99,9 @@ pub fn plan_ports(s: &Settings, recorded: &[NodePorts]) -> Result<Vec<NodePorts>
         let (port, monitor_port) = if i == 0 {
             (s.port, s.monitor_port)
         } else {
-            (rec.port, rec.monitor_port)
+            // A recorded port something else took meanwhile is given up (the server then picks one).
+            let free = |p: Option<u16>| p.filter(|p| crate::stages::prerequisites::port_free(&s.bind, *p));
+            (free(rec.port), free(rec.monitor_port))
         };
         let cluster_port = if clustered {
             match rec
