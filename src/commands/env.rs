@@ -4,8 +4,14 @@ use anyhow::Result;
 
 /// What a client needs to connect, in a fixed order. Secrets are marked so writers can mask them.
 pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
-    let mut v = crate::target::for_settings(settings).client_env(settings).await?;
-    v.push(("GHBOOT_STATE_DIR".into(), settings.layout.root().display().to_string(), false));
+    let mut v = crate::target::for_settings(settings)
+        .client_env(settings)
+        .await?;
+    v.push((
+        "GHBOOT_STATE_DIR".into(),
+        settings.layout.root().display().to_string(),
+        false,
+    ));
     Ok(v)
 }
 
@@ -20,10 +26,16 @@ pub async fn run(g: &GlobalArgs, format: EnvFormat) -> Result<u8> {
 pub fn render(vars: &[(String, String, bool)], format: EnvFormat) -> String {
     match format {
         EnvFormat::Json => {
-            let m: serde_json::Map<String, serde_json::Value> = vars.iter().map(|(k, v, _)| (k.clone(), v.clone().into())).collect();
+            let m: serde_json::Map<String, serde_json::Value> = vars
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone().into()))
+                .collect();
             format!("{}\n", serde_json::Value::Object(m))
         }
-        EnvFormat::Shell => vars.iter().map(|(k, v, _)| format!("export {k}={}\n", shell_quote(v))).collect(),
+        EnvFormat::Shell => vars
+            .iter()
+            .map(|(k, v, _)| format!("export {k}={}\n", shell_quote(v)))
+            .collect(),
         EnvFormat::Github => vars.iter().map(|(k, v, _)| github_line(k, v)).collect(),
     }
 }

@@ -28,10 +28,27 @@ pub struct Check {
 
 impl Check {
     pub fn ok(name: &str, detail: impl Into<String>) -> Self {
-        Check { name: name.into(), ok: true, detail: detail.into(), remedy: None, kind: None }
+        Check {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            remedy: None,
+            kind: None,
+        }
     }
-    pub fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Check { name: name.into(), ok: false, detail: detail.into(), remedy: Some(remedy.into()), kind: Some(kind) }
+    pub fn bad(
+        name: &str,
+        kind: Kind,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Self {
+        Check {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+            kind: Some(kind),
+        }
     }
 }
 
@@ -47,33 +64,41 @@ pub fn checks(s: &Settings) -> Vec<Check> {
 
 fn platform() -> Check {
     let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
-    let supported = matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
+    let supported =
+        matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
     if supported {
         Check::ok("platform", format!("{os}/{arch}"))
     } else {
-        Check::bad("platform", Kind::Unavailable, format!("{os}/{arch} is not supported"), "run ghboot on Linux, macOS or Windows, x86_64 or aarch64")
+        Check::bad(
+            "platform",
+            Kind::Unavailable,
+            format!("{os}/{arch} is not supported"),
+            "run ghboot on Linux, macOS or Windows, x86_64 or aarch64",
+        )
     }
 }
 
 fn resources(state_dir: &Path) -> Vec<Check> {
-    use sysinfo::{Disks, System};
+    use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
     let avail = sys.available_memory();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem = if avail >= MIN_MEMORY || avail == 0 {
         Check::ok("memory", format!("{} MiB available", avail / 1048576))
     } else {
-        Check::bad("memory", Kind::Unavailable, format!("only {} MiB available", avail / 1048576), "free memory: nats-server and ghboot need about 256 MiB")
+        Check::bad(
+            "memory",
+            Kind::Unavailable,
+            format!("only {} MiB available", avail / 1048576),
+            "free memory: nats-server and ghboot need about 256 MiB",
+        )
     };
-    let disks = Disks::new_with_refreshed_list();
     let probe = existing_ancestor(state_dir);
-    let disk = disks
-        .list()
-        .iter()
-        .filter(|d| probe.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space());
+    // statvfs on the one path that matters, rather than enumerating every mount
+    let disk = fs4::available_space(&probe).ok();
     let disk = match disk {
         Some(free) if free < MIN_DISK => Check::bad(
             "disk",
@@ -81,8 +106,14 @@ fn resources(state_dir: &Path) -> Vec<Check> {
             format!("only {} MiB free under {}", free / 1048576, probe.display()),
             "free disk space, or pass --state-dir on a larger filesystem",
         ),
-        Some(free) => Check::ok("disk", format!("{} MiB free under {}", free / 1048576, probe.display())),
-        None => Check::ok("disk", format!("free space under {} unknown", probe.display())),
+        Some(free) => Check::ok(
+            "disk",
+            format!("{} MiB free under {}", free / 1048576, probe.display()),
+        ),
+        None => Check::ok(
+            "disk",
+            format!("free space under {} unknown", probe.display()),
+        ),
     };
     vec![mem, Check::ok("cpus", format!("{cpus}")), disk]
 }
@@ -99,7 +130,9 @@ fn existing_ancestor(p: &Path) -> PathBuf {
 
 fn state_dir_writable(dir: &Path) -> Check {
     let probe = dir.join(format!(".write-probe.{}", std::process::id()));
-    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok")).and_then(|_| std::fs::remove_file(&probe));
+    let r = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&probe, b"ok"))
+        .and_then(|_| std::fs::remove_file(&probe));
     match r {
         Ok(()) => Check::ok("state dir", format!("{} is writable", dir.display())),
         Err(e) => Check::bad(
@@ -113,9 +146,20 @@ fn state_dir_writable(dir: &Path) -> Check {
 
 fn mode_supported(s: &Settings) -> Check {
     match s.mode {
-        Mode::Dev => Check::ok("mode", format!("dev: {}", crate::target::for_settings(s).describe(s))),
-        Mode::Synadia => Check::ok("mode", format!("synadia: {}", crate::target::for_settings(s).describe(s))),
-        m => Check::bad("mode", Kind::Unavailable, format!("--mode {m} is not available in this build yet"), "use --mode dev"),
+        Mode::Dev => Check::ok(
+            "mode",
+            format!("dev: {}", crate::target::for_settings(s).describe(s)),
+        ),
+        Mode::Synadia => Check::ok(
+            "mode",
+            format!("synadia: {}", crate::target::for_settings(s).describe(s)),
+        ),
+        m => Check::bad(
+            "mode",
+            Kind::Unavailable,
+            format!("--mode {m} is not available in this build yet"),
+            "use --mode dev",
+        ),
     }
 }
 
@@ -148,13 +192,25 @@ pub fn ports(s: &Settings) -> Vec<Check> {
     let own: Vec<u16> = Runtime::load(&s.layout)
         .filter(|r| r.supervisor_alive())
         .map(|r| {
-            let mut p: Vec<u16> = r.nodes.iter().flat_map(|n| [n.port, n.monitor_port]).collect();
-            p.extend(r.components.values().filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)));
+            let mut p: Vec<u16> = r
+                .nodes
+                .iter()
+                .flat_map(|n| [n.port, n.monitor_port])
+                .collect();
+            p.extend(
+                r.components
+                    .values()
+                    .filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)),
+            );
             p
         })
         .unwrap_or_default();
     let mut out = Vec::new();
-    for (what, flag, port) in [("client port", "--port", s.port), ("monitoring port", "--monitor-port", s.monitor_port), ("webhook port", "--webhook-port", s.webhook_port)] {
+    for (what, flag, port) in [
+        ("client port", "--port", s.port),
+        ("monitoring port", "--monitor-port", s.monitor_port),
+        ("webhook port", "--webhook-port", s.webhook_port),
+    ] {
         let Some(port) = port else { continue };
         if own.contains(&port) {
             out.push(Check::ok(what, format!("{port} (held by this instance)")));
@@ -165,7 +221,9 @@ pub fn ports(s: &Settings) -> Vec<Check> {
                 what,
                 Kind::Unavailable,
                 format!("{}:{port} is already in use", s.bind),
-                format!("stop what listens there, or pass {flag} N (or --ephemeral for free ports)"),
+                format!(
+                    "stop what listens there, or pass {flag} N (or --ephemeral for free ports)"
+                ),
             ));
         }
     }
@@ -177,10 +235,23 @@ pub fn port_free(bind: &str, port: u16) -> bool {
 }
 
 fn failure(failed: &[&Check]) -> anyhow::Error {
-    let kind = failed.iter().find_map(|c| c.kind).unwrap_or(Kind::Unavailable);
-    let msg = failed.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("; ");
-    let help = failed.iter().filter_map(|c| c.remedy.clone()).collect::<Vec<_>>().join("; ");
-    fail(kind, format!("prerequisites not met: {msg}")).help(help).into()
+    let kind = failed
+        .iter()
+        .find_map(|c| c.kind)
+        .unwrap_or(Kind::Unavailable);
+    let msg = failed
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let help = failed
+        .iter()
+        .filter_map(|c| c.remedy.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    fail(kind, format!("prerequisites not met: {msg}"))
+        .help(help)
+        .into()
 }
 
 #[async_trait::async_trait]
@@ -195,11 +266,20 @@ impl Stage for Prerequisites {
         Ok(checks(&ctx.settings)
             .into_iter()
             .filter(|c| !c.ok)
-            .map(|c| Change::new("prerequisites", c.name, "fix").note(format!("{} ({})", c.detail, c.remedy.unwrap_or_default())))
+            .map(|c| {
+                Change::new("prerequisites", c.name, "fix").note(format!(
+                    "{} ({})",
+                    c.detail,
+                    c.remedy.unwrap_or_default()
+                ))
+            })
             .collect())
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
-        let failed: Vec<Check> = checks(&ctx.settings).into_iter().filter(|c| !c.ok).collect();
+        let failed: Vec<Check> = checks(&ctx.settings)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .collect();
         Ok(match failed.first() {
             None => Verdict::Holds,
             Some(c) => Verdict::Drift(format!("{}: {}", c.name, c.detail)),
@@ -215,7 +295,10 @@ impl Stage for Prerequisites {
         for c in &all {
             out.insert(c.name.replace(' ', "_"), c.detail.clone().into());
         }
-        out.insert("summary".into(), format!("{} checks passed", all.len()).into());
+        out.insert(
+            "summary".into(),
+            format!("{} checks passed", all.len()).into(),
+        );
         Ok(out)
     }
 }

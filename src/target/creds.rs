@@ -59,7 +59,10 @@ pub fn validate(jwt: &str, seed: &Secret, source: &str, now: i64) -> Result<Cred
     let jwt = jwt.trim();
     let parts: Vec<&str> = jwt.split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(bad(source, "the user JWT is malformed (want three base64url parts separated by dots)"));
+        return Err(bad(
+            source,
+            "the user JWT is malformed (want three base64url parts separated by dots)",
+        ));
     }
     let header: serde_json::Value = b64(parts[0])
         .ok()
@@ -67,7 +70,10 @@ pub fn validate(jwt: &str, seed: &Secret, source: &str, now: i64) -> Result<Cred
         .ok_or_else(|| bad(source, "the user JWT header is not base64url JSON"))?;
     let alg = header.get("alg").and_then(|a| a.as_str()).unwrap_or("");
     if alg != "ed25519-nkey" && alg != "ed25519" {
-        return Err(bad(source, format!("the user JWT is signed with {alg:?}, not ed25519-nkey: not a NATS JWT")));
+        return Err(bad(
+            source,
+            format!("the user JWT is signed with {alg:?}, not ed25519-nkey: not a NATS JWT"),
+        ));
     }
     let claims: serde_json::Value = b64(parts[1])
         .ok()
@@ -75,41 +81,93 @@ pub fn validate(jwt: &str, seed: &Secret, source: &str, now: i64) -> Result<Cred
         .ok_or_else(|| bad(source, "the user JWT claims are not base64url JSON"))?;
     let sig = b64(parts[2]).map_err(|_| bad(source, "the user JWT signature is not base64url"))?;
     let str_claim = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let kind = claims.pointer("/nats/type").and_then(|v| v.as_str()).unwrap_or("");
+    let kind = claims
+        .pointer("/nats/type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     if kind != "user" {
-        return Err(bad(source, format!("the JWT is a {} JWT, not a user JWT", if kind.is_empty() { "v1 or unknown" } else { kind })));
+        return Err(bad(
+            source,
+            format!(
+                "the JWT is a {} JWT, not a user JWT",
+                if kind.is_empty() {
+                    "v1 or unknown"
+                } else {
+                    kind
+                }
+            ),
+        ));
     }
-    let user = str_claim("sub").filter(|s| s.starts_with('U')).ok_or_else(|| bad(source, "the user JWT has no user public key (sub)"))?;
-    let issuer = str_claim("iss").filter(|s| s.starts_with('A')).ok_or_else(|| bad(source, "the user JWT is not issued by an account key (iss)"))?;
-    let issuer_kp = nkeys::KeyPair::from_public_key(&issuer).map_err(|_| bad(source, "the user JWT's issuer is not a valid account public key"))?;
+    let user = str_claim("sub")
+        .filter(|s| s.starts_with('U'))
+        .ok_or_else(|| bad(source, "the user JWT has no user public key (sub)"))?;
+    let issuer = str_claim("iss")
+        .filter(|s| s.starts_with('A'))
+        .ok_or_else(|| bad(source, "the user JWT is not issued by an account key (iss)"))?;
+    let issuer_kp = nkeys::KeyPair::from_public_key(&issuer).map_err(|_| {
+        bad(
+            source,
+            "the user JWT's issuer is not a valid account public key",
+        )
+    })?;
     let signed = format!("{}.{}", parts[0], parts[1]);
     if issuer_kp.verify(signed.as_bytes(), &sig).is_err() {
         return Err(bad(source, format!("the user JWT's signature does not verify against its issuer {issuer} (tampered or wrongly signed)")));
     }
     let seed_text = seed.expose().trim();
     if !seed_text.starts_with("SU") {
-        return Err(bad(source, "the nkey seed is not a user seed (it should start with SU)"));
+        return Err(bad(
+            source,
+            "the nkey seed is not a user seed (it should start with SU)",
+        ));
     }
-    let kp = nkeys::KeyPair::from_seed(seed_text).map_err(|_| bad(source, "the nkey seed is malformed (bad encoding or checksum)"))?;
+    let kp = nkeys::KeyPair::from_seed(seed_text).map_err(|_| {
+        bad(
+            source,
+            "the nkey seed is malformed (bad encoding or checksum)",
+        )
+    })?;
     if kp.public_key() != user {
-        return Err(bad(source, format!("the nkey seed belongs to {}, not to the JWT's user {user}", kp.public_key())));
+        return Err(bad(
+            source,
+            format!(
+                "the nkey seed belongs to {}, not to the JWT's user {user}",
+                kp.public_key()
+            ),
+        ));
     }
-    let expires = claims.get("exp").and_then(|v| v.as_i64()).filter(|e| *e > 0);
+    let expires = claims
+        .get("exp")
+        .and_then(|v| v.as_i64())
+        .filter(|e| *e > 0);
     if let Some(exp) = expires {
         if exp <= now {
-            return Err(bad(source, format!("the user JWT expired at {}", fmt_time(exp))));
+            return Err(bad(
+                source,
+                format!("the user JWT expired at {}", fmt_time(exp)),
+            ));
         }
     }
-    if let Some(nbf) = claims.get("nbf").and_then(|v| v.as_i64()).filter(|n| *n > 0) {
+    if let Some(nbf) = claims
+        .get("nbf")
+        .and_then(|v| v.as_i64())
+        .filter(|n| *n > 0)
+    {
         if nbf > now {
-            return Err(bad(source, format!("the user JWT is not valid before {}", fmt_time(nbf))));
+            return Err(bad(
+                source,
+                format!("the user JWT is not valid before {}", fmt_time(nbf)),
+            ));
         }
     }
     Ok(CredsInfo {
         user,
         name: str_claim("name"),
         issuer,
-        issuer_account: claims.pointer("/nats/issuer_account").and_then(|v| v.as_str()).map(str::to_string),
+        issuer_account: claims
+            .pointer("/nats/issuer_account")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         expires,
         source: source.to_string(),
     })
@@ -118,7 +176,10 @@ pub fn validate(jwt: &str, seed: &Secret, source: &str, now: i64) -> Result<Cred
 fn fmt_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -129,12 +190,27 @@ pub fn now() -> i64 {
 /// Split a `.creds` file into JWT and seed.
 pub fn parse_creds(text: &str, source: &str) -> Result<(String, Secret)> {
     fn block(text: &str, begin: &str) -> Option<String> {
-        let mut lines = text.lines().skip_while(|l| !(l.contains(begin) && l.trim_start().starts_with("---")));
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !(l.contains(begin) && l.trim_start().starts_with("---")));
         lines.next()?;
-        lines.map(str::trim).find(|l| !l.is_empty() && !l.starts_with("---")).map(str::to_string)
+        lines
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("---"))
+            .map(str::to_string)
     }
-    let jwt = block(text, "BEGIN NATS USER JWT").ok_or_else(|| bad(source, "no -----BEGIN NATS USER JWT----- block: not a NATS .creds file"))?;
-    let seed = block(text, "BEGIN USER NKEY SEED").ok_or_else(|| bad(source, "no -----BEGIN USER NKEY SEED----- block: not a NATS .creds file"))?;
+    let jwt = block(text, "BEGIN NATS USER JWT").ok_or_else(|| {
+        bad(
+            source,
+            "no -----BEGIN NATS USER JWT----- block: not a NATS .creds file",
+        )
+    })?;
+    let seed = block(text, "BEGIN USER NKEY SEED").ok_or_else(|| {
+        bad(
+            source,
+            "no -----BEGIN USER NKEY SEED----- block: not a NATS .creds file",
+        )
+    })?;
     Ok((jwt, Secret::new(seed)))
 }
 
@@ -151,7 +227,11 @@ NKEY Seed printed below can be used to sign and prove identity.\nNKEYs are sensi
 fn load_file(path: &Path) -> Result<UserCreds> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        fail(Kind::NoInput, format!("cannot read NATS credentials {source}: {e}")).help("check the path in SYNADIA_CREDS_FILE / --hub-creds")
+        fail(
+            Kind::NoInput,
+            format!("cannot read NATS credentials {source}: {e}"),
+        )
+        .help("check the path in SYNADIA_CREDS_FILE / --hub-creds")
     })?;
     let (jwt, seed) = parse_creds(&text, &source)?;
     let info = validate(&jwt, &seed, &source, now())?;
@@ -174,10 +254,24 @@ pub fn from_environment(s: &Settings) -> Result<Option<UserCreds>> {
         (Some(jwt), Some(seed)) => {
             let seed = Secret::new(seed.trim());
             let info = validate(&jwt, &seed, "SYNADIA_JWT/SYNADIA_NKEY_SEED", now())?;
-            Ok(Some(UserCreds { jwt: jwt.trim().to_string(), seed, info }))
+            Ok(Some(UserCreds {
+                jwt: jwt.trim().to_string(),
+                seed,
+                info,
+            }))
         }
-        (Some(_), None) => Err(fail(Kind::Config, "SYNADIA_JWT is set but SYNADIA_NKEY_SEED is not").help("set both, or SYNADIA_CREDS_FILE to a .creds file").into()),
-        (None, Some(_)) => Err(fail(Kind::Config, "SYNADIA_NKEY_SEED is set but SYNADIA_JWT is not").help("set both, or SYNADIA_CREDS_FILE to a .creds file").into()),
+        (Some(_), None) => Err(fail(
+            Kind::Config,
+            "SYNADIA_JWT is set but SYNADIA_NKEY_SEED is not",
+        )
+        .help("set both, or SYNADIA_CREDS_FILE to a .creds file")
+        .into()),
+        (None, Some(_)) => Err(fail(
+            Kind::Config,
+            "SYNADIA_NKEY_SEED is set but SYNADIA_JWT is not",
+        )
+        .help("set both, or SYNADIA_CREDS_FILE to a .creds file")
+        .into()),
         (None, None) => Ok(None),
     }
 }
@@ -222,19 +316,26 @@ pub fn store(s: &Settings, c: &UserCreds) -> Result<bool> {
 
 /// Credentials given on this run differ from the stored ones?
 pub fn changed(s: &Settings) -> Result<bool> {
-    let Some(given) = from_environment(s)? else { return Ok(false) };
+    let Some(given) = from_environment(s)? else {
+        return Ok(false);
+    };
     Ok(load_stored(s)?.map_or(true, |st| st.jwt != given.jwt || st.seed != given.seed))
 }
 
 /// A remote URL must not carry credentials (they would land in the state file) and must be NATS.
 pub fn check_url(u: &str) -> Result<()> {
     for part in u.split(',') {
-        let parsed = url::Url::parse(part.trim())
-            .map_err(|e| fail(Kind::Config, format!("{part:?} is not a URL: {e}")).help("e.g. tls://connect.ngs.global or nats://host:4222"))?;
+        let parsed = url::Url::parse(part.trim()).map_err(|e| {
+            fail(Kind::Config, format!("{part:?} is not a URL: {e}"))
+                .help("e.g. tls://connect.ngs.global or nats://host:4222")
+        })?;
         if !matches!(parsed.scheme(), "nats" | "tls" | "nats-leaf" | "ws" | "wss") {
-            return Err(fail(Kind::Config, format!("{part:?}: scheme {} is not a NATS scheme", parsed.scheme()))
-                .help("use nats://, tls://, nats-leaf://, ws:// or wss://")
-                .into());
+            return Err(fail(
+                Kind::Config,
+                format!("{part:?}: scheme {} is not a NATS scheme", parsed.scheme()),
+            )
+            .help("use nats://, tls://, nats-leaf://, ws:// or wss://")
+            .into());
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(fail(Kind::Config, "the NATS URL carries credentials, which would be stored in plain text")
@@ -248,14 +349,23 @@ pub fn check_url(u: &str) -> Result<()> {
 /// Connect with user credentials; map refusals to errors that say what to do (never printing the seed).
 pub async fn connect(urls: &str, c: &UserCreds, name: &str) -> Result<async_nats::Client> {
     let opts = async_nats::ConnectOptions::with_credentials(&format_creds(&c.jwt, &c.seed))
-        .map_err(|_| fail(Kind::Config, "the credentials cannot be used by the NATS client").help("get fresh user credentials"))?
+        .map_err(|_| {
+            fail(
+                Kind::Config,
+                "the credentials cannot be used by the NATS client",
+            )
+            .help("get fresh user credentials")
+        })?
         .connection_timeout(std::time::Duration::from_secs(5))
         .name(name);
     let addrs: Vec<async_nats::ServerAddr> = urls
         .split(',')
         .map(|u| u.trim().parse())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| fail(Kind::Config, format!("bad NATS URL {urls}: {e}")).help("fix --nats-url (SYNADIA_URL)"))?;
+        .map_err(|e| {
+            fail(Kind::Config, format!("bad NATS URL {urls}: {e}"))
+                .help("fix --nats-url (SYNADIA_URL)")
+        })?;
     opts.connect(addrs).await.map_err(|e| {
         use async_nats::ConnectErrorKind as K;
         match e.kind() {
@@ -272,7 +382,10 @@ pub async fn connect(urls: &str, c: &UserCreds, name: &str) -> Result<async_nats
 }
 
 /// The JetStream context for a client: in `domain` when one is set.
-pub fn jetstream(client: async_nats::Client, domain: Option<&str>) -> async_nats::jetstream::Context {
+pub fn jetstream(
+    client: async_nats::Client,
+    domain: Option<&str>,
+) -> async_nats::jetstream::Context {
     match domain {
         Some(d) => async_nats::jetstream::with_domain(client, d),
         None => async_nats::jetstream::new(client),
@@ -308,11 +421,15 @@ impl LeafConfig {
 }
 
 pub fn leaf_domain(s: &Settings) -> String {
-    s.js_domain.clone().unwrap_or_else(|| format!("ghboot-{}", s.org))
+    s.js_domain
+        .clone()
+        .unwrap_or_else(|| format!("ghboot-{}", s.org))
 }
 
 pub fn hub_url(s: &Settings) -> String {
-    s.hub_url.clone().unwrap_or_else(|| SYNADIA_LEAF_URL.to_string())
+    s.hub_url
+        .clone()
+        .unwrap_or_else(|| SYNADIA_LEAF_URL.to_string())
 }
 
 /// The leaf's remote (for hybrid only).
@@ -320,7 +437,11 @@ pub fn leaf_config(s: &Settings) -> Result<Option<LeafConfig>> {
     if s.nats_type != NatsType::Hybrid {
         return Ok(None);
     }
-    Ok(Some(LeafConfig { domain: leaf_domain(s), hub_url: hub_url(s), creds_file: stored_path(s) }))
+    Ok(Some(LeafConfig {
+        domain: leaf_domain(s),
+        hub_url: hub_url(s),
+        creds_file: stored_path(s),
+    }))
 }
 
 /// Prerequisite check of hybrid: hub credentials given (or stored) and valid.
@@ -335,7 +456,10 @@ pub fn creds_check(s: &Settings, what: &str) -> Check {
             format!(
                 "user {} for {what}{}",
                 c.info.name.as_deref().unwrap_or(&c.info.user),
-                c.info.expires.map(|e| format!(", expires {}", fmt_time(e))).unwrap_or_default()
+                c.info
+                    .expires
+                    .map(|e| format!(", expires {}", fmt_time(e)))
+                    .unwrap_or_default()
             ),
         ),
         Err(e) => {
@@ -343,7 +467,8 @@ pub fn creds_check(s: &Settings, what: &str) -> Check {
             Check::bad(
                 "credentials",
                 f.map(|f| f.kind).unwrap_or(Kind::Config),
-                f.map(|f| f.message.clone()).unwrap_or_else(|| format!("{e:#}")),
+                f.map(|f| f.message.clone())
+                    .unwrap_or_else(|| format!("{e:#}")),
                 f.and_then(|f| f.help.clone()).unwrap_or_default(),
             )
         }
@@ -358,11 +483,19 @@ pub fn prepare_leaf(s: &Settings) -> Result<()> {
 }
 
 /// The leaf's uplink as its monitoring endpoint sees it.
-pub async fn leaf_remote_status(s: &Settings, rt: Option<&crate::state::Runtime>) -> Option<serde_json::Value> {
+pub async fn leaf_remote_status(
+    s: &Settings,
+    rt: Option<&crate::state::Runtime>,
+) -> Option<serde_json::Value> {
     let n = rt?.nodes.first()?;
     let client = crate::natsd::supervise::http_client();
     let v = super::dev::monitor_json(&client, &s.bind, n.monitor_port, "/leafz").await;
-    let connected = v.as_ref().and_then(|v| v.get("leafnodes")).and_then(|l| l.as_u64()).unwrap_or(0) > 0;
+    let connected = v
+        .as_ref()
+        .and_then(|v| v.get("leafnodes"))
+        .and_then(|l| l.as_u64())
+        .unwrap_or(0)
+        > 0;
     Some(serde_json::json!({"hub_url": hub_url(s), "connected": connected}))
 }
 
@@ -401,18 +534,27 @@ mod tests {
 
         let e = err(validate(&jwt, &seed, "test", 3_000));
         assert!(e.contains("expired at"), "{e}");
-        let forged = sign(serde_json::json!({"sub": user.public_key(), "iss": acc.public_key(), "nats": {"type": "user"}}), &nkeys::KeyPair::new_account());
+        let forged = sign(
+            serde_json::json!({"sub": user.public_key(), "iss": acc.public_key(), "nats": {"type": "user"}}),
+            &nkeys::KeyPair::new_account(),
+        );
         assert!(err(validate(&forged, &seed, "test", 1_000)).contains("signature does not verify"));
         let other = Secret::new(nkeys::KeyPair::new_user().seed().expect("seed"));
         let e = err(validate(&jwt, &other, "test", 1_000));
-        assert!(e.contains("not to the JWT's user") && !e.contains(other.expose()), "{e}");
+        assert!(
+            e.contains("not to the JWT's user") && !e.contains(other.expose()),
+            "{e}"
+        );
         let broken = Secret::new(format!("{}x", &seed.expose()[..seed.expose().len() - 1]));
         let e = err(validate(&jwt, &broken, "test", 1_000));
         assert!(!e.contains(broken.expose()), "{e}");
         assert!(err(validate("abc", &seed, "test", 1_000)).contains("malformed"));
         let acc_seed = Secret::new(acc.seed().expect("seed"));
         let e = err(validate(&jwt, &acc_seed, "test", 1_000));
-        assert!(e.contains("not a user seed") && !e.contains(acc_seed.expose()), "{e}");
+        assert!(
+            e.contains("not a user seed") && !e.contains(acc_seed.expose()),
+            "{e}"
+        );
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub fn plan_ports(s: &Settings, recorded: &[NodePorts]) -> Result<Vec<NodePorts>
             (s.port, s.monitor_port)
         } else {
             // A recorded port something else took meanwhile is given up (the server then picks one).
-            let free = |p: Option<u16>| p.filter(|p| crate::stages::prerequisites::port_free(&s.bind, *p));
+            let free =
+                |p: Option<u16>| p.filter(|p| crate::stages::prerequisites::port_free(&s.bind, *p));
             (free(rec.port), free(rec.monitor_port))
         };
         let cluster_port = if clustered {
@@ -233,25 +234,58 @@ async fn meta_leader(
     bind: &str,
     monitor_ports: &[u16],
 ) -> Option<String> {
+    meta_state(client, bind, monitor_ports)
+        .await
+        .map(|(l, _)| l)
+}
+
+/// (meta leader, every peer known, current and online) as seen by the first node that knows a leader.
+async fn meta_state(
+    client: &reqwest::Client,
+    bind: &str,
+    monitor_ports: &[u16],
+) -> Option<(String, bool)> {
+    // Only the leader knows whether its followers are current: a follower reports the other one as not.
+    let mut seen = None;
     for p in monitor_ports {
-        if let Some(v) = monitor_json(client, bind, *p, "/jsz").await {
-            if let Some(l) = v
-                .pointer("/meta_cluster/leader")
-                .and_then(|l| l.as_str())
-                .filter(|l| !l.is_empty())
-            {
-                return Some(l.to_string());
-            }
+        let Some(v) = monitor_json(client, bind, *p, "/jsz").await else {
+            continue;
+        };
+        let Some(l) = v
+            .pointer("/meta_cluster/leader")
+            .and_then(|l| l.as_str())
+            .filter(|l| !l.is_empty())
+        else {
+            continue;
+        };
+        let peers = v
+            .pointer("/meta_cluster/replicas")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default();
+        if peers
+            .iter()
+            .any(|p| p.get("name").and_then(|n| n.as_str()) == Some(l))
+        {
+            seen = Some((l.to_string(), false)); // a follower's view
+            continue;
         }
+        let all_current = peers.len() + 1 >= monitor_ports.len()
+            && peers.iter().all(|p| {
+                p.get("current").and_then(|c| c.as_bool()) == Some(true)
+                    && p.get("offline").and_then(|c| c.as_bool()) != Some(true)
+            });
+        return Some((l.to_string(), all_current));
     }
-    None
+    seen
 }
 
 async fn wait_meta_leader(s: &Settings, monitor_ports: &[u16]) -> Result<String> {
     let client = http_client();
     let until = Instant::now() + META_LEADER_DEADLINE;
     loop {
-        if let Some(l) = meta_leader(&client, &s.bind, monitor_ports).await {
+        // A leader alone is not enough: stream placement needs every peer known and current.
+        if let Some((l, true)) = meta_state(&client, &s.bind, monitor_ports).await {
             return Ok(l);
         }
         if Instant::now() > until {

@@ -15,7 +15,9 @@ use std::time::Duration;
 pub struct Synadia;
 
 pub fn url(s: &Settings) -> String {
-    s.nats_url.clone().unwrap_or_else(|| creds::SYNADIA_URL.to_string())
+    s.nats_url
+        .clone()
+        .unwrap_or_else(|| creds::SYNADIA_URL.to_string())
 }
 
 /// Connect with the stored (or given) credentials within a few seconds.
@@ -24,9 +26,18 @@ async fn try_connect(s: &Settings) -> Result<(async_nats::Client, UserCreds)> {
         Some(c) => c,
         None => creds::current(s)?,
     };
-    let client = tokio::time::timeout(Duration::from_secs(8), creds::connect(&url(s), &c, "ghboot"))
-        .await
-        .map_err(|_| fail(Kind::Unavailable, format!("connecting to {} timed out", url(s))).help("check the network and --nats-url (SYNADIA_URL)"))??;
+    let client = tokio::time::timeout(
+        Duration::from_secs(8),
+        creds::connect(&url(s), &c, "ghboot"),
+    )
+    .await
+    .map_err(|_| {
+        fail(
+            Kind::Unavailable,
+            format!("connecting to {} timed out", url(s)),
+        )
+        .help("check the network and --nats-url (SYNADIA_URL)")
+    })??;
     Ok((client, c))
 }
 
@@ -38,7 +49,9 @@ async fn check_jetstream(s: &Settings, client: &async_nats::Client) -> Result<se
         fail(Kind::Unavailable, format!("JetStream is not available to this account{domain}: {e}"))
             .help("enable JetStream for the account (Synadia Cloud: account settings, JetStream limits), or pass the right --js-domain")
     })?;
-    Ok(serde_json::json!({"streams": acc.streams, "consumers": acc.consumers, "storage": acc.storage, "memory": acc.memory}))
+    Ok(
+        serde_json::json!({"streams": acc.streams, "consumers": acc.consumers, "storage": acc.storage, "memory": acc.memory}),
+    )
 }
 
 #[async_trait::async_trait]
@@ -59,8 +72,13 @@ impl Target for Synadia {
         if creds::changed(s)? {
             return Ok(Some("credentials changed".into()));
         }
-        let Some(state) = crate::state::StateFile::load(&s.layout)? else { return Ok(Some("not connected yet".into())) };
-        let rec = state.stage("nats").map(|r| r.outputs.clone()).unwrap_or_default();
+        let Some(state) = crate::state::StateFile::load(&s.layout)? else {
+            return Ok(Some("not connected yet".into()));
+        };
+        let rec = state
+            .stage("nats")
+            .map(|r| r.outputs.clone())
+            .unwrap_or_default();
         if rec.get("url").and_then(|u| u.as_str()) != Some(url(s).as_str()) {
             return Ok(Some(format!("NATS URL -> {}", url(s))));
         }
@@ -79,9 +97,18 @@ impl Target for Synadia {
     async fn ensure(&self, ctx: &mut Ctx) -> Result<Outputs> {
         let s = ctx.settings.clone();
         let c = creds::current(&s)?;
-        let client = tokio::time::timeout(Duration::from_secs(15), creds::connect(&url(&s), &c, "ghboot"))
-            .await
-            .map_err(|_| fail(Kind::Unavailable, format!("connecting to {} timed out", url(&s))).help("check the network and --nats-url (SYNADIA_URL)"))??;
+        let client = tokio::time::timeout(
+            Duration::from_secs(15),
+            creds::connect(&url(&s), &c, "ghboot"),
+        )
+        .await
+        .map_err(|_| {
+            fail(
+                Kind::Unavailable,
+                format!("connecting to {} timed out", url(&s)),
+            )
+            .help("check the network and --nats-url (SYNADIA_URL)")
+        })??;
         let js = check_jetstream(&s, &client).await?;
         // Only credentials that worked are kept.
         creds::store(&s, &c)?;
@@ -103,9 +130,15 @@ impl Target for Synadia {
         let (healthy, remote) = match try_connect(s).await {
             Ok((client, c)) => {
                 let rtt = client.flush().await.is_ok();
-                (rtt, serde_json::json!({"user": c.info.name, "account": c.info.issuer_account.clone().unwrap_or(c.info.issuer.clone()), "connected": rtt}))
+                (
+                    rtt,
+                    serde_json::json!({"user": c.info.name, "account": c.info.issuer_account.clone().unwrap_or(c.info.issuer.clone()), "connected": rtt}),
+                )
             }
-            Err(e) => (false, serde_json::json!({"connected": false, "error": format!("{e:#}")})),
+            Err(e) => (
+                false,
+                serde_json::json!({"connected": false, "error": format!("{e:#}")}),
+            ),
         };
         Health {
             healthy,
@@ -142,9 +175,16 @@ impl Target for Synadia {
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>> {
         let path = creds::stored_path(s);
         if !path.exists() {
-            return Err(fail(Kind::NoInput, "this instance has no NATS credentials yet").help("run `ghboot up --mode synadia` with SYNADIA_CREDS_FILE set").into());
+            return Err(
+                fail(Kind::NoInput, "this instance has no NATS credentials yet")
+                    .help("run `ghboot up --mode synadia` with SYNADIA_CREDS_FILE set")
+                    .into(),
+            );
         }
-        let mut v = vec![("NATS_URL".to_string(), url(s), false), ("NATS_CREDS".to_string(), path.display().to_string(), false)];
+        let mut v = vec![
+            ("NATS_URL".to_string(), url(s), false),
+            ("NATS_CREDS".to_string(), path.display().to_string(), false),
+        ];
         if let Some(d) = &s.js_domain {
             v.push(("NATS_JS_DOMAIN".into(), d.clone(), false));
         }
