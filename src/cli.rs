@@ -61,6 +61,18 @@ pub struct GlobalArgs {
     /// Use this nats-server executable
     #[arg(long, global = true, env = "GHBOOT_NATS_SERVER", value_name = "PATH")]
     pub nats_server: Option<PathBuf>,
+    /// Remote NATS URL for --mode synadia [default: tls://connect.ngs.global]
+    #[arg(long, global = true, env = "SYNADIA_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Hub a hybrid leaf node connects to [default: Synadia Cloud's leaf endpoint]
+    #[arg(long, global = true, env = "GHBOOT_HUB_URL", value_name = "URL")]
+    pub hub_url: Option<String>,
+    /// Credentials (.creds file) for the hub [default: SYNADIA_CREDS_FILE or SYNADIA_JWT + SYNADIA_NKEY_SEED]
+    #[arg(long, global = true, env = "GHBOOT_HUB_CREDS", value_name = "FILE")]
+    pub hub_creds: Option<PathBuf>,
+    /// JetStream domain: the remote account's (synadia), or the local leaf's (hybrid)
+    #[arg(long, global = true, env = "GHBOOT_JS_DOMAIN", value_name = "DOMAIN")]
+    pub js_domain: Option<String>,
     /// Terraform-style backend for infrastructure state
     #[arg(long, global = true, env = "TERRAFORM_BACKEND", value_enum)]
     pub terraform_backend: Option<TerraformBackend>,

@@ -54,6 +54,14 @@ pub struct Recorded {
     pub config_file: Option<PathBuf>,
     #[serde(default)]
     pub ephemeral: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_creds: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub js_domain: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +82,12 @@ pub struct Settings {
     pub monitor_port: Option<u16>,
     pub webhook_port: Option<u16>,
     pub nats_server: Option<PathBuf>,
+    /// Remote NATS (synadia): URL without credentials
+    pub nats_url: Option<String>,
+    /// Hub of a hybrid leaf node, and the .creds file for it
+    pub hub_url: Option<String>,
+    pub hub_creds: Option<PathBuf>,
+    pub js_domain: Option<String>,
     pub terraform_backend: TerraformBackend,
     pub non_interactive: bool,
     pub ephemeral: bool,
@@ -105,6 +119,10 @@ impl Settings {
             bind: Some(self.bind.clone()),
             config_file: self.config_file.clone(),
             ephemeral: self.ephemeral,
+            nats_url: self.nats_url.clone(),
+            hub_url: self.hub_url.clone(),
+            hub_creds: self.hub_creds.clone(),
+            js_domain: self.js_domain.clone(),
         }
     }
 
@@ -260,6 +278,17 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
             .and_then(|v| v.as_integer())
             .map(|p| p as u16))
         .or(rec.webhook_port);
+    let nats_url = g.nats_url.clone().or(rec.nats_url.clone());
+    let hub_url = g.hub_url.clone().or(rec.hub_url.clone());
+    for u in [&nats_url, &hub_url].into_iter().flatten() {
+        crate::target::creds::check_url(u)?;
+    }
+    let hub_creds = g
+        .hub_creds
+        .as_deref()
+        .map(absolute)
+        .or(rec.hub_creds.clone());
+    let js_domain = g.js_domain.clone().or(rec.js_domain.clone());
     let terraform_backend = g
         .terraform_backend
         .or(file.terraform_backend)
@@ -277,6 +306,10 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         monitor_port,
         webhook_port,
         nats_server: g.nats_server.clone().or(file.nats.server.clone()),
+        nats_url,
+        hub_url,
+        hub_creds,
+        js_domain,
         terraform_backend,
         non_interactive: g.non_interactive,
         ephemeral,

@@ -12,6 +12,7 @@ pub mod platform;
 pub mod secret;
 pub mod stages;
 pub mod state;
+pub mod target;
 pub mod topology;
 pub mod ui;
 pub mod webhook;

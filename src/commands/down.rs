@@ -64,7 +64,15 @@ pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
         eprintln!("nothing to stop: {} does not exist", dir.display());
         return Ok(0);
     }
-    let stopped = stop(&layout).await?;
+    // Ask the instance's target (it may run things outside the supervisor: containers, ...).
+    let stopped = match super::maybe_instance(g) {
+        Ok((settings, Some(_))) => {
+            crate::target::for_settings(&settings)
+                .stop(&settings, purge)
+                .await?
+        }
+        _ => stop(&layout).await?,
+    };
     eprintln!(
         "{}",
         if stopped {

@@ -1,30 +1,12 @@
 use crate::cli::{EnvFormat, GlobalArgs};
 use crate::config::Settings;
-use crate::error::{fail, Kind};
 use anyhow::Result;
 
 /// What a client needs to connect, in a fixed order. Secrets are marked so writers can mask them.
 pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
-    let auth = crate::stages::nats::load_auth(settings)?.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS credentials yet")
-            .help("run `ghboot up` first")
-    })?;
-    let h = crate::stages::nats::health(settings).await;
-    let url = h.url.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS URL yet").help("run `ghboot up` first")
-    })?;
-    let mut v = vec![
-        ("NATS_URL".to_string(), url, false),
-        ("NATS_USER".to_string(), auth.user.clone(), false),
-        (
-            "NATS_PASSWORD".to_string(),
-            auth.password.expose().to_string(),
-            true,
-        ),
-    ];
-    if let Some(m) = h.monitor_url {
-        v.push(("GHBOOT_MONITOR_URL".into(), m, false));
-    }
+    let mut v = crate::target::for_settings(settings)
+        .client_env(settings)
+        .await?;
     if let Some(u) = crate::webhook::instance_url(settings) {
         v.push(("GHBOOT_WEBHOOK_URL".into(), u, false));
     }

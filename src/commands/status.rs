@@ -1,11 +1,16 @@
 use crate::cli::GlobalArgs;
-use crate::stages::nats::health;
 use crate::state::{Runtime, StageRecord};
 use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (settings, state) = super::existing_instance(g)?;
-    let h = health(&settings).await;
+    let target = crate::target::for_settings(&settings);
+    let h = target.health(&settings).await;
+    let details = if h.supervisor_alive {
+        target.details(&settings).await
+    } else {
+        None
+    };
     let rt = Runtime::load(&settings.layout).filter(|_| h.supervisor_alive);
     let stages: Vec<serde_json::Value> = crate::stages::NAMES
         .iter()
@@ -44,8 +49,11 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         "nats_type": settings.nats_type,
         "org": settings.org,
         "stages": stages,
+        "target": target.name(),
         "nats": {
             "url": h.url, "monitor_url": h.monitor_url, "healthy": h.healthy, "pid": h.pid, "nodes": h.nodes,
+            "meta_leader": h.meta_leader, "jetstream_domain": h.jetstream_domain, "remote": h.remote,
+            "replicas": target.replicas(&settings), "jetstream": details,
         },
         "supervisor": {"pid": h.supervisor_pid, "alive": h.supervisor_alive, "uptime_s": uptime},
         "components": rt.map(|r| r.components).unwrap_or_default(),
@@ -91,6 +99,30 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     }
     if let Some(m) = &h.monitor_url {
         println!("  {:<15} {m}", "monitoring");
+    }
+    if let Some(l) = &h.meta_leader {
+        println!("  {:<15} {l}", "meta leader");
+    }
+    if let Some(d) = &h.jetstream_domain {
+        println!("  {:<15} {d}", "js domain");
+    }
+    if let Some(r) = &h.remote {
+        println!("  {:<15} {}", "remote", r);
+    }
+    for st in details
+        .as_ref()
+        .and_then(|d| d.get("streams"))
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "  stream {:<8} R{} leader {} messages {}",
+            st["name"].as_str().unwrap_or(""),
+            st["replicas"].as_u64().unwrap_or(1),
+            st["leader"].as_str().unwrap_or("-"),
+            st["messages"].as_u64().unwrap_or(0)
+        );
     }
     match h.supervisor_pid {
         Some(p) if h.supervisor_alive => {

@@ -38,6 +38,30 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `nats-route://host:port` -> `nats-route://user:password@host:port` (unless it already has credentials).
+pub fn route_with_auth(route: &str, user: &str, password: &str) -> String {
+    match route.split_once("://") {
+        Some((scheme, rest)) if !rest.contains('@') => format!(
+            "{scheme}://{}:{}@{rest}",
+            url_escape(user),
+            url_escape(password)
+        ),
+        _ => route.to_string(),
+    }
+}
+
 pub fn render(spec: &NodeSpec) -> String {
     let port = spec.port.map(i32::from).unwrap_or(-1);
     let mport = spec.monitor_port.map(i32::from).unwrap_or(-1);
@@ -73,7 +97,12 @@ pub fn render(spec: &NodeSpec) -> String {
     }
     let _ = writeln!(c, "}}");
     if let Some(cl) = &spec.cluster {
-        let routes: Vec<String> = cl.routes.iter().map(|r| q(r)).collect();
+        // Routes authenticate with the cluster credentials (added here so that specs never hold them).
+        let routes: Vec<String> = cl
+            .routes
+            .iter()
+            .map(|r| q(&route_with_auth(r, &spec.user, spec.password.expose())))
+            .collect();
         let _ = writeln!(
             c,
             "cluster {{\n  name: {}\n  host: {}\n  port: {}\n  routes: [{}]\n  authorization {{ user: {}, password: {} }}\n}}",
@@ -96,4 +125,19 @@ pub fn render(spec: &NodeSpec) -> String {
         c.push_str(&spec.extra);
     }
     c
+}
+
+#[cfg(test)]
+mod route_tests {
+    #[test]
+    fn routes_get_escaped_credentials() {
+        assert_eq!(
+            super::route_with_auth("nats-route://127.0.0.1:6222", "u", "p@ss"),
+            "nats-route://u:p%40ss@127.0.0.1:6222"
+        );
+        assert_eq!(
+            super::route_with_auth("nats-route://x:y@h:1", "u", "p"),
+            "nats-route://x:y@h:1"
+        );
+    }
 }

@@ -27,7 +27,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &str, detail: impl Into<String>) -> Self {
+    pub fn ok(name: &str, detail: impl Into<String>) -> Self {
         Check {
             name: name.into(),
             ok: true,
@@ -36,7 +36,12 @@ impl Check {
             kind: None,
         }
     }
-    fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
+    pub fn bad(
+        name: &str,
+        kind: Kind,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Self {
         Check {
             name: name.into(),
             ok: false,
@@ -53,10 +58,7 @@ pub fn checks(s: &Settings) -> Vec<Check> {
     out.extend(resources(s.layout.root(), disk_needed(s)));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
-    if s.mode == Mode::Dev {
-        out.push(nats_server(s));
-        out.extend(ports(s));
-    }
+    out.extend(crate::target::for_settings(s).checks(s));
     out
 }
 
@@ -167,7 +169,14 @@ fn state_dir_writable(dir: &Path) -> Check {
 
 fn mode_supported(s: &Settings) -> Check {
     match s.mode {
-        Mode::Dev => Check::ok("mode", "dev: a supervised local nats-server"),
+        Mode::Dev => Check::ok(
+            "mode",
+            format!("dev: {}", crate::target::for_settings(s).describe(s)),
+        ),
+        Mode::Synadia => Check::ok(
+            "mode",
+            format!("synadia: {}", crate::target::for_settings(s).describe(s)),
+        ),
         m => Check::bad(
             "mode",
             Kind::Unavailable,
@@ -177,7 +186,7 @@ fn mode_supported(s: &Settings) -> Check {
     }
 }
 
-fn nats_server(s: &Settings) -> Check {
+pub fn nats_server(s: &Settings) -> Check {
     match crate::natsd::find::find(s.nats_server.as_deref()) {
         Err(e) => {
             let f = crate::error::find_failure(&e);
@@ -201,7 +210,7 @@ fn nats_server(s: &Settings) -> Check {
     }
 }
 
-fn ports(s: &Settings) -> Vec<Check> {
+pub fn ports(s: &Settings) -> Vec<Check> {
     // Ports held by this instance's own live servers are not in the way.
     let own: Vec<u16> = Runtime::load(&s.layout)
         .filter(|r| r.supervisor_alive())

@@ -62,9 +62,9 @@ pub const KV_MAX_BYTES: i64 = 64 << 20;
 /// The server's default duplicate window (used when none is given, capped at max_age).
 const SERVER_DEFAULT_DUPLICATES: Duration = Duration::from_secs(120);
 
-/// Replicas of every stream and bucket. One server: 1. The cluster work raises it (3 on a 3-node cluster).
-pub fn replicas_for(_settings: &Settings) -> usize {
-    1
+/// Replicas of every stream and bucket: what the deployment target runs (1 single server, 3 on a cluster).
+pub fn replicas_for(settings: &Settings) -> usize {
+    crate::target::replicas(settings)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

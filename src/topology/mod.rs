@@ -12,7 +12,8 @@ use anyhow::{Context as _, Result};
 /// What `apply` would change in JetStream (reads each stream once, changes nothing).
 pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
     let want = desired::desired(&ctx.settings)?;
-    let js = async_nats::jetstream::new(ctx.nats().await?);
+    let client = ctx.nats().await?;
+    let js = crate::target::jetstream(&ctx.settings, client);
     let items = reconcile::inspect(&js, &want).await?;
     Ok(items.iter().filter_map(|i| i.change()).collect())
 }
@@ -21,7 +22,8 @@ pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
 /// Returns `{"created": [..], "updated": [..], "replaced": [..], "unchanged": [..], "state_key": ..}`.
 pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
     let want = desired::desired(&ctx.settings)?;
-    let js = async_nats::jetstream::new(ctx.nats().await?);
+    let client = ctx.nats().await?;
+    let js = crate::target::jetstream(&ctx.settings, client);
     let interactive = ctx.settings.interactive();
     let reporter = ctx.reporter.clone();
     let warn = move |msg: &str| reporter.note(reconcile::STAGE, &format!("warning: {msg}"));
@@ -36,10 +38,41 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
             .context("cannot ask for confirmation")
     };
     let sum = reconcile::reconcile(&js, &want, ctx.settings.allow_replace, &warn, &confirm).await?;
+    if desired::replicas_for(&ctx.settings) > 1 {
+        wait_for_stream_leaders(&js).await?;
+    }
     let key = mirror_state(ctx, &js).await?;
     let mut v = serde_json::to_value(&sum)?;
     v["state_key"] = key.into();
     Ok(v)
+}
+
+/// On a cluster a stream just created (or recovered) answers only once its replicas elected a leader: wait
+/// for that (with a deadline) so that the first read or write does not meet "no responders".
+async fn wait_for_stream_leaders(js: &async_nats::jetstream::Context) -> Result<()> {
+    use futures::TryStreamExt;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let infos: Vec<async_nats::jetstream::stream::Info> =
+            js.streams().try_collect().await.unwrap_or_default();
+        let waiting: Vec<String> = infos
+            .iter()
+            .filter(|i| i.cluster.as_ref().is_some_and(|c| c.leader.is_none()))
+            .map(|i| i.config.name.clone())
+            .collect();
+        if !infos.is_empty() && waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            return Err(crate::error::fail(
+                crate::error::Kind::TempFail,
+                format!("streams without a leader after 30s: {}", waiting.join(", ")),
+            )
+            .help("check `ghboot status` (are all nodes healthy?) and `ghboot logs nats`")
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Write the state file (local first: it is the source of truth and NATS may be what is failing), then put
