@@ -137,11 +137,14 @@ pub enum Command {
     /// Internal: git hooks of the dev "GitHub" repositories
     #[command(hide = true)]
     GitHook {
-        /// Hook name (post-receive)
+        /// Hook name (post-receive), or `install` to make GIT_DIR a dev "GitHub" repository
         hook: String,
         /// The bare repository the hook runs in
         #[arg(long)]
         git_dir: PathBuf,
+        /// install: `webhook` (signed, through the receiver) or `nats:URL` (straight into the events stream)
+        #[arg(long, default_value = "webhook")]
+        deliver: String,
     },
 }
 

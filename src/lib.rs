@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Clean(a)) => commands::generate::run(g, a, commands::generate::Op::Clean).await,
         Some(Command::Controller(a)) => commands::controller::run(g, a).await,
         Some(Command::Dlq(c)) => commands::controller::dlq(g, c).await,
-        Some(Command::GitHook { hook, git_dir }) => controller::hook::run(g, hook, git_dir).await,
+        Some(Command::GitHook { hook, git_dir, deliver }) => controller::hook::run(g, hook, git_dir, deliver).await,
     }
 }
 

@@ -63,7 +63,7 @@ impl Default for Config {
             max_backoff_ms: 60_000,
             min_interval_ms: 500,
             lock_wait_ms: 2000,
-            push_attempts: 5,
+            push_attempts: 10,
             ack_wait_ms: 30_000,
             durable: "ghboot-controller".into(),
         }
