@@ -29,7 +29,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Reset { yes }) => commands::reset::run(g, *yes).await,
         Some(Command::Doctor) => commands::doctor::run(g).await,
         Some(Command::Env { format }) => commands::env::run(g, *format).await,
-        Some(Command::Logs { component, follow }) => commands::logs::run(g, *component, *follow).await,
+        Some(Command::Logs { component, follow }) => {
+            commands::logs::run(g, *component, *follow).await
+        }
         Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
         Some(Command::Generate(a)) => commands::generate::run(g, a, commands::generate::Op::Generate).await,
         Some(Command::Check(a)) => commands::generate::run(g, a, commands::generate::Op::Check).await,
@@ -48,5 +50,9 @@ pub fn init_tracing(debug: bool) {
     } else {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ghboot=info,warn"))
     };
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -19,10 +19,21 @@ use std::time::{Duration, Instant};
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let dir = config::state_dir(g, true)?;
     let layout = Layout::new(dir.clone());
-    let state = if dir.is_dir() { StateFile::load(&layout)? } else { None };
+    let state = if dir.is_dir() {
+        StateFile::load(&layout)?
+    } else {
+        None
+    };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
+    let settings = ask_missing(settings, state.is_none())?;
     let reporter = Reporter::new(settings.json);
-    if settings.org_defaulted && state.as_ref().and_then(|s| s.settings.org.as_ref()).is_none() && !settings.supervisor_child {
+    if settings.org_defaulted
+        && state
+            .as_ref()
+            .and_then(|s| s.settings.org.as_ref())
+            .is_none()
+        && !settings.supervisor_child
+    {
         reporter.info("no GitHub org given: using 'local' (dev needs none; pass --org or set GITHUB_ORG to talk to GitHub)");
     }
     ensure_root(&layout)?;
@@ -48,16 +59,25 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 
 fn ensure_root(layout: &Layout) -> Result<()> {
     std::fs::create_dir_all(layout.root()).map_err(|e| {
-        fail(Kind::CantCreate, format!("cannot create state dir {}: {e}", layout.root().display()))
-            .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
-            .into()
+        fail(
+            Kind::CantCreate,
+            format!("cannot create state dir {}: {e}", layout.root().display()),
+        )
+        .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
+        .into()
     })
 }
 
 /// A supervisor is alive: verify every stage and change only what a client can change.
 async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporter) -> Result<u8> {
     let _lock = StateLock::acquire(&settings.layout)?;
-    let mut ctx = Ctx { settings: settings.clone(), state: state.unwrap_or_default(), role: Role::Client, reporter, nats: None };
+    let mut ctx = Ctx {
+        settings: settings.clone(),
+        state: state.unwrap_or_default(),
+        role: Role::Client,
+        reporter,
+        nats: None,
+    };
     engine::run(&mut ctx, &crate::stages::all()).await?;
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&ctx.settings.layout)?;
@@ -67,7 +87,11 @@ async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporte
 
 /// Start `ghboot up --supervisor-child` in its own session, its output in the state dir's log, and wait
 /// until it reports ready (or dies, whose error is then ours).
-async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter: &Reporter) -> Result<u8> {
+async fn spawn_detached(
+    settings: &Settings,
+    state: Option<StateFile>,
+    reporter: &Reporter,
+) -> Result<u8> {
     let layout = &settings.layout;
     {
         let _lock = StateLock::acquire(layout)?;
@@ -77,15 +101,31 @@ async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter:
     }
     std::fs::create_dir_all(layout.logs_dir())?;
     let log_path = layout.log_file("supervisor");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
-    args.extend(["--supervisor-child".into(), "--non-interactive".into(), "--state-dir".into(), layout.root().as_os_str().to_owned()]);
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    args.extend([
+        "--supervisor-child".into(),
+        "--non-interactive".into(),
+        "--state-dir".into(),
+        layout.root().as_os_str().to_owned(),
+    ]);
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(&args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     crate::platform::detach_child(&mut cmd);
-    let mut child = cmd.spawn().context("cannot start the detached supervisor")?;
+    let mut child = cmd
+        .spawn()
+        .context("cannot start the detached supervisor")?;
     let pid = child.id();
     let until = Instant::now() + settings.wait_timeout;
     let mut seen: Vec<(String, StageStatus)> = Vec::new();
@@ -98,8 +138,14 @@ async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter:
                     seen.push(now);
                     match rec.status {
                         StageStatus::Running => reporter.started(&rec.name, "running"),
-                        StageStatus::Done => reporter.finished(&rec.name, Duration::from_millis(rec.duration_ms.unwrap_or(0)), "done"),
-                        StageStatus::Pending => reporter.skipped(&rec.name, rec.reason.as_deref().unwrap_or("pending")),
+                        StageStatus::Done => reporter.finished(
+                            &rec.name,
+                            Duration::from_millis(rec.duration_ms.unwrap_or(0)),
+                            "done",
+                        ),
+                        StageStatus::Pending => {
+                            reporter.skipped(&rec.name, rec.reason.as_deref().unwrap_or("pending"))
+                        }
                         StageStatus::Failed => {}
                     }
                 }
@@ -108,8 +154,15 @@ async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter:
         if let Some(status) = child.try_wait()? {
             let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
             let tail = new_log_lines(&log_path, log_start);
-            let err_line = tail.iter().find(|l| l.starts_with("error:")).cloned().unwrap_or_else(|| format!("error: the supervisor exited ({status})"));
-            let help = tail.iter().find(|l| l.trim_start().starts_with("help:")).cloned();
+            let err_line = tail
+                .iter()
+                .find(|l| l.starts_with("error:"))
+                .cloned()
+                .unwrap_or_else(|| format!("error: the supervisor exited ({status})"));
+            let help = tail
+                .iter()
+                .find(|l| l.trim_start().starts_with("help:"))
+                .cloned();
             eprintln!("{err_line}");
             if let Some(h) = help {
                 eprintln!("{h}");
@@ -121,13 +174,23 @@ async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter:
             break;
         }
         if Instant::now() > until {
-            return Err(fail(Kind::TempFail, format!("not ready within {}s; the supervisor (pid {pid}) keeps trying", settings.wait_timeout.as_secs()))
-                .help(format!("see {} and `ghboot status`; `ghboot down` stops it", log_path.display()))
-                .into());
+            return Err(fail(
+                Kind::TempFail,
+                format!(
+                    "not ready within {}s; the supervisor (pid {pid}) keeps trying",
+                    settings.wait_timeout.as_secs()
+                ),
+            )
+            .help(format!(
+                "see {} and `ghboot status`; `ghboot down` stops it",
+                log_path.display()
+            ))
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     print_summary(settings, "ghboot is ready").await;
+    export_for_ci(settings).await?;
     Ok(0)
 }
 
@@ -150,19 +213,39 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     state.save(&layout)?;
     let runtime = SharedRuntime::new(
         layout.clone(),
-        Runtime { supervisor_pid: std::process::id(), started_at: Some(time::OffsetDateTime::now_utc()), ..Default::default() },
+        Runtime {
+            supervisor_pid: std::process::id(),
+            started_at: Some(time::OffsetDateTime::now_utc()),
+            ..Default::default()
+        },
     );
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
-    let host = Host { runtime: runtime.clone(), supervisor: None, tasks: Vec::new(), shutdown };
-    let mut ctx = Ctx { settings, state, role: Role::Host(host), reporter, nats: None };
+    let host = Host {
+        runtime: runtime.clone(),
+        supervisor: None,
+        tasks: Vec::new(),
+        shutdown,
+    };
+    let mut ctx = Ctx {
+        settings,
+        state,
+        role: Role::Host(host),
+        reporter,
+        nats: None,
+    };
     let stages = crate::stages::all();
     let result = tokio::select! {
         r = engine::run(&mut ctx, &stages) => r,
         _ = crate::platform::shutdown_signal() => Err(fail(Kind::Error, "interrupted").into()),
     };
     if let Err(e) = result {
-        for rec in ctx.state.stages.iter_mut().filter(|r| r.status == StageStatus::Running) {
+        for rec in ctx
+            .state
+            .stages
+            .iter_mut()
+            .filter(|r| r.status == StageStatus::Running)
+        {
             rec.status = StageStatus::Failed;
             rec.last_error = Some(format!("{e:#}"));
             rec.runner_pid = None;
@@ -174,9 +257,11 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&layout)?;
     drop(lock);
+    write_nats_context(&ctx.settings).await;
     runtime.update(|r| r.ready = true);
     if !ctx.settings.supervisor_child {
         print_summary(&ctx.settings, "ghboot is ready").await;
+        export_for_ci(&ctx.settings).await?;
         eprintln!("supervising in the foreground; Ctrl-C stops everything");
     }
     let failed = {
@@ -195,7 +280,9 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
             eprintln!("stopped");
             Ok(0)
         }
-        Some(reason) => Err(fail(Kind::Error, reason).help("see `ghboot logs nats`, then `ghboot up` to start again").into()),
+        Some(reason) => Err(fail(Kind::Error, reason)
+            .help("see `ghboot logs nats`, then `ghboot up` to start again")
+            .into()),
     }
 }
 
@@ -203,7 +290,10 @@ async fn shutdown_host(ctx: &mut Ctx) {
     if let Role::Host(h) = &mut ctx.role {
         let _ = h.shutdown.send(true);
         for (name, t) in h.tasks.drain(..) {
-            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .is_err()
+            {
                 tracing::warn!("{name} did not stop in time");
             }
         }
@@ -219,7 +309,13 @@ pub async fn print_summary(settings: &Settings, title: &str) {
     let mut rows = vec![
         ("NATS", h.url.clone().unwrap_or_default()),
         ("monitoring", h.monitor_url.clone().unwrap_or_default()),
-        ("credentials", format!("{} (`ghboot env` prints them)", settings.layout.nats_auth_file().display())),
+        (
+            "credentials",
+            format!(
+                "{} (`ghboot env` prints them)",
+                settings.layout.nats_auth_file().display()
+            ),
+        ),
         ("state dir", settings.layout.root().display().to_string()),
     ];
     if let Some(p) = h.supervisor_pid {
@@ -227,8 +323,132 @@ pub async fn print_summary(settings: &Settings, title: &str) {
     }
     rows.push(("org", settings.org.clone()));
     if settings.json {
-        println!("{}", serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid})
+        );
     } else {
-        println!("{}", crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows));
+        println!(
+            "{}",
+            crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows)
+        );
     }
+}
+
+/// The NATS CLI context for this instance, so `nats --context <name>` works at once.
+async fn write_nats_context(settings: &Settings) {
+    let Ok(vars) = super::env::vars(settings).await else {
+        return;
+    };
+    let get = |k: &str| {
+        vars.iter()
+            .find(|(n, _, _)| n == k)
+            .map(|(_, v, _)| v.clone())
+            .unwrap_or_default()
+    };
+    match crate::ui::context::write(
+        &settings.layout,
+        &get("NATS_URL"),
+        &get("NATS_USER"),
+        &get("NATS_PASSWORD"),
+    ) {
+        Ok(p) => tracing::info!("NATS CLI context written to {}", p.display()),
+        Err(e) => tracing::warn!("cannot write the NATS CLI context: {e:#}"),
+    }
+}
+
+/// In GitHub Actions (or any CI that sets the same files): mask the secrets, then append what later steps
+/// need to `$GITHUB_ENV` and `$GITHUB_OUTPUT`.
+async fn export_for_ci(settings: &Settings) -> Result<()> {
+    let env_file = std::env::var_os("GITHUB_ENV").filter(|v| !v.is_empty());
+    let out_file = std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty());
+    if env_file.is_none() && out_file.is_none() {
+        return Ok(());
+    }
+    let mut vars = super::env::vars(settings).await?;
+    vars.push((
+        "NATS_CONTEXT".into(),
+        crate::ui::context::context_name(&settings.layout),
+        false,
+    ));
+    for (_, v, secret) in &vars {
+        if *secret {
+            // one line per line of the value: ::add-mask:: masks a single line
+            for line in v.lines() {
+                println!("::add-mask::{line}");
+            }
+        }
+    }
+    let text = super::env::render(&vars, crate::cli::EnvFormat::Github);
+    for f in [env_file, out_file].into_iter().flatten() {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&f)
+            .map_err(|e| {
+                fail(
+                    Kind::CantCreate,
+                    format!(
+                        "cannot append to {}: {e}",
+                        std::path::Path::new(&f).display()
+                    ),
+                )
+                .help("check $GITHUB_ENV / $GITHUB_OUTPUT")
+            })?;
+        file.write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// First run at a terminal: ask for what is missing (mode; the org when GitHub will be talked to) and save
+/// the answers to ghboot.toml. Never asks without a terminal, under CI or with --non-interactive: then a
+/// missing required value is an error naming the flag and variable.
+fn ask_missing(mut settings: Settings, first_run: bool) -> Result<Settings> {
+    let github_needed = std::env::var_os("GITHUB_TOKEN").is_some_and(|t| !t.is_empty());
+    let need_org = settings.org_defaulted && github_needed;
+    let ask_mode = settings.mode_defaulted && first_run;
+    if !settings.interactive() {
+        if need_org {
+            return Err(fail(Kind::Config, "GITHUB_TOKEN is set but no GitHub organisation is given")
+                .help("pass --org ORG or set GITHUB_ORG (ghboot never prompts without a terminal, under CI, or with --non-interactive)")
+                .into());
+        }
+        return Ok(settings);
+    }
+    if !ask_mode && !need_org {
+        return Ok(settings);
+    }
+    let theme = dialoguer::theme::SimpleTheme;
+    let mut save: Vec<(&str, toml::Value)> = Vec::new();
+    if ask_mode {
+        use clap::ValueEnum;
+        let modes = crate::cli::Mode::value_variants();
+        let names: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
+        let i = dialoguer::Select::with_theme(&theme)
+            .with_prompt("Deployment mode (dev runs everything on this machine)")
+            .items(&names)
+            .default(0)
+            .interact()?;
+        settings.mode = modes[i];
+        settings.mode_defaulted = false;
+        save.push(("mode", names[i].clone().into()));
+    }
+    if need_org {
+        let org: String = dialoguer::Input::with_theme(&theme)
+            .with_prompt("GitHub organisation")
+            .validate_with(|o: &String| config::validate_org(o).map_err(|e| format!("{e:#}")))
+            .interact_text()?;
+        settings.org = org.clone();
+        settings.org_defaulted = false;
+        save.push(("org", org.into()));
+    }
+    let path = settings
+        .config_file
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("ghboot.toml"));
+    config::save_to_file_config(&path, &save)?;
+    eprintln!("saved your answers to {}", path.display());
+    settings.config_file = Some(std::fs::canonicalize(&path).unwrap_or(path));
+    Ok(settings)
 }

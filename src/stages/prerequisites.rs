@@ -28,10 +28,22 @@ pub struct Check {
 
 impl Check {
     fn ok(name: &str, detail: impl Into<String>) -> Self {
-        Check { name: name.into(), ok: true, detail: detail.into(), remedy: None, kind: None }
+        Check {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            remedy: None,
+            kind: None,
+        }
     }
     fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Check { name: name.into(), ok: false, detail: detail.into(), remedy: Some(remedy.into()), kind: Some(kind) }
+        Check {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+            kind: Some(kind),
+        }
     }
 }
 
@@ -50,11 +62,17 @@ pub fn checks(s: &Settings) -> Vec<Check> {
 
 fn platform() -> Check {
     let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
-    let supported = matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
+    let supported =
+        matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
     if supported {
         Check::ok("platform", format!("{os}/{arch}"))
     } else {
-        Check::bad("platform", Kind::Unavailable, format!("{os}/{arch} is not supported"), "run ghboot on Linux, macOS or Windows, x86_64 or aarch64")
+        Check::bad(
+            "platform",
+            Kind::Unavailable,
+            format!("{os}/{arch} is not supported"),
+            "run ghboot on Linux, macOS or Windows, x86_64 or aarch64",
+        )
     }
 }
 
@@ -63,11 +81,18 @@ fn resources(state_dir: &Path) -> Vec<Check> {
     let mut sys = System::new();
     sys.refresh_memory();
     let avail = sys.available_memory();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem = if avail >= MIN_MEMORY || avail == 0 {
         Check::ok("memory", format!("{} MiB available", avail / 1048576))
     } else {
-        Check::bad("memory", Kind::Unavailable, format!("only {} MiB available", avail / 1048576), "free memory: nats-server and ghboot need about 256 MiB")
+        Check::bad(
+            "memory",
+            Kind::Unavailable,
+            format!("only {} MiB available", avail / 1048576),
+            "free memory: nats-server and ghboot need about 256 MiB",
+        )
     };
     let disks = Disks::new_with_refreshed_list();
     let probe = existing_ancestor(state_dir);
@@ -84,8 +109,14 @@ fn resources(state_dir: &Path) -> Vec<Check> {
             format!("only {} MiB free under {}", free / 1048576, probe.display()),
             "free disk space, or pass --state-dir on a larger filesystem",
         ),
-        Some(free) => Check::ok("disk", format!("{} MiB free under {}", free / 1048576, probe.display())),
-        None => Check::ok("disk", format!("free space under {} unknown", probe.display())),
+        Some(free) => Check::ok(
+            "disk",
+            format!("{} MiB free under {}", free / 1048576, probe.display()),
+        ),
+        None => Check::ok(
+            "disk",
+            format!("free space under {} unknown", probe.display()),
+        ),
     };
     vec![mem, Check::ok("cpus", format!("{cpus}")), disk]
 }
@@ -102,7 +133,9 @@ fn existing_ancestor(p: &Path) -> PathBuf {
 
 fn state_dir_writable(dir: &Path) -> Check {
     let probe = dir.join(format!(".write-probe.{}", std::process::id()));
-    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok")).and_then(|_| std::fs::remove_file(&probe));
+    let r = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&probe, b"ok"))
+        .and_then(|_| std::fs::remove_file(&probe));
     match r {
         Ok(()) => Check::ok("state dir", format!("{} is writable", dir.display())),
         Err(e) => Check::bad(
@@ -117,7 +150,12 @@ fn state_dir_writable(dir: &Path) -> Check {
 fn mode_supported(s: &Settings) -> Check {
     match s.mode {
         Mode::Dev => Check::ok("mode", "dev: a supervised local nats-server"),
-        m => Check::bad("mode", Kind::Unavailable, format!("--mode {m} is not available in this build yet"), "use --mode dev"),
+        m => Check::bad(
+            "mode",
+            Kind::Unavailable,
+            format!("--mode {m} is not available in this build yet"),
+            "use --mode dev",
+        ),
     }
 }
 
@@ -150,13 +188,25 @@ fn ports(s: &Settings) -> Vec<Check> {
     let own: Vec<u16> = Runtime::load(&s.layout)
         .filter(|r| r.supervisor_alive())
         .map(|r| {
-            let mut p: Vec<u16> = r.nodes.iter().flat_map(|n| [n.port, n.monitor_port]).collect();
-            p.extend(r.components.values().filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)));
+            let mut p: Vec<u16> = r
+                .nodes
+                .iter()
+                .flat_map(|n| [n.port, n.monitor_port])
+                .collect();
+            p.extend(
+                r.components
+                    .values()
+                    .filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)),
+            );
             p
         })
         .unwrap_or_default();
     let mut out = Vec::new();
-    for (what, flag, port) in [("client port", "--port", s.port), ("monitoring port", "--monitor-port", s.monitor_port), ("webhook port", "--webhook-port", s.webhook_port)] {
+    for (what, flag, port) in [
+        ("client port", "--port", s.port),
+        ("monitoring port", "--monitor-port", s.monitor_port),
+        ("webhook port", "--webhook-port", s.webhook_port),
+    ] {
         let Some(port) = port else { continue };
         if own.contains(&port) {
             out.push(Check::ok(what, format!("{port} (held by this instance)")));
@@ -167,7 +217,9 @@ fn ports(s: &Settings) -> Vec<Check> {
                 what,
                 Kind::Unavailable,
                 format!("{}:{port} is already in use", s.bind),
-                format!("stop what listens there, or pass {flag} N (or --ephemeral for free ports)"),
+                format!(
+                    "stop what listens there, or pass {flag} N (or --ephemeral for free ports)"
+                ),
             ));
         }
     }
@@ -179,10 +231,23 @@ pub fn port_free(bind: &str, port: u16) -> bool {
 }
 
 fn failure(failed: &[&Check]) -> anyhow::Error {
-    let kind = failed.iter().find_map(|c| c.kind).unwrap_or(Kind::Unavailable);
-    let msg = failed.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("; ");
-    let help = failed.iter().filter_map(|c| c.remedy.clone()).collect::<Vec<_>>().join("; ");
-    fail(kind, format!("prerequisites not met: {msg}")).help(help).into()
+    let kind = failed
+        .iter()
+        .find_map(|c| c.kind)
+        .unwrap_or(Kind::Unavailable);
+    let msg = failed
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let help = failed
+        .iter()
+        .filter_map(|c| c.remedy.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    fail(kind, format!("prerequisites not met: {msg}"))
+        .help(help)
+        .into()
 }
 
 #[async_trait::async_trait]
@@ -197,11 +262,20 @@ impl Stage for Prerequisites {
         Ok(checks(&ctx.settings)
             .into_iter()
             .filter(|c| !c.ok)
-            .map(|c| Change::new("prerequisites", c.name, "fix").note(format!("{} ({})", c.detail, c.remedy.unwrap_or_default())))
+            .map(|c| {
+                Change::new("prerequisites", c.name, "fix").note(format!(
+                    "{} ({})",
+                    c.detail,
+                    c.remedy.unwrap_or_default()
+                ))
+            })
             .collect())
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
-        let failed: Vec<Check> = checks(&ctx.settings).into_iter().filter(|c| !c.ok).collect();
+        let failed: Vec<Check> = checks(&ctx.settings)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .collect();
         Ok(match failed.first() {
             None => Verdict::Holds,
             Some(c) => Verdict::Drift(format!("{}: {}", c.name, c.detail)),
@@ -217,7 +291,10 @@ impl Stage for Prerequisites {
         for c in &all {
             out.insert(c.name.replace(' ', "_"), c.detail.clone().into());
         }
-        out.insert("summary".into(), format!("{} checks passed", all.len()).into());
+        out.insert(
+            "summary".into(),
+            format!("{} checks passed", all.len()).into(),
+        );
         Ok(out)
     }
 }
