@@ -38,6 +38,8 @@ pub struct Stats {
     pub last: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Head commits of the last pushes ignored as the controller's own (newest last, at most 16).
+    pub recent_ignored: Vec<String>,
 }
 
 pub struct Controller {
@@ -54,7 +56,7 @@ pub struct Controller {
 /// What one event asks for.
 enum Class {
     Regenerate { head: String, repo: Option<String> },
-    IgnoredSelf,
+    IgnoredSelf(String),
     Skipped,
 }
 
@@ -215,7 +217,7 @@ impl Controller {
         ];
         let bot = &self.vars.bot;
         if message.contains(SKIP_MARKER) || who.iter().flatten().any(|w| *w == bot.name || *w == bot.email) {
-            return Ok(Class::IgnoredSelf);
+            return Ok(Class::IgnoredSelf(v["after"].as_str().unwrap_or("").to_string()));
         }
         if r#ref != format!("refs/heads/{}", self.cfg.branch) || v["deleted"].as_bool() == Some(true) {
             return Ok(Class::Skipped);
@@ -242,8 +244,13 @@ impl Controller {
         let mut newest: Option<(String, Option<String>)> = None;
         for m in msgs {
             match self.classify(&m) {
-                Ok(Class::IgnoredSelf) => {
-                    self.bump(|s| s.ignored_self += 1);
+                Ok(Class::IgnoredSelf(head)) => {
+                    self.bump(|s| {
+                        s.ignored_self += 1;
+                        s.recent_ignored.push(head);
+                        let excess = s.recent_ignored.len().saturating_sub(16);
+                        s.recent_ignored.drain(..excess);
+                    });
                     let _ = m.double_ack().await;
                 }
                 Ok(Class::Skipped) => {
