@@ -5,7 +5,10 @@ use crate::controller::{dlq, Config};
 use anyhow::Result;
 
 pub fn default_instance() -> String {
-    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
     format!("{host}-{}", std::process::id())
 }
 
@@ -21,7 +24,10 @@ pub async fn run(g: &GlobalArgs, args: &ControllerArgs) -> Result<u8> {
         crate::platform::shutdown_signal().await;
         let _ = tx.send(true);
     });
-    eprintln!("controller {instance} watching pushes to {}/.github (Ctrl-C stops it)", settings.org);
+    eprintln!(
+        "controller {instance} watching pushes to {}/.github (Ctrl-C stops it)",
+        settings.org
+    );
     c.run(rx, |_| {}).await?;
     let _ = client.flush().await;
     let s = c.snapshot();
@@ -47,9 +53,15 @@ pub async fn dlq(g: &GlobalArgs, cmd: &DlqCmd) -> Result<u8> {
             } else if letters.is_empty() {
                 println!("the dead-letter stream of {} is empty", settings.org);
             } else {
-                println!("{:<6} {:<22} {:<4} {:<40} REASON", "ID", "AT", "TRY", "SUBJECT");
+                println!(
+                    "{:<6} {:<22} {:<4} {:<40} REASON",
+                    "ID", "AT", "TRY", "SUBJECT"
+                );
                 for l in &letters {
-                    println!("{:<6} {:<22} {:<4} {:<40} {}", l.id, l.at, l.deliveries, l.original_subject, l.reason);
+                    println!(
+                        "{:<6} {:<22} {:<4} {:<40} {}",
+                        l.id, l.at, l.deliveries, l.original_subject, l.reason
+                    );
                 }
             }
         }

@@ -18,9 +18,12 @@ pub async fn run(g: &GlobalArgs, args: &RepoArgs, op: Op) -> Result<u8> {
     let cfg = Config::from_settings(&settings)?;
     let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     if !repo.is_dir() {
-        return Err(fail(Kind::NoInput, format!("repository {} does not exist", repo.display()))
-            .help("pass --repo DIR, a checkout of the org's .github repository")
-            .into());
+        return Err(fail(
+            Kind::NoInput,
+            format!("repository {} does not exist", repo.display()),
+        )
+        .help("pass --repo DIR, a checkout of the org's .github repository")
+        .into());
     }
     let override_dir = args.templates.clone().or(cfg.templates.clone());
     let source = Source::resolve(&repo, override_dir.as_deref());
@@ -35,7 +38,12 @@ pub async fn run(g: &GlobalArgs, args: &RepoArgs, op: Op) -> Result<u8> {
                     serde_json::json!({"repo": repo, "templates": source.describe(), "written": done.written, "removed": done.removed, "kept": done.kept})
                 );
             } else if done.written.is_empty() && done.removed.is_empty() {
-                println!("{} is up to date ({} files from {})", repo.display(), rendered.len(), source.describe());
+                println!(
+                    "{} is up to date ({} files from {})",
+                    repo.display(),
+                    rendered.len(),
+                    source.describe()
+                );
             } else {
                 for p in &done.written {
                     println!("wrote   {p}");
@@ -45,7 +53,9 @@ pub async fn run(g: &GlobalArgs, args: &RepoArgs, op: Op) -> Result<u8> {
                 }
             }
             for p in &done.kept {
-                eprintln!("warning: {p} is no longer generated but was edited by hand; left in place");
+                eprintln!(
+                    "warning: {p} is no longer generated but was edited by hand; left in place"
+                );
             }
             Ok(0)
         }
@@ -53,7 +63,10 @@ pub async fn run(g: &GlobalArgs, args: &RepoArgs, op: Op) -> Result<u8> {
             let rendered = templates::render(&source, &cfg.vars(&settings))?;
             let diffs = templates::diff(&repo, &rendered)?;
             if json {
-                println!("{}", serde_json::json!({"repo": repo, "templates": source.describe(), "clean": diffs.is_empty(), "differences": diffs}));
+                println!(
+                    "{}",
+                    serde_json::json!({"repo": repo, "templates": source.describe(), "clean": diffs.is_empty(), "differences": diffs})
+                );
             } else {
                 for d in &diffs {
                     let what = match d.kind {
@@ -66,7 +79,11 @@ pub async fn run(g: &GlobalArgs, args: &RepoArgs, op: Op) -> Result<u8> {
             }
             if diffs.is_empty() {
                 if !json {
-                    println!("{} matches the templates ({} files)", repo.display(), rendered.len());
+                    println!(
+                        "{} matches the templates ({} files)",
+                        repo.display(),
+                        rendered.len()
+                    );
                 }
                 Ok(0)
             } else {
@@ -83,9 +100,16 @@ pub async fn run(g: &GlobalArgs, args: &RepoArgs, op: Op) -> Result<u8> {
         Op::Clean => {
             let done = templates::clean(&repo)?;
             if json {
-                println!("{}", serde_json::json!({"repo": repo, "manifest_found": done.manifest_found, "removed": done.removed, "kept": done.kept}));
+                println!(
+                    "{}",
+                    serde_json::json!({"repo": repo, "manifest_found": done.manifest_found, "removed": done.removed, "kept": done.kept})
+                );
             } else if !done.manifest_found {
-                println!("no {} in {}: nothing ghboot generated to remove", templates::MANIFEST, repo.display());
+                println!(
+                    "no {} in {}: nothing ghboot generated to remove",
+                    templates::MANIFEST,
+                    repo.display()
+                );
             } else {
                 for p in &done.removed {
                     println!("removed {p}");

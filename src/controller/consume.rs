@@ -64,8 +64,17 @@ enum Class {
 struct Poison(String);
 
 impl Controller {
-    pub fn new(client: async_nats::Client, org: &str, cfg: Config, vars: super::templates::Vars, instance: &str) -> Controller {
-        let stats = Stats { instance: instance.into(), ..Default::default() };
+    pub fn new(
+        client: async_nats::Client,
+        org: &str,
+        cfg: Config,
+        vars: super::templates::Vars,
+        instance: &str,
+    ) -> Controller {
+        let stats = Stats {
+            instance: instance.into(),
+            ..Default::default()
+        };
         Controller {
             js: jetstream::new(client),
             org: org.into(),
@@ -86,7 +95,10 @@ impl Controller {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    async fn consumer(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Option<jetstream::consumer::Consumer<pull::Config>>> {
+    async fn consumer(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<jetstream::consumer::Consumer<pull::Config>>> {
         let name = subjects::events_stream(&self.org);
         let mut warned = false;
         loop {
@@ -98,10 +110,16 @@ impl Controller {
                         ack_policy: jetstream::consumer::AckPolicy::Explicit,
                         ack_wait: self.ack_wait,
                         max_deliver: -1,
-                        description: Some("ghboot controller: regenerates .github files on template pushes".into()),
+                        description: Some(
+                            "ghboot controller: regenerates .github files on template pushes"
+                                .into(),
+                        ),
                         ..Default::default()
                     };
-                    let c = stream.get_or_create_consumer(&self.cfg.durable, cfg).await.context("cannot create the controller's consumer")?;
+                    let c = stream
+                        .get_or_create_consumer(&self.cfg.durable, cfg)
+                        .await
+                        .context("cannot create the controller's consumer")?;
                     return Ok(Some(c));
                 }
                 Err(e) => {
@@ -120,7 +138,11 @@ impl Controller {
 
     /// Run until `shutdown` flips to true. `report` is called with the counters after every change and
     /// as a heartbeat.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>, report: impl Fn(&Stats) + Send) -> Result<()> {
+    pub async fn run(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        report: impl Fn(&Stats) + Send,
+    ) -> Result<()> {
         let Some(consumer) = self.consumer(&mut shutdown).await? else {
             return Ok(());
         };
@@ -202,11 +224,19 @@ impl Controller {
     }
 
     fn classify(&self, m: &Message) -> std::result::Result<Class, Poison> {
-        let v: serde_json::Value = serde_json::from_slice(&m.payload).map_err(|e| Poison(format!("payload is not JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| Poison("payload is not a JSON object".into()))?;
-        let r#ref = obj.get("ref").and_then(|r| r.as_str()).ok_or_else(|| Poison("push payload has no `ref`".into()))?;
+        let v: serde_json::Value = serde_json::from_slice(&m.payload)
+            .map_err(|e| Poison(format!("payload is not JSON: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Poison("payload is not a JSON object".into()))?;
+        let r#ref = obj
+            .get("ref")
+            .and_then(|r| r.as_str())
+            .ok_or_else(|| Poison("push payload has no `ref`".into()))?;
         let head_commit = v.get("head_commit").filter(|h| !h.is_null());
-        let message = head_commit.and_then(|h| h["message"].as_str()).unwrap_or("");
+        let message = head_commit
+            .and_then(|h| h["message"].as_str())
+            .unwrap_or("");
         let who = [
             head_commit.and_then(|h| h["author"]["email"].as_str()),
             head_commit.and_then(|h| h["author"]["name"].as_str()),
@@ -216,19 +246,32 @@ impl Controller {
             v["sender"]["login"].as_str(),
         ];
         let bot = &self.vars.bot;
-        if message.contains(SKIP_MARKER) || who.iter().flatten().any(|w| *w == bot.name || *w == bot.email) {
-            return Ok(Class::IgnoredSelf(v["after"].as_str().unwrap_or("").to_string()));
+        if message.contains(SKIP_MARKER)
+            || who
+                .iter()
+                .flatten()
+                .any(|w| *w == bot.name || *w == bot.email)
+        {
+            return Ok(Class::IgnoredSelf(
+                v["after"].as_str().unwrap_or("").to_string(),
+            ));
         }
-        if r#ref != format!("refs/heads/{}", self.cfg.branch) || v["deleted"].as_bool() == Some(true) {
+        if r#ref != format!("refs/heads/{}", self.cfg.branch)
+            || v["deleted"].as_bool() == Some(true)
+        {
             return Ok(Class::Skipped);
         }
         let commits = v["commits"].as_array().cloned().unwrap_or_default();
         let prefix = format!("{TEMPLATES_DIR}/");
         let touches = commits.is_empty()
             || commits.iter().any(|c| {
-                ["added", "removed", "modified"]
-                    .iter()
-                    .any(|k| c[*k].as_array().is_some_and(|files| files.iter().any(|f| f.as_str().is_some_and(|f| f.starts_with(&prefix)))))
+                ["added", "removed", "modified"].iter().any(|k| {
+                    c[*k].as_array().is_some_and(|files| {
+                        files
+                            .iter()
+                            .any(|f| f.as_str().is_some_and(|f| f.starts_with(&prefix)))
+                    })
+                })
             });
         if !touches {
             return Ok(Class::Skipped);
@@ -238,7 +281,13 @@ impl Controller {
         Ok(Class::Regenerate { head, repo })
     }
 
-    async fn handle(&self, msgs: Vec<Message>, locks: &async_nats::jetstream::kv::Store, wf: &mut Workflow, shutdown: &mut watch::Receiver<bool>) {
+    async fn handle(
+        &self,
+        msgs: Vec<Message>,
+        locks: &async_nats::jetstream::kv::Store,
+        wf: &mut Workflow,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
         self.bump(|s| s.received += msgs.len() as u64);
         let mut relevant: Vec<Message> = Vec::new();
         let mut newest: Option<(String, Option<String>)> = None;
@@ -276,11 +325,22 @@ impl Controller {
                 return;
             }
         };
-        wf.to(Phase::Pending, serde_json::json!({"head": head, "events": relevant.len()})).await;
+        wf.to(
+            Phase::Pending,
+            serde_json::json!({"head": head, "events": relevant.len()}),
+        )
+        .await;
         // one regeneration per org at a time, across processes
         let key = subjects::kv_key(&["regenerate", &self.org]);
         let lock = loop {
-            match Lock::acquire_wait(locks, &key, &self.instance, Duration::from_millis(self.cfg.lock_wait_ms)).await {
+            match Lock::acquire_wait(
+                locks,
+                &key,
+                &self.instance,
+                Duration::from_millis(self.cfg.lock_wait_ms),
+            )
+            .await
+            {
                 Ok(Some(l)) => break l,
                 Ok(None) => {
                     for m in &relevant {
@@ -298,13 +358,21 @@ impl Controller {
                     for m in &relevant {
                         self.failed(m, &reason).await;
                     }
-                    wf.to(Phase::Failed, serde_json::json!({"head": head, "error": reason})).await;
+                    wf.to(
+                        Phase::Failed,
+                        serde_json::json!({"head": head, "error": reason}),
+                    )
+                    .await;
                     return;
                 }
             }
         };
         let token = lock.fencing_token();
-        wf.to(Phase::Running, serde_json::json!({"head": head, "events": relevant.len(), "fencing_token": token})).await;
+        wf.to(
+            Phase::Running,
+            serde_json::json!({"head": head, "events": relevant.len(), "fencing_token": token}),
+        )
+        .await;
         let job = Job {
             repo: repo.clone(),
             branch: self.cfg.branch.clone(),
@@ -359,7 +427,11 @@ impl Controller {
             Err(e) => {
                 let reason = format!("{e:#}");
                 tracing::warn!("regeneration of {repo} failed: {reason}");
-                wf.to(Phase::Failed, serde_json::json!({"head": head, "error": reason})).await;
+                wf.to(
+                    Phase::Failed,
+                    serde_json::json!({"head": head, "error": reason}),
+                )
+                .await;
                 for m in &relevant {
                     self.failed(m, &reason).await;
                 }
@@ -382,7 +454,9 @@ impl Controller {
         });
         let delivered = m.info().map(|i| i.delivered).unwrap_or(1);
         if delivered < self.cfg.max_deliveries {
-            let _ = m.ack_with(AckKind::Nak(Some(self.cfg.backoff(delivered)))).await;
+            let _ = m
+                .ack_with(AckKind::Nak(Some(self.cfg.backoff(delivered))))
+                .await;
             return;
         }
         match super::dlq::dead_letter(&self.js, &self.org, m, reason, delivered).await {
@@ -392,22 +466,38 @@ impl Controller {
             }
             Err(e) => {
                 tracing::warn!("cannot dead-letter an event: {e:#}");
-                let _ = m.ack_with(AckKind::Nak(Some(self.cfg.backoff(delivered)))).await;
+                let _ = m
+                    .ack_with(AckKind::Nak(Some(self.cfg.backoff(delivered))))
+                    .await;
             }
         }
     }
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The controller's NATS connection: `--nats-url` (tests, other deployments) or the instance's credentials.
-pub async fn connect(settings: &crate::config::Settings, url: Option<&str>) -> Result<async_nats::Client> {
+pub async fn connect(
+    settings: &crate::config::Settings,
+    url: Option<&str>,
+) -> Result<async_nats::Client> {
     match url {
-        Some(u) => async_nats::ConnectOptions::new().name("ghboot-controller").connect(u).await.map_err(|e| {
-            fail(Kind::Unavailable, format!("cannot connect to NATS at {u}: {e}")).help("check the URL and that the server runs").into()
-        }),
+        Some(u) => async_nats::ConnectOptions::new()
+            .name("ghboot-controller")
+            .connect(u)
+            .await
+            .map_err(|e| {
+                fail(
+                    Kind::Unavailable,
+                    format!("cannot connect to NATS at {u}: {e}"),
+                )
+                .help("check the URL and that the server runs")
+                .into()
+            }),
         None => crate::stages::nats::connect(settings).await,
     }
 }

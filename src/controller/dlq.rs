@@ -17,14 +17,27 @@ pub const H_AT: &str = "Ghboot-Dlq-At";
 fn parts(subject: &str) -> (Option<String>, String) {
     let t: Vec<&str> = subject.split('.').collect();
     if t.len() == 4 {
-        let repo = if t[2] == subjects::ORG_TOKEN { None } else { subjects::unescape_token(t[2]) };
-        (repo, subjects::unescape_token(t[3]).unwrap_or_else(|| t[3].to_string()))
+        let repo = if t[2] == subjects::ORG_TOKEN {
+            None
+        } else {
+            subjects::unescape_token(t[2])
+        };
+        (
+            repo,
+            subjects::unescape_token(t[3]).unwrap_or_else(|| t[3].to_string()),
+        )
     } else {
         (None, "unknown".into())
     }
 }
 
-pub async fn dead_letter(js: &jetstream::Context, org: &str, m: &Message, reason: &str, delivered: i64) -> Result<()> {
+pub async fn dead_letter(
+    js: &jetstream::Context,
+    org: &str,
+    m: &Message,
+    reason: &str,
+    delivered: i64,
+) -> Result<()> {
     let (repo, event) = parts(&m.subject);
     let subject = subjects::dead_letter_subject(org, repo.as_deref(), &event);
     let mut headers = HeaderMap::new();
@@ -39,7 +52,11 @@ pub async fn dead_letter(js: &jetstream::Context, org: &str, m: &Message, reason
             }
         }
     }
-    let one_line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();
+    let one_line: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1000)
+        .collect();
     headers.insert(H_REASON, one_line.as_str());
     headers.insert(H_SUBJECT, m.subject.as_str());
     headers.insert(H_DELIVERIES, delivered.to_string().as_str());
@@ -47,7 +64,10 @@ pub async fn dead_letter(js: &jetstream::Context, org: &str, m: &Message, reason
     if let Ok(info) = m.info() {
         headers.insert(H_STREAM_SEQ, info.stream_sequence.to_string().as_str());
     }
-    js.publish_with_headers(subject, headers, m.payload.clone()).await?.await.context("the dead-letter stream did not store the event")?;
+    js.publish_with_headers(subject, headers, m.payload.clone())
+        .await?
+        .await
+        .context("the dead-letter stream did not store the event")?;
     Ok(())
 }
 
@@ -65,7 +85,12 @@ pub struct Letter {
 async fn dlq_stream(js: &jetstream::Context, org: &str) -> Result<jetstream::stream::Stream> {
     let name = subjects::dead_letter_stream(org);
     js.get_stream(&name).await.map_err(|e| {
-        fail(Kind::NoInput, format!("dead-letter stream {name} not found: {e}")).help("run `ghboot up` (the nats stage creates the topology)").into()
+        fail(
+            Kind::NoInput,
+            format!("dead-letter stream {name} not found: {e}"),
+        )
+        .help("run `ghboot up` (the nats stage creates the topology)")
+        .into()
     })
 }
 
@@ -81,7 +106,12 @@ pub async fn list(js: &jetstream::Context, org: &str) -> Result<Vec<Letter>> {
         let Ok(raw) = stream.get_raw_message(seq).await else {
             continue;
         };
-        let h = |k: &str| raw.headers.get(k).map(|v| v.as_str().to_string()).unwrap_or_default();
+        let h = |k: &str| {
+            raw.headers
+                .get(k)
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default()
+        };
         out.push(Letter {
             id: seq,
             subject: raw.subject.to_string(),
@@ -99,15 +129,20 @@ pub async fn list(js: &jetstream::Context, org: &str) -> Result<Vec<Letter>> {
 /// remove it from the dead-letter stream. Returns the new sequence in the events stream.
 pub async fn replay(js: &jetstream::Context, org: &str, id: u64) -> Result<u64> {
     let stream = dlq_stream(js, org).await?;
-    let raw = stream
-        .get_raw_message(id)
-        .await
-        .map_err(|e| fail(Kind::NoInput, format!("no dead letter {id}: {e}")).help("`ghboot dlq list` shows the ids"))?;
+    let raw = stream.get_raw_message(id).await.map_err(|e| {
+        fail(Kind::NoInput, format!("no dead letter {id}: {e}"))
+            .help("`ghboot dlq list` shows the ids")
+    })?;
     let original = raw
         .headers
         .get(H_SUBJECT)
         .map(|v| v.as_str().to_string())
-        .ok_or_else(|| fail(Kind::Data, format!("dead letter {id} has no {H_SUBJECT} header")))?;
+        .ok_or_else(|| {
+            fail(
+                Kind::Data,
+                format!("dead letter {id} has no {H_SUBJECT} header"),
+            )
+        })?;
     let mut headers = HeaderMap::new();
     for (k, vs) in raw.headers.iter() {
         let name: &str = k.as_ref();
@@ -124,6 +159,9 @@ pub async fn replay(js: &jetstream::Context, org: &str, id: u64) -> Result<u64> 
         .await?
         .await
         .with_context(|| format!("no stream stored the replay on {original}"))?;
-    stream.delete_message(id).await.context("replayed, but cannot remove the dead letter")?;
+    stream
+        .delete_message(id)
+        .await
+        .context("replayed, but cannot remove the dead letter")?;
     Ok(ack.sequence)
 }

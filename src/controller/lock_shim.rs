@@ -15,16 +15,26 @@ pub struct Lock {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn value(owner: &str) -> bytes::Bytes {
-    serde_json::json!({"owner": owner, "expires_ms": now_ms() + LEASE.as_millis() as u64}).to_string().into()
+    serde_json::json!({"owner": owner, "expires_ms": now_ms() + LEASE.as_millis() as u64})
+        .to_string()
+        .into()
 }
 
 impl Lock {
     pub async fn acquire(kv: &kv::Store, key: &str, owner: &str) -> Result<Option<Lock>> {
-        let mk = |revision| Lock { kv: kv.clone(), key: key.to_string(), owner: owner.to_string(), revision };
+        let mk = |revision| Lock {
+            kv: kv.clone(),
+            key: key.to_string(),
+            owner: owner.to_string(),
+            revision,
+        };
         if let Ok(rev) = kv.create(key, value(owner)).await {
             return Ok(Some(mk(rev)));
         }
@@ -32,9 +42,10 @@ impl Lock {
             return Ok(None);
         };
         let expired = match entry.operation {
-            kv::Operation::Put => {
-                serde_json::from_slice::<serde_json::Value>(&entry.value).ok().and_then(|v| v["expires_ms"].as_u64()).is_none_or(|e| e < now_ms())
-            }
+            kv::Operation::Put => serde_json::from_slice::<serde_json::Value>(&entry.value)
+                .ok()
+                .and_then(|v| v["expires_ms"].as_u64())
+                .is_none_or(|e| e < now_ms()),
             _ => true,
         };
         if expired {
@@ -44,7 +55,12 @@ impl Lock {
         }
         Ok(None)
     }
-    pub async fn acquire_wait(kv: &kv::Store, key: &str, owner: &str, deadline: Duration) -> Result<Option<Lock>> {
+    pub async fn acquire_wait(
+        kv: &kv::Store,
+        key: &str,
+        owner: &str,
+        deadline: Duration,
+    ) -> Result<Option<Lock>> {
         let until = tokio::time::Instant::now() + deadline;
         loop {
             if let Some(l) = Self::acquire(kv, key, owner).await? {
@@ -60,15 +76,26 @@ impl Lock {
         self.revision
     }
     pub async fn refresh(&mut self) -> Result<()> {
-        self.revision = self.kv.update(&self.key, value(&self.owner), self.revision).await?;
+        self.revision = self
+            .kv
+            .update(&self.key, value(&self.owner), self.revision)
+            .await?;
         Ok(())
     }
     pub async fn release(self) -> Result<()> {
-        self.kv.delete_expect_revision(&self.key, Some(self.revision)).await?;
+        self.kv
+            .delete_expect_revision(&self.key, Some(self.revision))
+            .await?;
         Ok(())
     }
 }
 
 pub async fn open_locks(js: &jetstream::Context) -> Result<kv::Store> {
-    Ok(js.create_key_value(kv::Config { bucket: crate::topology::subjects::LOCKS_BUCKET.into(), history: 1, ..Default::default() }).await?)
+    Ok(js
+        .create_key_value(kv::Config {
+            bucket: crate::topology::subjects::LOCKS_BUCKET.into(),
+            history: 1,
+            ..Default::default()
+        })
+        .await?)
 }

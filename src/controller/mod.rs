@@ -74,23 +74,37 @@ impl Config {
     pub fn from_settings(s: &Settings) -> Result<Config> {
         let table = toml::Value::Table(s.file.controller.clone());
         let c: Config = table.try_into().map_err(|e: toml::de::Error| {
-            fail(Kind::Config, format!("invalid [controller] table: {}", e.message()))
-                .help("fix ghboot.toml; see README.md for the [controller] keys")
+            fail(
+                Kind::Config,
+                format!("invalid [controller] table: {}", e.message()),
+            )
+            .help("fix ghboot.toml; see README.md for the [controller] keys")
         })?;
         if c.max_deliveries < 1 || c.push_attempts < 1 {
-            return Err(fail(Kind::Config, "[controller] max_deliveries and push_attempts must be at least 1").into());
+            return Err(fail(
+                Kind::Config,
+                "[controller] max_deliveries and push_attempts must be at least 1",
+            )
+            .into());
         }
         Ok(c)
     }
     pub fn backoff(&self, delivered: i64) -> Duration {
         let exp = (delivered.max(1) - 1).min(20) as u32;
-        Duration::from_millis(self.backoff_ms.saturating_mul(1u64 << exp).min(self.max_backoff_ms))
+        Duration::from_millis(
+            self.backoff_ms
+                .saturating_mul(1u64 << exp)
+                .min(self.max_backoff_ms),
+        )
     }
     pub fn vars(&self, s: &Settings) -> templates::Vars {
         templates::Vars {
             org: s.org.clone(),
             branch: self.branch.clone(),
-            bot: templates::Bot { name: self.bot_name.clone(), email: self.bot_email.clone() },
+            bot: templates::Bot {
+                name: self.bot_name.clone(),
+                email: self.bot_email.clone(),
+            },
             controller: serde_json::to_value(&s.file.controller).unwrap_or_default(),
         }
     }

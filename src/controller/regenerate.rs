@@ -46,9 +46,17 @@ pub fn git(dir: Option<&Path>) -> tokio::process::Command {
 }
 
 pub async fn run_git(dir: Option<&Path>, args: &[&str]) -> Result<String> {
-    let out = git(dir).args(args).output().await.context("cannot run git (is it installed?)")?;
+    let out = git(dir)
+        .args(args)
+        .output()
+        .await
+        .context("cannot run git (is it installed?)")?;
     if !out.status.success() {
-        anyhow::bail!("git {} failed: {}", args.first().unwrap_or(&""), String::from_utf8_lossy(&out.stderr).trim());
+        anyhow::bail!(
+            "git {} failed: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -74,12 +82,31 @@ where
     Fut: std::future::Future<Output = Result<()>>,
 {
     let t0 = Instant::now();
-    let tmp = tempfile::Builder::new().prefix("ghboot-regen-").tempdir().context("cannot create a work dir")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("ghboot-regen-")
+        .tempdir()
+        .context("cannot create a work dir")?;
     let dir = tmp.path().join("repo");
     let dir_s = dir.to_string_lossy().to_string();
-    run_git(None, &["clone", "-q", "--branch", &job.branch, "--single-branch", &job.repo, &dir_s])
-        .await
-        .map_err(|e| fail(Kind::Unavailable, format!("cannot clone {} (branch {}): {e:#}", job.repo, job.branch)))?;
+    run_git(
+        None,
+        &[
+            "clone",
+            "-q",
+            "--branch",
+            &job.branch,
+            "--single-branch",
+            &job.repo,
+            &dir_s,
+        ],
+    )
+    .await
+    .map_err(|e| {
+        fail(
+            Kind::Unavailable,
+            format!("cannot clone {} (branch {}): {e:#}", job.repo, job.branch),
+        )
+    })?;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -88,30 +115,79 @@ where
         let rendered = templates::render(&source, &job.vars)?;
         let written = templates::write(&dir, &rendered, false)?;
         run_git(Some(&dir), &["add", "-A"]).await?;
-        let unchanged = git(Some(&dir)).args(["diff", "--cached", "--quiet"]).status().await?.success();
+        let unchanged = git(Some(&dir))
+            .args(["diff", "--cached", "--quiet"])
+            .status()
+            .await?
+            .success();
         if unchanged {
-            return Ok(Outcome { head, commit: None, files: vec![], attempts, duration_ms: t0.elapsed().as_millis() as u64 });
+            return Ok(Outcome {
+                head,
+                commit: None,
+                files: vec![],
+                attempts,
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
         }
         let name = format!("user.name={}", job.vars.bot.name);
         let email = format!("user.email={}", job.vars.bot.email);
         let subject = format!("Regenerate .github files from templates {SKIP_MARKER}");
-        let body = format!("Rendered from {head}.\n\nGhboot-Fencing-Token: {}", job.fencing_token);
-        run_git(Some(&dir), &["-c", &name, "-c", &email, "commit", "-q", "-m", &subject, "-m", &body]).await?;
+        let body = format!(
+            "Rendered from {head}.\n\nGhboot-Fencing-Token: {}",
+            job.fencing_token
+        );
+        run_git(
+            Some(&dir),
+            &[
+                "-c", &name, "-c", &email, "commit", "-q", "-m", &subject, "-m", &body,
+            ],
+        )
+        .await?;
         let commit = run_git(Some(&dir), &["rev-parse", "HEAD"]).await?;
         test_pause("before_push").await;
-        fence().await.context("lost the org's regeneration lock before pushing")?;
+        fence()
+            .await
+            .context("lost the org's regeneration lock before pushing")?;
         let refspec = format!("HEAD:refs/heads/{}", job.branch);
-        let out = git(Some(&dir)).args(["push", "-q", "--porcelain", "origin", &refspec]).output().await?;
+        let out = git(Some(&dir))
+            .args(["push", "-q", "--porcelain", "origin", &refspec])
+            .output()
+            .await?;
         if out.status.success() {
             test_pause("after_push").await;
-            return Ok(Outcome { head, commit: Some(commit), files: written.written, attempts, duration_ms: t0.elapsed().as_millis() as u64 });
+            return Ok(Outcome {
+                head,
+                commit: Some(commit),
+                files: written.written,
+                attempts,
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
         }
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let moved = ["rejected", "non-fast-forward", "fetch first", "stale info", "cannot lock ref"].iter().any(|w| text.contains(w));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let moved = [
+            "rejected",
+            "non-fast-forward",
+            "fetch first",
+            "stale info",
+            "cannot lock ref",
+        ]
+        .iter()
+        .any(|w| text.contains(w));
         if !moved || attempts >= job.push_attempts {
-            anyhow::bail!("push to {} failed after {attempts} attempt(s): {}", job.repo, text.trim());
+            anyhow::bail!(
+                "push to {} failed after {attempts} attempt(s): {}",
+                job.repo,
+                text.trim()
+            );
         }
-        tracing::info!("branch {} moved during regeneration; retrying on the new head", job.branch);
+        tracing::info!(
+            "branch {} moved during regeneration; retrying on the new head",
+            job.branch
+        );
         run_git(Some(&dir), &["fetch", "-q", "origin", &job.branch]).await?;
         run_git(Some(&dir), &["reset", "-q", "--hard", "FETCH_HEAD"]).await?;
         run_git(Some(&dir), &["clean", "-qfd"]).await?;

@@ -12,12 +12,30 @@ use std::path::{Component, Path, PathBuf};
 /// The templates built into the binary (the `templates/` dir of ghboot's source tree), so that one binary
 /// works anywhere. Paths are relative to `templates/`; the output path is the same without `.j2`.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    (".github/workflows/ci.yml.j2", include_str!("../../templates/.github/workflows/ci.yml.j2")),
-    (".github/workflows/regenerate.yml.j2", include_str!("../../templates/.github/workflows/regenerate.yml.j2")),
-    (".github/ISSUE_TEMPLATE/bug_report.md.j2", include_str!("../../templates/.github/ISSUE_TEMPLATE/bug_report.md.j2")),
-    (".github/ISSUE_TEMPLATE/feature_request.md.j2", include_str!("../../templates/.github/ISSUE_TEMPLATE/feature_request.md.j2")),
-    (".github/pull_request_template.md.j2", include_str!("../../templates/.github/pull_request_template.md.j2")),
-    (".github/CODEOWNERS.j2", include_str!("../../templates/.github/CODEOWNERS.j2")),
+    (
+        ".github/workflows/ci.yml.j2",
+        include_str!("../../templates/.github/workflows/ci.yml.j2"),
+    ),
+    (
+        ".github/workflows/regenerate.yml.j2",
+        include_str!("../../templates/.github/workflows/regenerate.yml.j2"),
+    ),
+    (
+        ".github/ISSUE_TEMPLATE/bug_report.md.j2",
+        include_str!("../../templates/.github/ISSUE_TEMPLATE/bug_report.md.j2"),
+    ),
+    (
+        ".github/ISSUE_TEMPLATE/feature_request.md.j2",
+        include_str!("../../templates/.github/ISSUE_TEMPLATE/feature_request.md.j2"),
+    ),
+    (
+        ".github/pull_request_template.md.j2",
+        include_str!("../../templates/.github/pull_request_template.md.j2"),
+    ),
+    (
+        ".github/CODEOWNERS.j2",
+        include_str!("../../templates/.github/CODEOWNERS.j2"),
+    ),
 ];
 
 /// Where the manifest of generated files lives, relative to the repository root.
@@ -52,7 +70,10 @@ impl Source {
     /// (path relative to the template root, text) of every `*.j2` file, sorted.
     pub fn load(&self) -> Result<Vec<(String, String)>> {
         match self {
-            Source::Embedded => Ok(EMBEDDED.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()),
+            Source::Embedded => Ok(EMBEDDED
+                .iter()
+                .map(|(p, t)| (p.to_string(), t.to_string()))
+                .collect()),
             Source::Dir(root) => {
                 if !root.is_dir() {
                     return Err(fail(Kind::NoInput, format!("template dir {} does not exist", root.display()))
@@ -77,8 +98,17 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<()> 
             walk(root, &path, out)?;
         } else if ft.is_file() && path.extension().is_some_and(|e| e == "j2") {
             let rel = path.strip_prefix(root).unwrap_or(&path);
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy().to_string()).collect::<Vec<_>>().join("/");
-            let text = std::fs::read_to_string(&path).map_err(|e| fail(Kind::Data, format!("cannot read template {}: {e}", path.display())))?;
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                fail(
+                    Kind::Data,
+                    format!("cannot read template {}: {e}", path.display()),
+                )
+            })?;
             out.push((rel, text));
         }
     }
@@ -111,7 +141,10 @@ pub fn render(source: &Source, vars: &Vars) -> Result<Rendered> {
     env.set_keep_trailing_newline(true);
     for (name, text) in &templates {
         env.add_template_owned(name.clone(), text.clone())
-            .map_err(|e| fail(Kind::Data, format!("template {name} does not parse: {e}")).help("fix the template's syntax"))?;
+            .map_err(|e| {
+                fail(Kind::Data, format!("template {name} does not parse: {e}"))
+                    .help("fix the template's syntax")
+            })?;
     }
     let ctx = minijinja::Value::from_serialize(vars);
     let mut out = Rendered::new();
@@ -119,9 +152,19 @@ pub fn render(source: &Source, vars: &Vars) -> Result<Rendered> {
         let target = name.trim_end_matches(".j2").to_string();
         check_target(&target)?;
         let tmpl = env.get_template(name)?;
-        let body = tmpl.render(&ctx).map_err(|e| fail(Kind::Data, format!("template {name} does not render: {e}")).help("fix the template"))?;
-        let body = if body.ends_with('\n') { body } else { format!("{body}\n") };
-        out.insert(target.clone(), with_header(&target, &format!("{TEMPLATES_DIR}/{name}"), &body));
+        let body = tmpl.render(&ctx).map_err(|e| {
+            fail(Kind::Data, format!("template {name} does not render: {e}"))
+                .help("fix the template")
+        })?;
+        let body = if body.ends_with('\n') {
+            body
+        } else {
+            format!("{body}\n")
+        };
+        out.insert(
+            target.clone(),
+            with_header(&target, &format!("{TEMPLATES_DIR}/{name}"), &body),
+        );
     }
     Ok(out)
 }
@@ -134,9 +177,12 @@ fn check_target(target: &str) -> Result<()> {
         || target.starts_with(&format!("{TEMPLATES_DIR}/"))
         || target == MANIFEST;
     if bad {
-        return Err(fail(Kind::Data, format!("template output path {target:?} is not allowed"))
-            .help("templates render to paths inside the repository, outside .git/ and templates/")
-            .into());
+        return Err(fail(
+            Kind::Data,
+            format!("template output path {target:?} is not allowed"),
+        )
+        .help("templates render to paths inside the repository, outside .git/ and templates/")
+        .into());
     }
     Ok(())
 }
@@ -145,7 +191,10 @@ fn check_target(target: &str) -> Result<()> {
 pub fn with_header(target: &str, template: &str, body: &str) -> String {
     let text = format!("Generated by ghboot from {template}. Do not edit: change the template, then run `ghboot generate`.");
     let file = target.rsplit('/').next().unwrap_or(target);
-    let ext = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "md" | "markdown" | "html" | "htm" | "xml" | "svg" => {
             let header = format!("<!-- {text} -->\n");
@@ -177,15 +226,24 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn of(rendered: &Rendered) -> Manifest {
-        Manifest { generated_by: "ghboot".into(), files: rendered.iter().map(|(p, c)| (p.clone(), sha256(c.as_bytes()))).collect() }
+        Manifest {
+            generated_by: "ghboot".into(),
+            files: rendered
+                .iter()
+                .map(|(p, c)| (p.clone(), sha256(c.as_bytes())))
+                .collect(),
+        }
     }
     pub fn load(repo: &Path) -> Result<Option<Manifest>> {
         let path = repo.join(MANIFEST);
         match std::fs::read(&path) {
             Ok(b) => {
                 let m: Manifest = serde_json::from_slice(&b).map_err(|e| {
-                    fail(Kind::Data, format!("manifest {} is not valid: {e}", path.display()))
-                        .help("restore it from git, or delete it and run `ghboot generate`")
+                    fail(
+                        Kind::Data,
+                        format!("manifest {} is not valid: {e}", path.display()),
+                    )
+                    .help("restore it from git, or delete it and run `ghboot generate`")
                 })?;
                 for p in m.files.keys() {
                     check_target(p)?;
@@ -197,7 +255,10 @@ impl Manifest {
         }
     }
     pub fn text(&self) -> String {
-        format!("{}\n", serde_json::to_string_pretty(self).unwrap_or_default())
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(self).unwrap_or_default()
+        )
     }
 }
 
@@ -222,19 +283,31 @@ pub struct Diff {
 pub fn diff(repo: &Path, rendered: &Rendered) -> Result<Vec<Diff>> {
     let mut out = Vec::new();
     let new_manifest = Manifest::of(rendered);
-    let mut want: Vec<(String, String)> = rendered.iter().map(|(p, c)| (p.clone(), c.clone())).collect();
+    let mut want: Vec<(String, String)> = rendered
+        .iter()
+        .map(|(p, c)| (p.clone(), c.clone()))
+        .collect();
     want.push((MANIFEST.to_string(), new_manifest.text()));
     for (path, content) in &want {
         match std::fs::read(repo.join(path)) {
             Ok(have) if have == content.as_bytes() => {}
-            Ok(_) => out.push(Diff { path: path.clone(), kind: DiffKind::Differs }),
-            Err(_) => out.push(Diff { path: path.clone(), kind: DiffKind::Missing }),
+            Ok(_) => out.push(Diff {
+                path: path.clone(),
+                kind: DiffKind::Differs,
+            }),
+            Err(_) => out.push(Diff {
+                path: path.clone(),
+                kind: DiffKind::Missing,
+            }),
         }
     }
     if let Some(old) = Manifest::load(repo)? {
         for path in old.files.keys().filter(|p| !rendered.contains_key(*p)) {
             if repo.join(path).exists() {
-                out.push(Diff { path: path.clone(), kind: DiffKind::Stale });
+                out.push(Diff {
+                    path: path.clone(),
+                    kind: DiffKind::Stale,
+                });
             }
         }
     }
@@ -267,16 +340,19 @@ pub fn write(repo: &Path, rendered: &Rendered, force: bool) -> Result<Written> {
             _ => {}
         }
         if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        crate::fsutil::write_atomic(&full, content.as_bytes()).with_context(|| format!("cannot write {}", full.display()))?;
+        crate::fsutil::write_atomic(&full, content.as_bytes())
+            .with_context(|| format!("cannot write {}", full.display()))?;
         done.written.push(path.clone());
     }
     for (path, hash) in old.files.iter().filter(|(p, _)| !rendered.contains_key(*p)) {
         let full = repo.join(path);
         match std::fs::read(&full) {
             Ok(have) if &sha256(&have) == hash => {
-                std::fs::remove_file(&full).with_context(|| format!("cannot remove {}", full.display()))?;
+                std::fs::remove_file(&full)
+                    .with_context(|| format!("cannot remove {}", full.display()))?;
                 prune_empty_dirs(repo, &full);
                 done.removed.push(path.clone());
             }
@@ -316,12 +392,16 @@ pub fn clean(repo: &Path) -> Result<Cleaned> {
     let Some(m) = Manifest::load(repo)? else {
         return Ok(Cleaned::default());
     };
-    let mut done = Cleaned { manifest_found: true, ..Default::default() };
+    let mut done = Cleaned {
+        manifest_found: true,
+        ..Default::default()
+    };
     for (path, hash) in &m.files {
         let full = repo.join(path);
         match std::fs::read(&full) {
             Ok(have) if &sha256(&have) == hash => {
-                std::fs::remove_file(&full).with_context(|| format!("cannot remove {}", full.display()))?;
+                std::fs::remove_file(&full)
+                    .with_context(|| format!("cannot remove {}", full.display()))?;
                 prune_empty_dirs(repo, &full);
                 done.removed.push(path.clone());
             }
@@ -354,7 +434,15 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        Vars { org: "acme".into(), branch: "main".into(), bot: Bot { name: "bot".into(), email: "bot@x".into() }, controller: serde_json::json!({}) }
+        Vars {
+            org: "acme".into(),
+            branch: "main".into(),
+            bot: Bot {
+                name: "bot".into(),
+                email: "bot@x".into(),
+            },
+            controller: serde_json::json!({}),
+        }
     }
 
     #[test]
@@ -362,7 +450,10 @@ mod tests {
         let r = render(&Source::Embedded, &vars()).expect("render");
         assert!(r.len() >= 5);
         for (path, content) in &r {
-            assert!(content.contains("Generated by ghboot from templates/"), "{path}");
+            assert!(
+                content.contains("Generated by ghboot from templates/"),
+                "{path}"
+            );
         }
         let bug = &r[".github/ISSUE_TEMPLATE/bug_report.md"];
         assert!(bug.starts_with("---\n"), "front matter stays first: {bug}");
@@ -380,9 +471,15 @@ mod tests {
         assert!(!diff(repo, &r).expect("diff").is_empty());
         write(repo, &r, false).expect("write");
         assert!(diff(repo, &r).expect("diff").is_empty());
-        assert!(write(repo, &r, false).expect("again").written.is_empty(), "idempotent");
+        assert!(
+            write(repo, &r, false).expect("again").written.is_empty(),
+            "idempotent"
+        );
         clean(repo).expect("clean");
-        assert_eq!(std::fs::read_to_string(repo.join(".github/workflows/mine.yml")).expect("kept"), "mine");
+        assert_eq!(
+            std::fs::read_to_string(repo.join(".github/workflows/mine.yml")).expect("kept"),
+            "mine"
+        );
         assert!(!repo.join(MANIFEST).exists());
         assert!(!repo.join(".github/CODEOWNERS").exists());
     }

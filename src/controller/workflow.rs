@@ -27,14 +27,26 @@ pub struct Workflow {
 pub async fn open_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store> {
     match js.get_key_value(name).await {
         Ok(kv) => Ok(kv),
-        Err(_) => Ok(js.create_key_value(kv::Config { bucket: name.into(), history: 1, ..Default::default() }).await?),
+        Err(_) => Ok(js
+            .create_key_value(kv::Config {
+                bucket: name.into(),
+                history: 1,
+                ..Default::default()
+            })
+            .await?),
     }
 }
 
 impl Workflow {
     pub async fn open(js: &jetstream::Context, org: &str, instance: &str) -> Result<Workflow> {
         let kv = open_bucket(js, subjects::WORKFLOWS_BUCKET).await?;
-        Ok(Workflow { js: js.clone(), kv, org: org.into(), instance: instance.into(), phase: Phase::Idle })
+        Ok(Workflow {
+            js: js.clone(),
+            kv,
+            org: org.into(),
+            instance: instance.into(),
+            phase: Phase::Idle,
+        })
     }
     pub fn key(org: &str) -> String {
         subjects::kv_key(&[org, "regenerate"])
@@ -46,7 +58,9 @@ impl Workflow {
     pub async fn to(&mut self, phase: Phase, detail: serde_json::Value) {
         let from = self.phase;
         self.phase = phase;
-        let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let mut v = serde_json::json!({
             "workflow": "regenerate", "org": self.org, "state": phase, "from": from, "instance": self.instance, "at": at,
         });

@@ -17,13 +17,23 @@ const STALE: Duration = Duration::from_secs(30);
 pub const TASK: &str = "controller";
 
 fn running_here(ctx: &mut Ctx) -> bool {
-    ctx.host().is_some_and(|h| h.tasks.iter().any(|(n, t)| n == TASK && !t.is_finished()))
+    ctx.host()
+        .is_some_and(|h| h.tasks.iter().any(|(n, t)| n == TASK && !t.is_finished()))
 }
 
 /// The supervisor's controller heartbeat, from the runtime file (for clients).
 pub fn heartbeat_fresh(s: &Settings) -> bool {
-    let Some(rt) = crate::state::Runtime::load(&s.layout).filter(|r| r.supervisor_alive()) else { return false };
-    let Some(hb) = rt.components.get(TASK).and_then(|c| c["heartbeat"].as_str()).map(str::to_string) else { return false };
+    let Some(rt) = crate::state::Runtime::load(&s.layout).filter(|r| r.supervisor_alive()) else {
+        return false;
+    };
+    let Some(hb) = rt
+        .components
+        .get(TASK)
+        .and_then(|c| c["heartbeat"].as_str())
+        .map(str::to_string)
+    else {
+        return false;
+    };
     time::OffsetDateTime::parse(&hb, &time::format_description::well_known::Rfc3339)
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds() < STALE.as_secs() as i64)
         .unwrap_or(false)
@@ -34,12 +44,23 @@ pub fn heartbeat_fresh(s: &Settings) -> bool {
 async fn ensure_streams(js: &jetstream::Context, org: &str) -> Result<()> {
     for (name, subject) in [
         (subjects::events_stream(org), subjects::events_filter(org)),
-        (subjects::dead_letter_stream(org), subjects::dead_letter_filter(org)),
-        (subjects::ghboot_events_stream(org), subjects::ghboot_events_filter(org)),
+        (
+            subjects::dead_letter_stream(org),
+            subjects::dead_letter_filter(org),
+        ),
+        (
+            subjects::ghboot_events_stream(org),
+            subjects::ghboot_events_filter(org),
+        ),
     ] {
         if js.get_stream(&name).await.is_err() {
             tracing::info!("stream {name} is missing; creating it with defaults");
-            js.get_or_create_stream(jetstream::stream::Config { name, subjects: vec![subject], ..Default::default() }).await?;
+            js.get_or_create_stream(jetstream::stream::Config {
+                name,
+                subjects: vec![subject],
+                ..Default::default()
+            })
+            .await?;
         }
     }
     Ok(())
@@ -54,17 +75,30 @@ impl Stage for Controller {
         "the controller that regenerates the org's .github files"
     }
     fn skip_reason(&self, s: &Settings) -> Option<String> {
-        (s.mode != Mode::Dev).then(|| format!("in {} mode the controller runs as its own process: `ghboot controller`", s.mode))
+        (s.mode != Mode::Dev).then(|| {
+            format!(
+                "in {} mode the controller runs as its own process: `ghboot controller`",
+                s.mode
+            )
+        })
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         if running_here(ctx) || heartbeat_fresh(&ctx.settings) {
             return Ok(vec![]);
         }
-        Ok(vec![Change::new("controller", format!("consumer on {}", subjects::push_filter(&ctx.settings.org, DOT_GITHUB)), "start")
-            .note("in-process in the supervisor")])
+        Ok(vec![Change::new(
+            "controller",
+            format!(
+                "consumer on {}",
+                subjects::push_filter(&ctx.settings.org, DOT_GITHUB)
+            ),
+            "start",
+        )
+        .note("in-process in the supervisor")])
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
-        if running_here(ctx) || (matches!(ctx.role, Role::Client) && heartbeat_fresh(&ctx.settings)) {
+        if running_here(ctx) || (matches!(ctx.role, Role::Client) && heartbeat_fresh(&ctx.settings))
+        {
             Ok(Verdict::Holds)
         } else {
             Ok(Verdict::Drift("the controller is not running".into()))
@@ -82,7 +116,9 @@ impl Stage for Controller {
         let vars = cfg.vars(&ctx.settings);
         let org = ctx.settings.org.clone();
         let durable = cfg.durable.clone();
-        let Some(host) = ctx.host() else { return Err(NeedsRestart("the controller runs inside the supervisor".into()).into()) };
+        let Some(host) = ctx.host() else {
+            return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
+        };
         let rx = host.shutdown.subscribe();
         let runtime = host.runtime.clone();
         let c = Loop::new(client, &org, cfg, vars, &instance);
@@ -100,10 +136,16 @@ impl Stage for Controller {
         });
         host.tasks.push((TASK.into(), task));
         let mut out = Outputs::new();
-        out.insert("summary".into(), format!("watching pushes to {org}/.github").into());
+        out.insert(
+            "summary".into(),
+            format!("watching pushes to {org}/.github").into(),
+        );
         out.insert("instance".into(), instance.into());
         out.insert("durable".into(), durable.into());
-        out.insert("subject".into(), subjects::push_filter(&org, DOT_GITHUB).into());
+        out.insert(
+            "subject".into(),
+            subjects::push_filter(&org, DOT_GITHUB).into(),
+        );
         Ok(out)
     }
 }

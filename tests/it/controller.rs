@@ -6,12 +6,26 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 const ORG: &str = "acme";
-const HUMAN: [&str; 4] = ["-c", "user.name=Dev Eloper", "-c", "user.email=dev@example.com"];
+const HUMAN: [&str; 4] = [
+    "-c",
+    "user.name=Dev Eloper",
+    "-c",
+    "user.email=dev@example.com",
+];
 const BOT_EMAIL: &str = "ghboot-controller@users.noreply.github.com";
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -22,7 +36,12 @@ fn commit_push(work: &Path, msg: &str) {
     git(work, &a);
     // the controller may have pushed meanwhile: rebase on it (as a person would)
     for _ in 0..20 {
-        let out = Command::new("git").arg("-C").arg(work).args(["push", "-q", "origin", "HEAD:main"]).output().expect("git push");
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(work)
+            .args(["push", "-q", "origin", "HEAD:main"])
+            .output()
+            .expect("git push");
         if out.status.success() {
             return;
         }
@@ -43,7 +62,11 @@ impl Rig {
     async fn new(extra_config: &str) -> Rig {
         let server = TestServer::start();
         let dir = tempfile::tempdir().expect("tmp");
-        let rig = Rig { server, dir, children: vec![] };
+        let rig = Rig {
+            server,
+            dir,
+            children: vec![],
+        };
         std::fs::create_dir_all(rig.path("tmp")).expect("tmp dir");
         std::fs::write(
             rig.config(),
@@ -54,20 +77,48 @@ impl Rig {
         .expect("config");
         let js = async_nats::jetstream::new(rig.server.client().await);
         for (name, subj) in [
-            (ghboot::topology::subjects::events_stream(ORG), ghboot::topology::subjects::events_filter(ORG)),
-            (ghboot::topology::subjects::dead_letter_stream(ORG), ghboot::topology::subjects::dead_letter_filter(ORG)),
-            (ghboot::topology::subjects::ghboot_events_stream(ORG), ghboot::topology::subjects::ghboot_events_filter(ORG)),
+            (
+                ghboot::topology::subjects::events_stream(ORG),
+                ghboot::topology::subjects::events_filter(ORG),
+            ),
+            (
+                ghboot::topology::subjects::dead_letter_stream(ORG),
+                ghboot::topology::subjects::dead_letter_filter(ORG),
+            ),
+            (
+                ghboot::topology::subjects::ghboot_events_stream(ORG),
+                ghboot::topology::subjects::ghboot_events_filter(ORG),
+            ),
         ] {
-            js.get_or_create_stream(async_nats::jetstream::stream::Config { name, subjects: vec![subj], ..Default::default() })
-                .await
-                .expect("stream");
+            js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                name,
+                subjects: vec![subj],
+                ..Default::default()
+            })
+            .await
+            .expect("stream");
         }
         // the dev "GitHub": a bare repo whose hook publishes push events
         let bare = rig.bare();
-        ok(&rig.ghboot(&["git-hook", "install", "--git-dir", bare.to_str().unwrap_or_default(), "--deliver", &format!("nats:{}", rig.server.url())]));
+        ok(&rig.ghboot(&[
+            "git-hook",
+            "install",
+            "--git-dir",
+            bare.to_str().unwrap_or_default(),
+            "--deliver",
+            &format!("nats:{}", rig.server.url()),
+        ]));
         let seed = rig.path("seed");
-        Command::new("git").args(["clone", "-q"]).arg(&bare).arg(&seed).status().expect("clone");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"), &seed.join("templates"));
+        Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&bare)
+            .arg(&seed)
+            .status()
+            .expect("clone");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            &seed.join("templates"),
+        );
         ok(&rig.ghboot(&["generate", "--repo", seed.to_str().unwrap_or_default()]));
         git(&seed, &["symbolic-ref", "HEAD", "refs/heads/main"]);
         commit_push(&seed, "Seed templates and generated files [skip-regen]");
@@ -101,9 +152,21 @@ impl Rig {
         self.cmd().args(args).output().expect("ghboot")
     }
     fn controller(&mut self, instance: &str, env: &[(&str, String)]) -> usize {
-        let log = std::fs::File::create(self.path(&format!("controller-{instance}-{}.log", self.children.len()))).expect("log");
+        let log = std::fs::File::create(self.path(&format!(
+            "controller-{instance}-{}.log",
+            self.children.len()
+        )))
+        .expect("log");
         let mut c = self.cmd();
-        c.args(["controller", "--nats-url", &self.server.url(), "--instance", instance]).stdout(Stdio::null()).stderr(log);
+        c.args([
+            "controller",
+            "--nats-url",
+            &self.server.url(),
+            "--instance",
+            instance,
+        ])
+        .stdout(Stdio::null())
+        .stderr(log);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -118,7 +181,12 @@ impl Rig {
     fn work(&self, name: &str) -> PathBuf {
         let w = self.path(name);
         if !w.exists() {
-            Command::new("git").args(["clone", "-q"]).arg(self.bare()).arg(&w).status().expect("clone");
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(self.bare())
+                .arg(&w)
+                .status()
+                .expect("clone");
         } else {
             let mut a: Vec<&str> = HUMAN.to_vec();
             a.extend(["pull", "-q", "--rebase", "origin", "main"]);
@@ -132,7 +200,10 @@ impl Rig {
         let url = self.server.url();
         let key = ghboot::topology::subjects::kv_key(&["controller", ORG, instance]);
         let read = move || -> Option<serde_json::Value> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let js = async_nats::jetstream::new(async_nats::connect(url).await.ok()?);
                 let kv = js.get_key_value("state").await.ok()?;
@@ -140,17 +211,26 @@ impl Rig {
                 serde_json::from_slice(&b).ok()
             })
         };
-        std::thread::spawn(read).join().ok().flatten().unwrap_or_default()
+        std::thread::spawn(read)
+            .join()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
     /// Commits on main made by the controller.
     fn bot_commits(&self) -> Vec<String> {
         let log = git(&self.bare(), &["log", "--format=%H %ae", "main"]);
-        log.lines().filter(|l| l.ends_with(BOT_EMAIL)).map(|l| l.split(' ').next().unwrap_or("").to_string()).collect()
+        log.lines()
+            .filter(|l| l.ends_with(BOT_EMAIL))
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            .collect()
     }
     /// Does the head of main match what its templates produce?
     fn converged(&self) -> bool {
         let w = self.work("verify");
-        self.ghboot(&["check", "--repo", w.to_str().unwrap_or_default()]).status.success()
+        self.ghboot(&["check", "--repo", w.to_str().unwrap_or_default()])
+            .status
+            .success()
     }
 }
 
@@ -188,13 +268,22 @@ fn edit_template(work: &Path, line: &str) {
 }
 
 /// Poll until `f` returns Some; on timeout, panic showing the last thing `show` returned.
-fn settle<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>, show: impl Fn() -> String) -> T {
+fn settle<T>(
+    deadline: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    show: impl Fn() -> String,
+) -> T {
     let until = std::time::Instant::now() + deadline;
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(std::time::Instant::now() < until, "timed out after {deadline:?} waiting for {what}; last seen: {}", show());
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}; last seen: {}",
+            show()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -213,17 +302,33 @@ fn generate_is_idempotent_check_sees_drift_clean_spares_hand_written_files() {
     std::fs::write(repo.join(".github/workflows/handwritten.yml"), "mine\n").expect("w");
     let run = |args: &[&str]| {
         let mut c = Command::new(common::ghboot_bin());
-        c.env("GHBOOT_STATE_DIR", dir.path().join("state")).env_remove("GHBOOT_CONFIG").current_dir(dir.path());
-        c.args(args).arg("--repo").arg(&repo).arg("--org").arg(ORG).output().expect("ghboot")
+        c.env("GHBOOT_STATE_DIR", dir.path().join("state"))
+            .env_remove("GHBOOT_CONFIG")
+            .current_dir(dir.path());
+        c.args(args)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--org")
+            .arg(ORG)
+            .output()
+            .expect("ghboot")
     };
-    assert_eq!(run(&["check"]).status.code(), Some(2), "check before generate reports missing files");
+    assert_eq!(
+        run(&["check"]).status.code(),
+        Some(2),
+        "check before generate reports missing files"
+    );
     ok(&run(&["generate"]));
     git(&repo, &["add", "-A"]);
     let mut a: Vec<&str> = HUMAN.to_vec();
     a.extend(["commit", "-q", "-m", "gen"]);
     git(&repo, &a);
     ok(&run(&["generate"]));
-    assert_eq!(git(&repo, &["status", "--porcelain"]), "", "second generate changed nothing");
+    assert_eq!(
+        git(&repo, &["status", "--porcelain"]),
+        "",
+        "second generate changed nothing"
+    );
     ok(&run(&["check"]));
     // drift: an edited file and a deleted one are both listed
     std::fs::write(repo.join(".github/CODEOWNERS"), "* @someone\n").expect("w");
@@ -231,11 +336,17 @@ fn generate_is_idempotent_check_sees_drift_clean_spares_hand_written_files() {
     let out = run(&["check"]);
     assert_eq!(out.status.code(), Some(2));
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains(".github/CODEOWNERS") && listed.contains(".github/workflows/ci.yml"), "{listed}");
+    assert!(
+        listed.contains(".github/CODEOWNERS") && listed.contains(".github/workflows/ci.yml"),
+        "{listed}"
+    );
     git(&repo, &["checkout", "-q", "--", "."]);
     ok(&run(&["clean"]));
     assert_eq!(common::read(&repo.join("HANDWRITTEN.md")), "mine\n");
-    assert_eq!(common::read(&repo.join(".github/workflows/handwritten.yml")), "mine\n");
+    assert_eq!(
+        common::read(&repo.join(".github/workflows/handwritten.yml")),
+        "mine\n"
+    );
     assert!(!repo.join(".github/workflows/ci.yml").exists());
     assert!(!repo.join(".github/.ghboot-manifest.json").exists());
     // generate refuses to overwrite a hand-written file at a generated path
@@ -258,7 +369,11 @@ async fn a_burst_gives_few_regenerations_and_own_commits_never_trigger_one() {
         let s = rig.stats("c1");
         (num(&s, "received") >= 52 && num(&s, "regenerations") >= 1).then_some(s)
     });
-    assert_eq!(num(&s, "regenerations"), 1, "51 pending pushes, one regeneration: {s}");
+    assert_eq!(
+        num(&s, "regenerations"),
+        1,
+        "51 pending pushes, one regeneration: {s}"
+    );
     assert_eq!(num(&s, "commits"), 1, "{s}");
     assert_eq!(rig.bot_commits().len(), 1);
     assert!(rig.converged(), "files match the newest templates");
@@ -277,10 +392,19 @@ async fn a_burst_gives_few_regenerations_and_own_commits_never_trigger_one() {
             let c = rig.bot_commits().len() as u64;
             // every pushed event seen (51 + 30 human, plus one per bot commit, plus redeliveries after a
             // failed attempt), every bot commit ignored
-            (num(&s, "received") == 81 + c + num(&s, "failures") && num(&s, "ignored_self") == 1 + c && num(&s, "commits") == c && rig.converged())
-                .then_some(s)
+            (num(&s, "received") == 81 + c + num(&s, "failures")
+                && num(&s, "ignored_self") == 1 + c
+                && num(&s, "commits") == c
+                && rig.converged())
+            .then_some(s)
         },
-        || format!("{} bot commits, stats {}", rig.bot_commits().len(), rig.stats("c1")),
+        || {
+            format!(
+                "{} bot commits, stats {}",
+                rig.bot_commits().len(),
+                rig.stats("c1")
+            )
+        },
     );
     assert!(num(&s, "regenerations") < 31, "coalesced: {s}");
     assert!(common::read(&rig.work("verify").join(".github/CODEOWNERS")).contains("# live 79"));
@@ -288,7 +412,10 @@ async fn a_burst_gives_few_regenerations_and_own_commits_never_trigger_one() {
     let bots: std::collections::HashSet<String> = rig.bot_commits().into_iter().collect();
     for ev in workflow_events(&rig).await {
         if ev["state"] == "running" {
-            assert!(!bots.contains(ev["head"].as_str().unwrap_or("")), "a regeneration was triggered by the controller's own commit: {ev}");
+            assert!(
+                !bots.contains(ev["head"].as_str().unwrap_or("")),
+                "a regeneration was triggered by the controller's own commit: {ev}"
+            );
         }
     }
     assert_eq!(num(&s, "dead_lettered"), 0);
@@ -296,7 +423,10 @@ async fn a_burst_gives_few_regenerations_and_own_commits_never_trigger_one() {
 
 async fn workflow_events(rig: &Rig) -> Vec<serde_json::Value> {
     let js = async_nats::jetstream::new(rig.server.client().await);
-    let mut stream = js.get_stream(ghboot::topology::subjects::ghboot_events_stream(ORG)).await.expect("events stream");
+    let mut stream = js
+        .get_stream(ghboot::topology::subjects::ghboot_events_stream(ORG))
+        .await
+        .expect("events stream");
     let info = stream.info().await.expect("info");
     let mut out = vec![];
     for seq in info.state.first_sequence..=info.state.last_sequence {
@@ -317,14 +447,20 @@ async fn two_controllers_never_regenerate_at_the_same_time() {
         edit_template(&work, &format!("# change {i}"));
         commit_push(&work, &format!("Template change {i}"));
     }
-    wait_for(Duration::from_secs(90), "both controllers to settle", || {
-        let a = rig.stats("c1");
-        let b = rig.stats("c2");
-        let c = rig.bot_commits().len() as u64;
-        let received = num(&a, "received") + num(&b, "received") - num(&a, "failures") - num(&b, "failures");
-        let ignored = num(&a, "ignored_self") + num(&b, "ignored_self");
-        (received == 21 + c && ignored == 1 + c && rig.converged()).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(90),
+        "both controllers to settle",
+        || {
+            let a = rig.stats("c1");
+            let b = rig.stats("c2");
+            let c = rig.bot_commits().len() as u64;
+            let received = num(&a, "received") + num(&b, "received")
+                - num(&a, "failures")
+                - num(&b, "failures");
+            let ignored = num(&a, "ignored_self") + num(&b, "ignored_self");
+            (received == 21 + c && ignored == 1 + c && rig.converged()).then_some(())
+        },
+    );
     // the invariant, from the published transitions: between one controller's `running` and its
     // `completed`/`failed`, no other controller starts
     let events = workflow_events(&rig).await;
@@ -334,7 +470,10 @@ async fn two_controllers_never_regenerate_at_the_same_time() {
         let who = ev["instance"].as_str().unwrap_or("").to_string();
         match ev["state"].as_str() {
             Some("running") => {
-                assert!(holder.is_none(), "{who} started while {holder:?} was running: {events:#?}");
+                assert!(
+                    holder.is_none(),
+                    "{who} started while {holder:?} was running: {events:#?}"
+                );
                 holder = Some(who);
                 runs += 1;
             }
@@ -347,7 +486,11 @@ async fn two_controllers_never_regenerate_at_the_same_time() {
     }
     assert!(runs >= 1);
     // and the fencing tokens the regenerations ran under only ever grow
-    let tokens: Vec<u64> = events.iter().filter(|e| e["state"] == "running").filter_map(|e| e["fencing_token"].as_u64()).collect();
+    let tokens: Vec<u64> = events
+        .iter()
+        .filter(|e| e["state"] == "running")
+        .filter_map(|e| e["fencing_token"].as_u64())
+        .collect();
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
 }
 
@@ -359,7 +502,11 @@ async fn a_poison_event_ends_in_the_dead_letter_stream_and_can_be_replayed() {
     // 1. not a push payload at all
     let js = async_nats::jetstream::new(rig.server.client().await);
     let subject = ghboot::topology::subjects::event_subject(ORG, Some(".github"), "push");
-    js.publish(subject, "this is not json".into()).await.expect("publish").await.expect("stored");
+    js.publish(subject, "this is not json".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
     // 2. a real push of a broken template: rendering fails on every delivery
     let work = rig.work("work");
     edit_template(&work, "{{ broken");
@@ -372,29 +519,62 @@ async fn a_poison_event_ends_in_the_dead_letter_stream_and_can_be_replayed() {
         let l = list(&rig);
         (l.as_array().map(|a| a.len()) == Some(2)).then_some(l)
     });
-    let reasons: Vec<String> = letters.as_array().into_iter().flatten().map(|l| l["reason"].as_str().unwrap_or("").to_string()).collect();
-    assert!(reasons.iter().any(|r| r.contains("not JSON")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("does not parse")), "{reasons:?}");
-    assert!(letters.as_array().into_iter().flatten().all(|l| l["deliveries"] == "3"), "{letters}");
+    let reasons: Vec<String> = letters
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| l["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not JSON")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("does not parse")),
+        "{reasons:?}"
+    );
+    assert!(
+        letters
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|l| l["deliveries"] == "3"),
+        "{letters}"
+    );
     let stats = rig.stats("c1");
     assert_eq!(num(&stats, "dead_lettered"), 2, "{stats}");
     assert_eq!(rig.bot_commits().len(), 0);
     // fix the template without triggering a regeneration, then replay the dead push event
     let p = work.join("templates/.github/CODEOWNERS.j2");
-    let fixed = std::fs::read_to_string(&p).expect("t").replace("{{ broken", "# fixed");
+    let fixed = std::fs::read_to_string(&p)
+        .expect("t")
+        .replace("{{ broken", "# fixed");
     std::fs::write(&p, fixed).expect("w");
     commit_push(&work, "Fix the template [skip-regen]");
     let id = letters
         .as_array()
         .into_iter()
         .flatten()
-        .find(|l| l["reason"].as_str().unwrap_or("").contains("does not parse"))
+        .find(|l| {
+            l["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("does not parse")
+        })
         .map(|l| l["id"].as_u64().unwrap_or(0))
         .unwrap_or(0);
     ok(&rig.ghboot(&["dlq", "replay", &id.to_string(), "--nats-url", &url]));
-    wait_for(Duration::from_secs(60), "the replayed event to regenerate", || (rig.bot_commits().len() == 1 && rig.converged()).then_some(()));
+    wait_for(
+        Duration::from_secs(60),
+        "the replayed event to regenerate",
+        || (rig.bot_commits().len() == 1 && rig.converged()).then_some(()),
+    );
     assert!(common::read(&rig.work("verify").join(".github/CODEOWNERS")).contains("# fixed"));
-    assert_eq!(list(&rig).as_array().map(|a| a.len()), Some(1), "the replayed letter left the dead-letter stream");
+    assert_eq!(
+        list(&rig).as_array().map(|a| a.len()),
+        Some(1),
+        "the replayed letter left the dead-letter stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -403,17 +583,31 @@ async fn a_controller_killed_mid_regeneration_converges_without_a_duplicate_comm
     let work = rig.work("work");
     for (n, point) in ["before_push", "after_push"].iter().enumerate() {
         let marker = rig.path(&format!("paused-{point}"));
-        let c = rig.controller(&format!("k{n}"), &[("GHBOOT_CONTROLLER_TEST_PAUSE", format!("{point}:{}", marker.display()))]);
+        let c = rig.controller(
+            &format!("k{n}"),
+            &[(
+                "GHBOOT_CONTROLLER_TEST_PAUSE",
+                format!("{point}:{}", marker.display()),
+            )],
+        );
         edit_template(&work, &format!("# change at {point}"));
         commit_push(&work, &format!("Template change {point}"));
-        wait_for(Duration::from_secs(60), "the controller to reach the pause point", || marker.exists().then_some(()));
+        wait_for(
+            Duration::from_secs(60),
+            "the controller to reach the pause point",
+            || marker.exists().then_some(()),
+        );
         rig.kill(c);
         let pushed_before = rig.bot_commits().len();
         rig.controller(&format!("r{n}"), &[]);
-        wait_for(Duration::from_secs(90), "the restarted controller to converge", || {
-            let s = rig.stats(&format!("r{n}"));
-            (num(&s, "regenerations") >= 1 && rig.converged()).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(90),
+            "the restarted controller to converge",
+            || {
+                let s = rig.stats(&format!("r{n}"));
+                (num(&s, "regenerations") >= 1 && rig.converged()).then_some(())
+            },
+        );
         assert_eq!(
             rig.bot_commits().len(),
             n + 1,
