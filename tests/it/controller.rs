@@ -617,3 +617,77 @@ async fn a_controller_killed_mid_regeneration_converges_without_a_duplicate_comm
         rig.kill(last);
     }
 }
+
+/// The whole loop through the real supervisor: `up` in dev ends with self-management done, which proved
+/// template push → post-receive → signed webhook → NATS → controller → `[skip-regen]` commit → its own push
+/// ignored. Then once more by hand, as a person would.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_full_round_trip_through_the_supervisor() {
+    let inst = common::Instance::new();
+    ok(&inst.up(&[]));
+    let st = wait_for(Duration::from_secs(180), "all six stages done", || {
+        let st = inst.status();
+        st["stages"]
+            .as_array()?
+            .iter()
+            .all(|s| s["status"] == "done")
+            .then_some(st)
+    });
+    let sm = st["stages"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "self-management").cloned())
+        .unwrap_or_default();
+    let trip = &sm["last_round_trip"];
+    assert!(
+        trip["duration_ms"].as_u64().is_some(),
+        "status shows the last round trip: {sm}"
+    );
+    let org = st["org"].as_str().unwrap_or("local").to_string();
+    let bare = inst
+        .state_dir()
+        .join("github")
+        .join(&org)
+        .join(".github.git");
+    let regenerated = trip["regenerated"].as_str().unwrap_or_default().to_string();
+    let msg = git(&bare, &["log", "-1", "--format=%B", &regenerated]);
+    assert!(msg.contains("[skip-regen]"), "{msg}");
+    // by hand: change a template and push; the controller regenerates once and ignores its own push
+    let work = inst.dir.path().join("work");
+    Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&bare)
+        .arg(&work)
+        .status()
+        .expect("clone");
+    edit_template(&work, "# by hand");
+    commit_push(&work, "Change a template by hand");
+    let pushed = git(&work, &["rev-parse", "HEAD"]);
+    let bot = wait_for(Duration::from_secs(60), "a regenerated commit", || {
+        let log = git(
+            &bare,
+            &["log", "--format=%H %ae", &format!("{pushed}..main")],
+        );
+        log.lines()
+            .find(|l| l.ends_with(BOT_EMAIL))
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+    });
+    let controller = wait_for(
+        Duration::from_secs(60),
+        "the controller to ignore its own push",
+        || {
+            let c = inst.status()["components"]["controller"].clone();
+            c["recent_ignored"]
+                .as_array()?
+                .iter()
+                .any(|h| h.as_str() == Some(bot.as_str()))
+                .then_some(c)
+        },
+    );
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        bot,
+        "nothing after the regenerated commit: {controller}"
+    );
+    let codeowners = git(&bare, &["show", "main:.github/CODEOWNERS"]);
+    assert!(codeowners.contains("# by hand"), "{codeowners}");
+}
