@@ -77,7 +77,7 @@ fn platform() -> Check {
 }
 
 fn resources(state_dir: &Path) -> Vec<Check> {
-    use sysinfo::{Disks, System};
+    use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
     let avail = sys.available_memory();
@@ -94,14 +94,9 @@ fn resources(state_dir: &Path) -> Vec<Check> {
             "free memory: nats-server and ghboot need about 256 MiB",
         )
     };
-    let disks = Disks::new_with_refreshed_list();
     let probe = existing_ancestor(state_dir);
-    let disk = disks
-        .list()
-        .iter()
-        .filter(|d| probe.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space());
+    // statvfs on the one path that matters, rather than enumerating every mount
+    let disk = fs4::available_space(&probe).ok();
     let disk = match disk {
         Some(free) if free < MIN_DISK => Check::bad(
             "disk",

@@ -4,3 +4,4 @@ mod ci;
 mod common;
 mod controller;
 mod core;
+mod topology;

