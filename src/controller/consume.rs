@@ -5,12 +5,12 @@
 //! and runs at most one regeneration for the lot, under the org's lock, then waits out the rate limit.
 //! Failures nak with a growing delay; after `max_deliveries` an event goes to the dead-letter stream with
 //! its reason and is acked.
-use super::lock_shim::{open_locks, Lock};
 use super::regenerate::{self, Job};
 use super::templates::{SKIP_MARKER, TEMPLATES_DIR};
 use super::workflow::{open_bucket, Phase, Workflow};
 use super::{Config, DOT_GITHUB};
 use crate::error::{fail, Kind};
+use crate::topology::lock::{open_locks, Lock};
 use crate::topology::subjects;
 use anyhow::{Context, Result};
 use async_nats::jetstream::{self, consumer::pull, AckKind, Message};

@@ -4,7 +4,6 @@
 pub mod consume;
 pub mod dlq;
 pub mod hook;
-mod lock_shim;
 pub mod regenerate;
 pub mod templates;
 pub mod workflow;

@@ -7,7 +7,6 @@ use crate::controller::{Config, DOT_GITHUB};
 use crate::engine::{Change, Ctx, NeedsRestart, Outputs, Role, Stage, Verdict};
 use crate::topology::subjects;
 use anyhow::Result;
-use async_nats::jetstream;
 use std::time::Duration;
 
 pub struct Controller;
@@ -37,33 +36,6 @@ pub fn heartbeat_fresh(s: &Settings) -> bool {
     time::OffsetDateTime::parse(&hb, &time::format_description::well_known::Rfc3339)
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds() < STALE.as_secs() as i64)
         .unwrap_or(false)
-}
-
-/// The streams the controller reads and writes. The topology (nats stage) makes them with their full
-/// configuration; this only fills in what is missing so that the controller never waits on a stream.
-async fn ensure_streams(js: &jetstream::Context, org: &str) -> Result<()> {
-    for (name, subject) in [
-        (subjects::events_stream(org), subjects::events_filter(org)),
-        (
-            subjects::dead_letter_stream(org),
-            subjects::dead_letter_filter(org),
-        ),
-        (
-            subjects::ghboot_events_stream(org),
-            subjects::ghboot_events_filter(org),
-        ),
-    ] {
-        if js.get_stream(&name).await.is_err() {
-            tracing::info!("stream {name} is missing; creating it with defaults");
-            js.get_or_create_stream(jetstream::stream::Config {
-                name,
-                subjects: vec![subject],
-                ..Default::default()
-            })
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -110,8 +82,6 @@ impl Stage for Controller {
             return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
         }
         let client = ctx.nats().await?;
-        let js = jetstream::new(client.clone());
-        ensure_streams(&js, &ctx.settings.org).await?;
         let instance = crate::commands::controller::default_instance();
         let vars = cfg.vars(&ctx.settings);
         let org = ctx.settings.org.clone();

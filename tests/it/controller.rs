@@ -98,6 +98,15 @@ impl Rig {
             .await
             .expect("stream");
         }
+        // locks expire 5 s after their holder stops refreshing them (a killed controller's lock, below)
+        js.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: ghboot::topology::subjects::LOCKS_BUCKET.into(),
+            history: 1,
+            max_age: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .await
+        .expect("locks bucket");
         // the dev "GitHub": a bare repo whose hook publishes push events
         let bare = rig.bare();
         ok(&rig.ghboot(&[
