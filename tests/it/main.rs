@@ -1,7 +1,9 @@
 //! One integration-test binary (one link instead of one per file). Every test uses real processes: the
 //! built `ghboot`, a real `nats-server`, real sockets and files. See common.rs for the shared harness.
+mod bundled;
 mod ci;
 mod common;
 mod controller;
 mod core;
 mod topology;
+mod webhook;
