@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod controller;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
@@ -34,6 +35,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::logs::run(g, *component, *follow).await
         }
         Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
+        Some(Command::Generate(a)) => {
+            commands::generate::run(g, a, commands::generate::Op::Generate).await
+        }
+        Some(Command::Check(a)) => {
+            commands::generate::run(g, a, commands::generate::Op::Check).await
+        }
+        Some(Command::Clean(a)) => {
+            commands::generate::run(g, a, commands::generate::Op::Clean).await
+        }
+        Some(Command::Controller(a)) => commands::controller::run(g, a).await,
+        Some(Command::Dlq(c)) => commands::controller::dlq(g, c).await,
+        Some(Command::GitHook {
+            hook,
+            git_dir,
+            deliver,
+        }) => controller::hook::run(g, hook, git_dir, deliver).await,
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
     }
 }

@@ -1,7 +1,9 @@
 //! One module per subcommand. Each resolves settings through `config`, does its work, and returns the exit code.
+pub mod controller;
 pub mod doctor;
 pub mod down;
 pub mod env;
+pub mod generate;
 pub mod logs;
 pub mod nats_server;
 pub mod plan;

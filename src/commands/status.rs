@@ -35,6 +35,12 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             }) {
                 v["finished_at"] = t.into();
             }
+            if let Some(x) = rec.outputs.get("summary") {
+                v["summary"] = x.clone();
+            }
+            if let Some(x) = rec.outputs.get("last_round_trip") {
+                v["last_round_trip"] = x.clone();
+            }
             v
         })
         .collect();
@@ -75,6 +81,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         let detail = s
             .get("error")
             .or(s.get("reason"))
+            .or(s.get("summary"))
             .and_then(|v| v.as_str())
             .unwrap_or("");
         println!(

@@ -1,9 +1,42 @@
-//! Stage: the controller that regenerates the org's .github files. Not built yet (issue #6): listed as pending with that reason, never reported done.
+//! Stage: the controller that regenerates the org's .github files, run in-process by the supervisor (dev);
+//! other deployments run `ghboot controller` beside their NATS.
+use crate::cli::Mode;
 use crate::config::Settings;
-use crate::engine::{Change, Ctx, Outputs, Stage, Verdict};
+use crate::controller::consume::Controller as Loop;
+use crate::controller::{Config, DOT_GITHUB};
+use crate::engine::{Change, Ctx, NeedsRestart, Outputs, Role, Stage, Verdict};
+use crate::topology::subjects;
 use anyhow::Result;
+use std::time::Duration;
 
 pub struct Controller;
+
+/// A heartbeat older than this means the controller is not running.
+const STALE: Duration = Duration::from_secs(30);
+pub const TASK: &str = "controller";
+
+fn running_here(ctx: &mut Ctx) -> bool {
+    ctx.host()
+        .is_some_and(|h| h.tasks.iter().any(|(n, t)| n == TASK && !t.is_finished()))
+}
+
+/// The supervisor's controller heartbeat, from the runtime file (for clients).
+pub fn heartbeat_fresh(s: &Settings) -> bool {
+    let Some(rt) = crate::state::Runtime::load(&s.layout).filter(|r| r.supervisor_alive()) else {
+        return false;
+    };
+    let Some(hb) = rt
+        .components
+        .get(TASK)
+        .and_then(|c| c["heartbeat"].as_str())
+        .map(str::to_string)
+    else {
+        return false;
+    };
+    time::OffsetDateTime::parse(&hb, &time::format_description::well_known::Rfc3339)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds() < STALE.as_secs() as i64)
+        .unwrap_or(false)
+}
 
 #[async_trait::async_trait]
 impl Stage for Controller {
@@ -13,16 +46,76 @@ impl Stage for Controller {
     fn summary(&self) -> &'static str {
         "the controller that regenerates the org's .github files"
     }
-    fn skip_reason(&self, _s: &Settings) -> Option<String> {
-        Some("not implemented yet (issue #6)".into())
+    fn skip_reason(&self, s: &Settings) -> Option<String> {
+        (s.mode != Mode::Dev).then(|| {
+            format!(
+                "in {} mode the controller runs as its own process: `ghboot controller`",
+                s.mode
+            )
+        })
     }
-    async fn plan(&self, _ctx: &mut Ctx) -> Result<Vec<Change>> {
-        Ok(vec![])
+    async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        if running_here(ctx) || heartbeat_fresh(&ctx.settings) {
+            return Ok(vec![]);
+        }
+        Ok(vec![Change::new(
+            "controller",
+            format!(
+                "consumer on {}",
+                subjects::push_filter(&ctx.settings.org, DOT_GITHUB)
+            ),
+            "start",
+        )
+        .note("in-process in the supervisor")])
     }
-    async fn verify(&self, _ctx: &mut Ctx) -> Result<Verdict> {
-        Ok(Verdict::Drift("not implemented".into()))
+    async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
+        if running_here(ctx) || (matches!(ctx.role, Role::Client) && heartbeat_fresh(&ctx.settings))
+        {
+            Ok(Verdict::Holds)
+        } else {
+            Ok(Verdict::Drift("the controller is not running".into()))
+        }
     }
-    async fn apply(&self, _ctx: &mut Ctx) -> Result<Outputs> {
-        anyhow::bail!("not implemented yet (issue #6)")
+    async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
+        let cfg = Config::from_settings(&ctx.settings)?;
+        if ctx.host().is_none() {
+            return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
+        }
+        let client = ctx.nats().await?;
+        let instance = crate::commands::controller::default_instance();
+        let vars = cfg.vars(&ctx.settings);
+        let org = ctx.settings.org.clone();
+        let durable = cfg.durable.clone();
+        let Some(host) = ctx.host() else {
+            return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
+        };
+        let rx = host.shutdown.subscribe();
+        let runtime = host.runtime.clone();
+        let c = Loop::new(client, &org, cfg, vars, &instance);
+        let log_instance = instance.clone();
+        let task = tokio::spawn(async move {
+            let report = |s: &crate::controller::consume::Stats| {
+                let v = serde_json::to_value(s).unwrap_or_default();
+                runtime.update(|r| {
+                    r.components.insert(TASK.into(), v);
+                });
+            };
+            if let Err(e) = c.run(rx, report).await {
+                tracing::error!("controller {log_instance} stopped: {e:#}");
+            }
+        });
+        host.tasks.push((TASK.into(), task));
+        let mut out = Outputs::new();
+        out.insert(
+            "summary".into(),
+            format!("watching pushes to {org}/.github").into(),
+        );
+        out.insert("instance".into(), instance.into());
+        out.insert("durable".into(), durable.into());
+        out.insert(
+            "subject".into(),
+            subjects::push_filter(&org, DOT_GITHUB).into(),
+        );
+        Ok(out)
     }
 }
