@@ -165,7 +165,7 @@ fn expect_error(
 
 pub fn matrix(env: &Env) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for stage in ["prerequisites", "state-backend", "nats"] {
+    for stage in ["prerequisites", "state-backend", "nats", "webhooks", "controller", "self-management"] {
         rows.push(kill_after_stage(env, stage)?);
     }
     rows.push(kill_nats_server(env)?);
@@ -212,7 +212,7 @@ fn kill_after_stage(env: &Env, stage: &str) -> Result<Row> {
             !crashed.status.success(),
             code(&rerun)
         ),
-        pass: !crashed.status.success() && recorded && rerun.status.success() && healthy && n >= 3,
+        pass: !crashed.status.success() && recorded && rerun.status.success() && healthy && n == 6,
         reproduce: format!(
             "GHBOOT_FAULT_KILL_AFTER={stage} ghboot --mode dev; ghboot --mode dev --detach"
         ),

@@ -14,6 +14,7 @@
 
 mod bench;
 mod faults;
+mod faults_live;
 mod ingest;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -200,7 +201,8 @@ fn bench_env(reps: usize) -> Result<bench::Env> {
 fn run_faults() -> Result<()> {
     let env = bench_env(1)?;
     let started = std::time::Instant::now();
-    let rows = faults::matrix(&env)?;
+    let mut rows = faults::matrix(&env)?;
+    rows.extend(faults_live::rows(&env)?);
     let mut header = machine_header(&env.nats_server);
     header.push_str(&format!(
         "The whole run took {:.0} s.\n",
