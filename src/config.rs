@@ -81,6 +81,10 @@ pub struct Settings {
     pub debug: bool,
     pub wait_timeout: std::time::Duration,
     pub supervisor_child: bool,
+    /// `--image NAME=REF` overrides of container images (docker, kubernetes)
+    pub images: Vec<(String, String)>,
+    /// Why `--mode auto` chose the mode it did (set by `containers::auto`)
+    pub mode_reason: Option<String>,
 }
 
 impl Settings {
@@ -114,7 +118,10 @@ pub fn state_dir(g: &GlobalArgs, is_up: bool) -> Result<PathBuf> {
     let dir = match &g.state_dir {
         Some(d) => d.clone(),
         None if g.ephemeral && is_up => {
-            let d = tempfile::Builder::new().prefix("ghboot-ephemeral-").tempdir().context("cannot create a temporary state dir")?;
+            let d = tempfile::Builder::new()
+                .prefix("ghboot-ephemeral-")
+                .tempdir()
+                .context("cannot create a temporary state dir")?;
             d.keep()
         }
         None => default_state_dir()?,
@@ -125,24 +132,41 @@ pub fn state_dir(g: &GlobalArgs, is_up: bool) -> Result<PathBuf> {
 pub fn default_state_dir() -> Result<PathBuf> {
     directories::ProjectDirs::from("dev", "ghboot", "ghboot")
         .map(|p| p.data_dir().to_path_buf())
-        .ok_or_else(|| fail(Kind::Config, "cannot find a per-user data dir (no home directory?)").help("pass --state-dir DIR or set GHBOOT_STATE_DIR").into())
+        .ok_or_else(|| {
+            fail(
+                Kind::Config,
+                "cannot find a per-user data dir (no home directory?)",
+            )
+            .help("pass --state-dir DIR or set GHBOOT_STATE_DIR")
+            .into()
+        })
 }
 
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|c| c.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
 pub fn load_file_config(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(Kind::Config, format!("cannot read config file {}: {e}", path.display())).help("check the --config path"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(
+            Kind::Config,
+            format!("cannot read config file {}: {e}", path.display()),
+        )
+        .help("check the --config path")
+    })?;
     toml::from_str(&text).map_err(|e| {
-        fail(Kind::Config, format!("invalid config file {}: {}", path.display(), e.message()))
-            .help("fix the file; see README.md for the keys ghboot.toml takes")
-            .into()
+        fail(
+            Kind::Config,
+            format!("invalid config file {}: {}", path.display(), e.message()),
+        )
+        .help("fix the file; see README.md for the keys ghboot.toml takes")
+        .into()
     })
 }
 
@@ -159,34 +183,93 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         None => FileConfig::default(),
     };
     // DEBUG=true is the seeds' spelling of --debug
-    let debug = g.debug || std::env::var("DEBUG").map(|v| v == "true" || v == "1").unwrap_or(false);
+    let debug = g.debug
+        || std::env::var("DEBUG")
+            .map(|v| v == "true" || v == "1")
+            .unwrap_or(false);
     let mode = g.mode.or(file.mode).or(rec.mode).unwrap_or(Mode::Dev);
-    let nats_type = g.nats_type.or(file.nats_type).or(rec.nats_type).unwrap_or(match mode {
-        Mode::Synadia => NatsType::SynadiaCloud,
-        _ => NatsType::SelfHosted,
-    });
+    let nats_type = g
+        .nats_type
+        .or(file.nats_type)
+        .or(rec.nats_type)
+        .unwrap_or(match mode {
+            Mode::Synadia => NatsType::SynadiaCloud,
+            _ => NatsType::SelfHosted,
+        });
     let ephemeral = g.ephemeral || rec.ephemeral;
-    let explicit_org = g.org.clone().filter(|o| !o.is_empty()).or(file.org.clone()).or(rec.org.clone());
+    let explicit_org = g
+        .org
+        .clone()
+        .filter(|o| !o.is_empty())
+        .or(file.org.clone())
+        .or(rec.org.clone());
     let (org, org_defaulted) = match explicit_org {
         Some(o) => (o, false),
         None => (LOCAL_ORG.to_string(), true),
     };
     validate_org(&org)?;
-    let bind = g.bind.clone().or(file.nats.bind.clone()).or(rec.bind.clone()).unwrap_or_else(|| DEFAULT_BIND.to_string());
-    bind.parse::<std::net::IpAddr>()
-        .map_err(|_| fail(Kind::Config, format!("--bind {bind:?} is not an IP address")).help("use 127.0.0.1 (default), 0.0.0.0 or an address of this machine"))?;
-    let pick = |flag: Option<u16>, file: Option<u16>, rec: Option<u16>, default: u16| -> Option<u16> {
-        flag.or(file).or(rec).or(if ephemeral { None } else { Some(default) })
-    };
+    let bind = g
+        .bind
+        .clone()
+        .or(file.nats.bind.clone())
+        .or(rec.bind.clone())
+        .unwrap_or_else(|| DEFAULT_BIND.to_string());
+    bind.parse::<std::net::IpAddr>().map_err(|_| {
+        fail(
+            Kind::Config,
+            format!("--bind {bind:?} is not an IP address"),
+        )
+        .help("use 127.0.0.1 (default), 0.0.0.0 or an address of this machine")
+    })?;
+    let pick =
+        |flag: Option<u16>, file: Option<u16>, rec: Option<u16>, default: u16| -> Option<u16> {
+            flag.or(file)
+                .or(rec)
+                .or(if ephemeral { None } else { Some(default) })
+        };
     let port = pick(g.port, file.nats.port, rec.port, DEFAULT_PORT);
-    let monitor_port = pick(g.monitor_port, file.nats.monitor_port, rec.monitor_port, DEFAULT_MONITOR_PORT);
+    let monitor_port = pick(
+        g.monitor_port,
+        file.nats.monitor_port,
+        rec.monitor_port,
+        DEFAULT_MONITOR_PORT,
+    );
     if port.is_some() && port == monitor_port {
-        return Err(fail(Kind::Config, format!("--port and --monitor-port are both {}", port.unwrap_or_default()))
-            .help("give them different values")
-            .into());
+        return Err(fail(
+            Kind::Config,
+            format!(
+                "--port and --monitor-port are both {}",
+                port.unwrap_or_default()
+            ),
+        )
+        .help("give them different values")
+        .into());
     }
-    let webhook_port = g.webhook_port.or(file.webhook.get("port").and_then(|v| v.as_integer()).map(|p| p as u16)).or(rec.webhook_port);
-    let terraform_backend = g.terraform_backend.or(file.terraform_backend).unwrap_or(TerraformBackend::Local);
+    let webhook_port = g
+        .webhook_port
+        .or(file
+            .webhook
+            .get("port")
+            .and_then(|v| v.as_integer())
+            .map(|p| p as u16))
+        .or(rec.webhook_port);
+    let images = g
+        .image
+        .iter()
+        .map(|i| match i.split_once('=') {
+            Some((k @ ("nats" | "ghboot"), v)) if !v.is_empty() => {
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => Err(
+                fail(Kind::Config, format!("--image {i:?} is not NAME=IMAGE"))
+                    .help("use --image nats=REF or --image ghboot=REF"),
+            ),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let terraform_backend = g
+        .terraform_backend
+        .or(file.terraform_backend)
+        .unwrap_or(TerraformBackend::Local);
     Ok(Settings {
         layout: Layout::new(state_dir),
         config_file,
@@ -208,6 +291,8 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         debug,
         wait_timeout: std::time::Duration::from_secs(g.wait_timeout),
         supervisor_child: g.supervisor_child,
+        images,
+        mode_reason: None,
         file,
     })
 }
@@ -222,8 +307,11 @@ pub fn validate_org(org: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(fail(Kind::Config, format!("{org:?} is not a valid GitHub organisation name"))
-            .help("use letters, digits and single hyphens (at most 39), e.g. --org acme")
-            .into())
+        Err(fail(
+            Kind::Config,
+            format!("{org:?} is not a valid GitHub organisation name"),
+        )
+        .help("use letters, digits and single hyphens (at most 39), e.g. --org acme")
+        .into())
     }
 }

@@ -17,7 +17,13 @@ impl Secret {
         Secret(s.into())
     }
     pub fn generate(len: usize) -> Self {
-        Secret(rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect())
+        Secret(
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(len)
+                .map(char::from)
+                .collect(),
+        )
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -43,6 +49,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
-    let s = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let s =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Secret::new(s.trim_end_matches(['\r', '\n'])))
 }

@@ -6,9 +6,18 @@ use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (settings, state) = super::maybe_instance(g)?;
-    let mut ctx = Ctx { settings, state: state.unwrap_or_else(StateFile::new), role: Role::Client, reporter: Reporter::quiet(), nats: None };
+    let mut ctx = Ctx {
+        settings,
+        state: state.unwrap_or_else(StateFile::new),
+        role: Role::Client,
+        reporter: Reporter::quiet(),
+        nats: None,
+    };
     let plans = engine::plan(&mut ctx, &crate::stages::all()).await?;
-    let pending: usize = plans.iter().map(|(_, p)| p.as_ref().map(|c| c.len()).unwrap_or(0)).sum();
+    let pending: usize = plans
+        .iter()
+        .map(|(_, p)| p.as_ref().map(|c| c.len()).unwrap_or(0))
+        .sum();
     if g.json {
         let stages: Vec<serde_json::Value> = plans
             .iter()
@@ -17,7 +26,12 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 Err(reason) => serde_json::json!({"stage": name, "changes": [], "skipped": reason}),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"changes_pending": pending, "stages": stages}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"changes_pending": pending, "stages": stages})
+            )?
+        );
     } else {
         for (name, p) in &plans {
             match p {
@@ -26,7 +40,11 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 Ok(changes) => {
                     println!("{name}:");
                     for c in changes {
-                        let note = c.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default();
+                        let note = c
+                            .note
+                            .as_deref()
+                            .map(|n| format!("  ({n})"))
+                            .unwrap_or_default();
                         println!("  {:<8} {}{note}", c.action, c.resource);
                         for f in &c.fields {
                             println!("           {}: {} -> {}", f.field, f.from, f.to);
@@ -36,7 +54,18 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             }
         }
         println!();
-        println!("{}", if pending == 0 { "No changes. The instance matches the configuration.".to_string() } else { format!("{pending} change(s) pending; `ghboot up` applies them.") });
+        println!(
+            "{}",
+            if pending == 0 {
+                "No changes. The instance matches the configuration.".to_string()
+            } else {
+                format!("{pending} change(s) pending; `ghboot up` applies them.")
+            }
+        );
     }
-    Ok(if pending == 0 { 0 } else { crate::error::Kind::Changes.code() })
+    Ok(if pending == 0 {
+        0
+    } else {
+        crate::error::Kind::Changes.code()
+    })
 }

@@ -12,13 +12,23 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
     let layout = Layout::new(dir.clone());
     if !yes {
         use std::io::IsTerminal;
-        if g.non_interactive || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal() {
-            return Err(fail(Kind::Usage, format!("reset deletes everything in {}, JetStream data included", dir.display()))
-                .help("pass --yes to confirm")
-                .into());
+        if g.non_interactive || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal()
+        {
+            return Err(fail(
+                Kind::Usage,
+                format!(
+                    "reset deletes everything in {}, JetStream data included",
+                    dir.display()
+                ),
+            )
+            .help("pass --yes to confirm")
+            .into());
         }
         let ok = dialoguer::Confirm::new()
-            .with_prompt(format!("Delete everything in {}, JetStream data included?", dir.display()))
+            .with_prompt(format!(
+                "Delete everything in {}, JetStream data included?",
+                dir.display()
+            ))
             .default(false)
             .interact()?;
         if !ok {
@@ -27,6 +37,11 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
         }
     }
     super::down::stop(&layout).await?;
+    if let Ok((settings, _)) = super::existing_instance(g) {
+        if crate::containers::is_container_mode(settings.mode) {
+            crate::containers::down(&settings, true).await?;
+        }
+    }
     super::down::purge_dir(&layout)?;
     eprintln!("reset: removed {}", dir.display());
     Ok(0)

@@ -10,7 +10,10 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let stages: Vec<serde_json::Value> = crate::stages::NAMES
         .iter()
         .map(|n| {
-            let rec = state.stage(n).cloned().unwrap_or_else(|| StageRecord::new(n));
+            let rec = state
+                .stage(n)
+                .cloned()
+                .unwrap_or_else(|| StageRecord::new(n));
             let mut v = serde_json::json!({"name": n, "status": rec.live_status()});
             if let Some(r) = &rec.reason {
                 v["reason"] = r.clone().into();
@@ -21,13 +24,19 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             if let Some(d) = rec.duration_ms {
                 v["duration_ms"] = d.into();
             }
-            if let Some(t) = rec.finished_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()) {
+            if let Some(t) = rec.finished_at.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }) {
                 v["finished_at"] = t.into();
             }
             v
         })
         .collect();
-    let uptime = rt.as_ref().and_then(|r| r.started_at).map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
+    let uptime = rt
+        .as_ref()
+        .and_then(|r| r.started_at)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
     let out = serde_json::json!({
         "state_dir": settings.layout.root(),
         "mode": settings.mode,
@@ -44,27 +53,55 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
-    println!("ghboot instance in {} ({} mode, org {})", settings.layout.root().display(), settings.mode, settings.org);
+    println!(
+        "ghboot instance in {} ({} mode, org {})",
+        settings.layout.root().display(),
+        settings.mode,
+        settings.org
+    );
     println!();
     println!("{:<17} {:<8} DETAIL", "STAGE", "STATUS");
     for s in &stages {
-        let detail = s.get("error").or(s.get("reason")).and_then(|v| v.as_str()).unwrap_or("");
-        println!("{:<17} {:<8} {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""), first_line(detail));
+        let detail = s
+            .get("error")
+            .or(s.get("reason"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        println!(
+            "{:<17} {:<8} {}",
+            s["name"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            first_line(detail)
+        );
     }
     println!();
     let yes = |b: bool| if b { "healthy" } else { "DOWN" };
     println!("{:<17} {}", "nats", yes(h.healthy));
     for n in &h.nodes {
-        println!("  {:<15} pid {} {} {} (restarts {})", n.name, n.pid, n.url, if n.healthy { "healthy" } else { "down" }, n.restarts);
+        println!(
+            "  {:<15} pid {} {} {} (restarts {})",
+            n.name,
+            n.pid,
+            n.url,
+            if n.healthy { "healthy" } else { "down" },
+            n.restarts
+        );
     }
     if let Some(m) = &h.monitor_url {
         println!("  {:<15} {m}", "monitoring");
     }
     match h.supervisor_pid {
         Some(p) if h.supervisor_alive => {
-            println!("{:<17} pid {p}, up {}", "supervisor", uptime.map(|s| format!("{s}s")).unwrap_or_default())
+            println!(
+                "{:<17} pid {p}, up {}",
+                "supervisor",
+                uptime.map(|s| format!("{s}s")).unwrap_or_default()
+            )
         }
-        _ => println!("{:<17} not running (start with `ghboot up --detach`)", "supervisor"),
+        _ => println!(
+            "{:<17} not running (start with `ghboot up --detach`)",
+            "supervisor"
+        ),
     }
     Ok(0)
 }

@@ -11,7 +11,9 @@ pub fn restrict_dir(path: &Path) -> std::io::Result<()> {
 }
 
 pub fn file_mode(path: &Path) -> Option<u32> {
-    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
 }
 
 pub fn make_executable(path: &Path) -> std::io::Result<()> {
@@ -28,7 +30,14 @@ pub fn supervise_child(cmd: &mut tokio::process::Command) {
             libc::setpgid(0, 0);
             #[cfg(target_os = "linux")]
             {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent may have died between fork and prctl: then nobody would ever signal us.

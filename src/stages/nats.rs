@@ -40,9 +40,15 @@ pub fn ensure_auth(s: &Settings) -> Result<Auth> {
     if let Some(a) = load_auth(s)? {
         return Ok(a);
     }
-    let auth = Auth { user: NATS_USER.into(), password: Secret::generate(32) };
+    let auth = Auth {
+        user: NATS_USER.into(),
+        password: Secret::generate(32),
+    };
     crate::fsutil::create_private_dir(&s.layout.secrets_dir())?;
-    crate::secret::write_private(&s.layout.nats_auth_file(), &serde_json::to_vec_pretty(&auth)?)?;
+    crate::secret::write_private(
+        &s.layout.nats_auth_file(),
+        &serde_json::to_vec_pretty(&auth)?,
+    )?;
     Ok(auth)
 }
 
@@ -107,6 +113,9 @@ pub struct NodeHealth {
 }
 
 pub async fn health(s: &Settings) -> Health {
+    if crate::containers::is_container_mode(s.mode) {
+        return crate::containers::health(s).await;
+    }
     let rt = Runtime::load(&s.layout);
     let client = http_client();
     let host = url_host(&s.bind);
@@ -115,7 +124,9 @@ pub async fn health(s: &Settings) -> Health {
     if let Some(rt) = &rt {
         for n in &rt.nodes {
             let alive = crate::platform::is_alive(n.pid);
-            let healthy = supervisor_alive && alive && supervise::healthz(&client, &s.bind, n.monitor_port).await;
+            let healthy = supervisor_alive
+                && alive
+                && supervise::healthz(&client, &s.bind, n.monitor_port).await;
             nodes.push(NodeHealth {
                 name: n.name.clone(),
                 pid: n.pid,
@@ -131,12 +142,21 @@ pub async fn health(s: &Settings) -> Health {
     let url = if nodes.is_empty() {
         s.port.map(|p| format!("nats://{host}:{p}"))
     } else {
-        Some(nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>().join(","))
+        Some(
+            nodes
+                .iter()
+                .map(|n| n.url.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
     };
     Health {
         healthy,
         url,
-        monitor_url: nodes.first().map(|n| n.monitor_url.clone()).or(s.monitor_port.map(|p| format!("http://{host}:{p}"))),
+        monitor_url: nodes
+            .first()
+            .map(|n| n.monitor_url.clone())
+            .or(s.monitor_port.map(|p| format!("http://{host}:{p}"))),
         pid: nodes.first().filter(|n| n.alive).map(|n| n.pid),
         supervisor_pid: rt.as_ref().map(|r| r.supervisor_pid),
         supervisor_alive,
@@ -146,20 +166,44 @@ pub async fn health(s: &Settings) -> Health {
 
 /// Connect to this instance with its credentials.
 pub async fn connect(s: &Settings) -> Result<async_nats::Client> {
-    let auth = load_auth(s)?.ok_or_else(|| fail(Kind::NoInput, "no NATS credentials in the state dir").help("run `ghboot up` first"))?;
-    let rt = Runtime::load(&s.layout).filter(|r| r.supervisor_alive() && !r.nodes.is_empty()).ok_or_else(|| {
-        fail(Kind::Unavailable, format!("no ghboot instance is running in {}", s.layout.root().display())).help("start it with `ghboot up --detach`")
+    if crate::containers::is_container_mode(s.mode) {
+        return crate::containers::connect(s).await;
+    }
+    let auth = load_auth(s)?.ok_or_else(|| {
+        fail(Kind::NoInput, "no NATS credentials in the state dir").help("run `ghboot up` first")
     })?;
+    let rt = Runtime::load(&s.layout)
+        .filter(|r| r.supervisor_alive() && !r.nodes.is_empty())
+        .ok_or_else(|| {
+            fail(
+                Kind::Unavailable,
+                format!(
+                    "no ghboot instance is running in {}",
+                    s.layout.root().display()
+                ),
+            )
+            .help("start it with `ghboot up --detach`")
+        })?;
     let host = url_host(&s.bind);
-    let urls: Vec<String> = rt.nodes.iter().map(|n| format!("nats://{host}:{}", n.port)).collect();
-    let opts = async_nats::ConnectOptions::with_user_and_password(auth.user.clone(), auth.password.expose().to_string())
-        .connection_timeout(Duration::from_secs(3))
-        .name("ghboot");
+    let urls: Vec<String> = rt
+        .nodes
+        .iter()
+        .map(|n| format!("nats://{host}:{}", n.port))
+        .collect();
+    let opts = async_nats::ConnectOptions::with_user_and_password(
+        auth.user.clone(),
+        auth.password.expose().to_string(),
+    )
+    .connection_timeout(Duration::from_secs(3))
+    .name("ghboot");
     let addrs: Vec<async_nats::ServerAddr> = urls.iter().filter_map(|u| u.parse().ok()).collect();
     opts.connect(addrs).await.map_err(|e| {
-        fail(Kind::Unavailable, format!("cannot connect to NATS at {}: {e}", urls.join(",")))
-            .help("check `ghboot status`; `ghboot up` restarts a stopped instance")
-            .into()
+        fail(
+            Kind::Unavailable,
+            format!("cannot connect to NATS at {}: {e}", urls.join(",")),
+        )
+        .help("check `ghboot status`; `ghboot up` restarts a stopped instance")
+        .into()
     })
 }
 
@@ -168,14 +212,24 @@ async fn running_mismatch(s: &Settings) -> Result<Option<String>> {
     let Some(rt) = Runtime::load(&s.layout).filter(|r| r.supervisor_alive()) else {
         return Ok(Some("nats-server is not running".into()));
     };
-    let Some(auth) = load_auth(s)? else { return Ok(Some("credentials are missing".into())) };
+    let Some(auth) = load_auth(s)? else {
+        return Ok(Some("credentials are missing".into()));
+    };
     let specs = node_specs(s, &auth);
     for (spec, node) in specs.iter().zip(&rt.nodes) {
         if spec.port.is_some_and(|p| p != node.port) {
-            return Ok(Some(format!("client port {} -> {}", node.port, spec.port.unwrap_or_default())));
+            return Ok(Some(format!(
+                "client port {} -> {}",
+                node.port,
+                spec.port.unwrap_or_default()
+            )));
         }
         if spec.monitor_port.is_some_and(|p| p != node.monitor_port) {
-            return Ok(Some(format!("monitoring port {} -> {}", node.monitor_port, spec.monitor_port.unwrap_or_default())));
+            return Ok(Some(format!(
+                "monitoring port {} -> {}",
+                node.monitor_port,
+                spec.monitor_port.unwrap_or_default()
+            )));
         }
     }
     if specs.len() != rt.nodes.len() {
@@ -207,7 +261,9 @@ async fn start_servers(ctx: &mut Ctx) -> Result<Outputs> {
     let version = crate::natsd::find::version_of(&found.path)?;
     let auth = ensure_auth(&s)?;
     let specs = node_specs(&s, &auth);
-    let host = ctx.host().context("only a supervising ghboot starts servers")?;
+    let host = ctx
+        .host()
+        .context("only a supervising ghboot starts servers")?;
     if let Some(old) = host.supervisor.take() {
         old.stop().await;
     }
@@ -224,7 +280,10 @@ async fn start_servers(ctx: &mut Ctx) -> Result<Outputs> {
         ctx.state.settings.monitor_port = Some(n.monitor_port);
     }
     let mut out = Outputs::new();
-    out.insert("nats_server".into(), found.path.display().to_string().into());
+    out.insert(
+        "nats_server".into(),
+        found.path.display().to_string().into(),
+    );
     out.insert("nats_server_source".into(), found.source.to_string().into());
     out.insert("version".into(), version.to_string().into());
     Ok(out)
@@ -239,23 +298,47 @@ impl Stage for Nats {
         "start a supervised nats-server with JetStream and reconcile the topology"
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        if crate::containers::is_container_mode(ctx.settings.mode) {
+            return crate::containers::nats_plan(ctx).await;
+        }
         match running_mismatch(&ctx.settings).await? {
             Some(why) => {
-                let action = if Runtime::load(&ctx.settings.layout).is_some_and(|r| r.supervisor_alive()) { "restart" } else { "start" };
-                let port = ctx.settings.port.map(|p| p.to_string()).unwrap_or_else(|| "free port".into());
-                Ok(vec![Change::new("nats", "nats-server", action).note(why).field("port", "-", port)])
+                let action =
+                    if Runtime::load(&ctx.settings.layout).is_some_and(|r| r.supervisor_alive()) {
+                        "restart"
+                    } else {
+                        "start"
+                    };
+                let port = ctx
+                    .settings
+                    .port
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "free port".into());
+                Ok(vec![Change::new("nats", "nats-server", action)
+                    .note(why)
+                    .field("port", "-", port)])
             }
             None => crate::topology::plan(ctx).await,
         }
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
+        if crate::containers::is_container_mode(ctx.settings.mode) {
+            return crate::containers::nats_verify(ctx).await;
+        }
         if let Some(why) = running_mismatch(&ctx.settings).await? {
             return Ok(Verdict::Drift(why));
         }
         let changes = crate::topology::plan(ctx).await?;
-        Ok(if changes.is_empty() { Verdict::Holds } else { Verdict::Drift(format!("{} JetStream change(s) pending", changes.len())) })
+        Ok(if changes.is_empty() {
+            Verdict::Holds
+        } else {
+            Verdict::Drift(format!("{} JetStream change(s) pending", changes.len()))
+        })
     }
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
+        if crate::containers::is_container_mode(ctx.settings.mode) {
+            return crate::containers::nats_apply(ctx).await;
+        }
         let mut out = Outputs::new();
         match ctx.role {
             Role::Host(_) => out.extend(start_servers(ctx).await?),
@@ -272,8 +355,14 @@ impl Stage for Nats {
         let topo = crate::topology::apply(ctx).await?;
         out.insert("topology".into(), topo);
         out.insert("url".into(), h.url.clone().unwrap_or_default().into());
-        out.insert("monitor_url".into(), h.monitor_url.clone().unwrap_or_default().into());
-        out.insert("summary".into(), format!("nats-server ready at {}", h.url.unwrap_or_default()).into());
+        out.insert(
+            "monitor_url".into(),
+            h.monitor_url.clone().unwrap_or_default().into(),
+        );
+        out.insert(
+            "summary".into(),
+            format!("nats-server ready at {}", h.url.unwrap_or_default()).into(),
+        );
         Ok(out)
     }
 }

@@ -16,7 +16,9 @@ pub enum Style {
 
 /// A terminal that can take colour: kind's rule (a tty, not NO_COLOR, not TERM=dumb), decided in one place.
 pub fn smart_terminal() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
 }
 
 #[derive(Debug, Clone)]
@@ -27,10 +29,16 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(json: bool) -> Self {
-        Reporter { style: if json { Style::Json } else { Style::Plain }, color: smart_terminal() }
+        Reporter {
+            style: if json { Style::Json } else { Style::Plain },
+            color: smart_terminal(),
+        }
     }
     pub fn quiet() -> Self {
-        Reporter { style: Style::Quiet, color: false }
+        Reporter {
+            style: Style::Quiet,
+            color: false,
+        }
     }
 
     fn event(&self, v: serde_json::Value) {
@@ -40,7 +48,11 @@ impl Reporter {
     }
 
     fn line(&self, mark: &str, color: &str, text: &str) {
-        let mark = if self.color { format!("\x1b[{color}m{mark}\x1b[0m") } else { mark.to_string() };
+        let mark = if self.color {
+            format!("\x1b[{color}m{mark}\x1b[0m")
+        } else {
+            mark.to_string()
+        };
         eprintln!("{mark} {text}");
     }
 
@@ -74,14 +86,18 @@ impl Reporter {
     }
     pub fn note(&self, stage: &str, text: &str) {
         match self.style {
-            Style::Json => self.event(serde_json::json!({"event": "note", "stage": stage, "text": text, "ts": now()})),
+            Style::Json => self.event(
+                serde_json::json!({"event": "note", "stage": stage, "text": text, "ts": now()}),
+            ),
             Style::Plain => self.line(" ", "0", &format!("{stage}: {text}")),
             Style::Quiet => {}
         }
     }
     pub fn info(&self, text: &str) {
         match self.style {
-            Style::Json => self.event(serde_json::json!({"event": "info", "text": text, "ts": now()})),
+            Style::Json => {
+                self.event(serde_json::json!({"event": "info", "text": text, "ts": now()}))
+            }
             Style::Plain => eprintln!("{text}"),
             Style::Quiet => {}
         }
@@ -89,7 +105,9 @@ impl Reporter {
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 pub fn fmt_duration(d: Duration) -> String {
@@ -102,10 +120,23 @@ pub fn fmt_duration(d: Duration) -> String {
 
 /// A boxed summary for people: title and aligned `key  value` rows.
 pub fn summary_box(title: &str, rows: &[(&str, String)]) -> String {
-    let kw = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let kw = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let lines: Vec<String> = rows.iter().map(|(k, v)| format!("{k:<kw$}  {v}")).collect();
-    let w = lines.iter().map(|l| l.chars().count()).chain([title.chars().count()]).max().unwrap_or(0);
-    let mut s = format!("╭{}╮\n│ {title:<w$} │\n├{}┤\n", "─".repeat(w + 2), "─".repeat(w + 2));
+    let w = lines
+        .iter()
+        .map(|l| l.chars().count())
+        .chain([title.chars().count()])
+        .max()
+        .unwrap_or(0);
+    let mut s = format!(
+        "╭{}╮\n│ {title:<w$} │\n├{}┤\n",
+        "─".repeat(w + 2),
+        "─".repeat(w + 2)
+    );
     for l in lines {
         s.push_str(&format!("│ {l:<w$} │\n"));
     }
