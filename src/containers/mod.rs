@@ -29,8 +29,13 @@ pub const LABEL_CONFIG: &str = "dev.ghboot.config-hash";
 
 /// Short, stable id of an instance: a hash of its state dir's absolute path.
 pub fn instance_id(s: &Settings) -> String {
+    instance_id_of(s.layout.root())
+}
+
+/// [`instance_id`] of a state dir (absolute path).
+pub fn instance_id_of(state_dir: &std::path::Path) -> String {
     let mut h = Sha256::new();
-    h.update(s.layout.root().to_string_lossy().as_bytes());
+    h.update(state_dir.to_string_lossy().as_bytes());
     hex::encode(&h.finalize()[..5])
 }
 

@@ -1,4 +1,5 @@
 //! One integration-test binary (one link instead of one per file). Every test uses real processes: the
 //! built `ghboot`, a real `nats-server`, real sockets and files. See common.rs for the shared harness.
 mod common;
+mod containers;
 mod core;
