@@ -346,7 +346,7 @@ async fn docker_cluster_survives_a_node_cut_off_the_network() {
     .expect("connect to node 0");
     let js = async_nats::jetstream::new(nc.clone());
     let cfg = async_nats::jetstream::stream::Config { name: "PART".into(), subjects: vec!["part.>".into()], num_replicas: 3, ..Default::default() };
-    let stream = wait_for_async(Duration::from_secs(60), "an R3 stream (the cluster needs a meta leader)", || {
+    let mut stream = wait_for_async(Duration::from_secs(60), "an R3 stream (the cluster needs a meta leader)", || {
         let js = js.clone();
         let cfg = cfg.clone();
         async move { js.create_stream(cfg).await.ok() }
@@ -373,12 +373,23 @@ async fn docker_cluster_survives_a_node_cut_off_the_network() {
     // cut node 2 off; the other two keep a quorum and keep acknowledging
     docker_ok(&["network", "disconnect", &net, &cut]);
     acked.extend(publish("during", 100).await);
+    // the cluster has noticed: node 2's replica is behind or offline (the cut is real, not a no-op)
+    wait_for_async(Duration::from_secs(60), "the cluster to see node 2 cut off", || {
+        let mut s = stream.clone();
+        async move {
+            let info = s.info().await.ok()?;
+            let cl = info.cluster.clone()?;
+            let leader_is_2 = cl.leader.as_deref() == Some("nats-2");
+            let lagging = cl.replicas.iter().any(|r| r.name == "nats-2" && (!r.current || r.offline));
+            (!leader_is_2 && lagging).then_some(())
+        }
+    })
+    .await;
     assert!(acked.len() >= 140, "the cluster stopped acknowledging with one node cut off: {} acked", acked.len());
 
     // heal: node 2 rejoins under its alias and catches up
     docker_ok(&["network", "connect", "--alias", "nats-2", &net, &cut]);
     acked.extend(publish("after", 50).await);
-    let mut stream = stream;
     wait_for_async(Duration::from_secs(90), "node 2 to rejoin and be current", || {
         let mut s = stream.clone();
         async move {
