@@ -260,7 +260,9 @@ pub struct Applied {
 }
 
 async fn ensure_container(docker: &Docker, s: &Settings, spec: &Spec) -> Result<Applied> {
-    let found = docker.inspect("container", &[spec.name.clone()]).await;
+    let found = docker
+        .inspect("container", std::slice::from_ref(&spec.name))
+        .await;
     let mut action = "created";
     if let Some(c) = found.first() {
         let id = c["Id"].as_str().unwrap_or_default().to_string();
@@ -326,7 +328,11 @@ async fn ensure_container(docker: &Docker, s: &Settings, spec: &Spec) -> Result<
 
 async fn ensure_network(docker: &Docker, s: &Settings) -> Result<bool> {
     let name = network_name(s);
-    if !docker.inspect("network", &[name.clone()]).await.is_empty() {
+    if !docker
+        .inspect("network", std::slice::from_ref(&name))
+        .await
+        .is_empty()
+    {
         return Ok(false);
     }
     let mut args = vec!["network".to_string(), "create".into()];
@@ -517,7 +523,7 @@ async fn wait_healthy(
     loop {
         let nodes = nodes_live(docker, s).await;
         let mut all = !nodes.is_empty();
-        for n in nodes.iter().filter(|n| only.is_none_or(|i| i == n.index)) {
+        for n in nodes.iter().filter(|n| only.map_or(true, |i| i == n.index)) {
             let ok = match n.monitor_port {
                 Some(p) => n.running && http_ok(&client, &s.bind, p, "/healthz").await,
                 None => false,
@@ -654,7 +660,7 @@ async fn ensure_components(
                 ),
             );
             if !docker
-                .inspect("container", &[name.clone()])
+                .inspect("container", std::slice::from_ref(&name))
                 .await
                 .is_empty()
             {

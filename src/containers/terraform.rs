@@ -221,6 +221,22 @@ async fn terraform(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, Stri
     }
 }
 
+fn files(s: &Settings) -> [(&'static str, String); 2] {
+    [
+        ("backend.tf", backend_block(s).0),
+        ("jetstream.tf", topology_tf(s)),
+    ]
+}
+
+/// Why the written files no longer match the settings (a changed backend, org, ...), if they do not.
+pub fn drift(s: &Settings) -> Option<String> {
+    let d = dir(s);
+    files(s).into_iter().find_map(|(name, content)| {
+        (std::fs::read_to_string(d.join(name)).ok().as_deref() != Some(content.as_str()))
+            .then(|| format!("terraform/{name} is missing or out of date"))
+    })
+}
+
 /// Write the files (only when they change) and check them with terraform when it is installed.
 pub async fn write(s: &Settings) -> Result<Outputs> {
     let d = dir(s);
@@ -231,10 +247,9 @@ pub async fn write(s: &Settings) -> Result<Outputs> {
         )
         .help("make the state dir writable")
     })?;
-    let (backend, notes) = backend_block(s);
-    let files = [("backend.tf", backend), ("jetstream.tf", topology_tf(s))];
+    let (_, notes) = backend_block(s);
     let mut changed = false;
-    for (name, content) in &files {
+    for (name, content) in &files(s) {
         let p = d.join(name);
         if std::fs::read_to_string(&p).ok().as_deref() != Some(content.as_str()) {
             crate::fsutil::write_atomic(&p, content.as_bytes())?;

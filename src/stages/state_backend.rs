@@ -11,7 +11,7 @@ impl Stage for StateBackend {
         "state-backend"
     }
     fn summary(&self) -> &'static str {
-        "create the state dir layout"
+        "create the state dir layout and the Terraform backend and JetStream export"
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         Ok(ctx
@@ -36,6 +36,9 @@ impl Stage for StateBackend {
                     d.display()
                 )));
             }
+        }
+        if let Some(why) = crate::containers::terraform::drift(&ctx.settings) {
+            return Ok(Verdict::Drift(why));
         }
         Ok(Verdict::Holds)
     }
