@@ -198,6 +198,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
                 rec.outputs = outputs;
                 ctx.state.save(&ctx.settings.layout)?;
                 ctx.reporter.finished(name, elapsed, &detail);
+                fault_point(name);
             }
             Err(e) => {
                 if e.downcast_ref::<NeedsRestart>().is_some() {
@@ -231,4 +232,13 @@ pub async fn plan(
         out.push((stage.name().to_string(), Ok(changes)));
     }
     Ok(out)
+}
+
+/// Fault injection for the fault matrix and crash tests: `GHBOOT_FAULT_KILL_AFTER=<stage>` SIGKILLs this
+/// process right after that stage's success is persisted, exactly as a crash would.
+fn fault_point(stage: &str) {
+    if std::env::var("GHBOOT_FAULT_KILL_AFTER").is_ok_and(|s| s == stage) {
+        tracing::warn!("fault injection: killing ghboot after stage {stage}");
+        crate::platform::kill(std::process::id());
+    }
 }

@@ -196,6 +196,7 @@ async fn spawn_detached(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     print_summary(settings, "ghboot is ready").await;
+    export_for_ci(settings).await?;
     Ok(0)
 }
 
@@ -262,9 +263,11 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&layout)?;
     drop(lock);
+    write_nats_context(&ctx.settings).await;
     runtime.update(|r| r.ready = true);
     if !ctx.settings.supervisor_child {
         print_summary(&ctx.settings, "ghboot is ready").await;
+        export_for_ci(&ctx.settings).await?;
         eprintln!("supervising in the foreground; Ctrl-C stops everything");
     }
     let failed = {
@@ -336,4 +339,70 @@ pub async fn print_summary(settings: &Settings, title: &str) {
             crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows)
         );
     }
+}
+
+/// The NATS CLI context for this instance, so `nats --context <name>` works at once.
+async fn write_nats_context(settings: &Settings) {
+    let Ok(vars) = super::env::vars(settings).await else {
+        return;
+    };
+    let get = |k: &str| {
+        vars.iter()
+            .find(|(n, _, _)| n == k)
+            .map(|(_, v, _)| v.clone())
+            .unwrap_or_default()
+    };
+    match crate::ui::context::write(
+        &settings.layout,
+        &get("NATS_URL"),
+        &get("NATS_USER"),
+        &get("NATS_PASSWORD"),
+    ) {
+        Ok(p) => tracing::info!("NATS CLI context written to {}", p.display()),
+        Err(e) => tracing::warn!("cannot write the NATS CLI context: {e:#}"),
+    }
+}
+
+/// In GitHub Actions (or any CI that sets the same files): mask the secrets, then append what later steps
+/// need to `$GITHUB_ENV` and `$GITHUB_OUTPUT`.
+async fn export_for_ci(settings: &Settings) -> Result<()> {
+    let env_file = std::env::var_os("GITHUB_ENV").filter(|v| !v.is_empty());
+    let out_file = std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty());
+    if env_file.is_none() && out_file.is_none() {
+        return Ok(());
+    }
+    let mut vars = super::env::vars(settings).await?;
+    vars.push((
+        "NATS_CONTEXT".into(),
+        crate::ui::context::context_name(&settings.layout),
+        false,
+    ));
+    for (_, v, secret) in &vars {
+        if *secret {
+            // one line per line of the value: ::add-mask:: masks a single line
+            for line in v.lines() {
+                println!("::add-mask::{line}");
+            }
+        }
+    }
+    let text = super::env::render(&vars, crate::cli::EnvFormat::Github);
+    for f in [env_file, out_file].into_iter().flatten() {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&f)
+            .map_err(|e| {
+                fail(
+                    Kind::CantCreate,
+                    format!(
+                        "cannot append to {}: {e}",
+                        std::path::Path::new(&f).display()
+                    ),
+                )
+                .help("check $GITHUB_ENV / $GITHUB_OUTPUT")
+            })?;
+        file.write_all(text.as_bytes())?;
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! by [`render`], so `ghboot render` writes exactly what `up` runs.
 
 pub mod auto;
+pub mod checks;
 pub mod docker;
 pub mod images;
 pub mod kubernetes;

@@ -53,174 +53,15 @@ pub fn checks(s: &Settings) -> Vec<Check> {
     out.extend(resources(s.layout.root()));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
-    match s.mode {
-        Mode::Dev => {
-            out.push(nats_server(s));
-            out.extend(ports(s));
-        }
-        Mode::Docker => {
-            let engine = docker_engine();
-            let ok = engine.ok;
-            out.push(engine);
-            if ok {
-                if image_override(s, "nats").is_none() {
-                    out.push(nats_server(s));
-                }
-                out.extend(container_ports(s));
-            }
-        }
-        Mode::Kubernetes => out.push(kube_context()),
-        _ => {}
+    if s.mode == Mode::Dev {
+        out.push(nats_server(s));
+        out.extend(ports(s));
     }
-    out
-}
-
-fn image_override(s: &Settings, which: &str) -> Option<String> {
-    crate::containers::render::image_override(s, which)
-}
-
-/// Run a short probe command with a deadline; its stdout when it succeeds.
-fn probe(exe: &Path, args: &[&str], deadline: std::time::Duration) -> Result<String, String> {
-    use std::process::Stdio;
-    let mut child = std::process::Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let until = std::time::Instant::now() + deadline;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < until => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer within {}s", deadline.as_secs()));
-            }
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .next()
-            .unwrap_or("failed")
-            .to_string())
-    }
-}
-
-fn docker_engine() -> Check {
-    let Ok(docker) = which::which("docker") else {
-        return Check::bad(
-            "docker",
-            Kind::Unavailable,
-            "no docker CLI on PATH",
-            "install Docker (engine and CLI), or use --mode dev",
-        );
-    };
-    match probe(&docker, &["info", "--format", "{{.ServerVersion}}"], std::time::Duration::from_secs(10)) {
-        Ok(v) => Check::ok("docker", format!("engine {v} answers ({})", docker.display())),
-        Err(e) => Check::bad(
-            "docker",
-            Kind::Unavailable,
-            format!("no Docker engine answers: {e}"),
-            "start the Docker engine (or set DOCKER_HOST) and check `docker info`, or use --mode dev",
-        ),
-    }
-}
-
-fn kube_context() -> Check {
-    let Ok(kubectl) = which::which("kubectl") else {
-        return Check::bad(
-            "kubernetes",
-            Kind::Unavailable,
-            "no kubectl on PATH",
-            "install kubectl and select a context, or write the manifests with `ghboot render --mode kubernetes --out DIR`",
-        );
-    };
-    let ctx = match probe(&kubectl, &["config", "current-context"], std::time::Duration::from_secs(5)) {
-        Ok(c) if !c.is_empty() => c,
-        _ => {
-            return Check::bad(
-                "kubernetes",
-                Kind::Unavailable,
-                "kubectl has no current context (no cluster configured)",
-                "select a cluster with `kubectl config use-context NAME`, or write the manifests with `ghboot render --mode kubernetes --out DIR`",
-            )
-        }
-    };
-    match probe(&kubectl, &["version", "--request-timeout=3s", "-o", "json"], std::time::Duration::from_secs(8)) {
-        Ok(_) => Check::ok("kubernetes", format!("context {ctx} answers")),
-        Err(e) => Check::bad(
-            "kubernetes",
-            Kind::Unavailable,
-            format!("kube context {ctx} does not answer: {e}"),
-            "check the cluster and `kubectl version`, or write the manifests with `ghboot render --mode kubernetes --out DIR`",
-        ),
-    }
-}
-
-/// Host ports the containers publish: free, or already published by this instance's own containers.
-fn container_ports(s: &Settings) -> Vec<Check> {
-    let own: Vec<u16> = which::which("docker")
-        .ok()
-        .and_then(|d| {
-            let filter = format!(
-                "label={}={}",
-                crate::containers::LABEL_INSTANCE,
-                crate::containers::instance_id(s)
-            );
-            probe(
-                &d,
-                &["ps", "--filter", &filter, "--format", "{{.Ports}}"],
-                std::time::Duration::from_secs(10),
-            )
-            .ok()
-        })
-        .map(|text| {
-            text.split([',', '\n'])
-                .filter_map(|p| {
-                    p.split("->")
-                        .next()?
-                        .rsplit(':')
-                        .next()?
-                        .trim()
-                        .parse()
-                        .ok()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (what, flag, port) in [
-        ("client port", "--port", s.port),
-        ("monitoring port", "--monitor-port", s.monitor_port),
-        ("webhook port", "--webhook-port", s.webhook_port),
-    ] {
-        let Some(port) = port else { continue };
-        if own.contains(&port) {
-            out.push(Check::ok(
-                what,
-                format!("{port} (published by this instance's containers)"),
-            ));
-        } else if port_free(&s.bind, port) {
-            out.push(Check::ok(what, format!("{}:{port} is free", s.bind)));
-        } else {
-            out.push(Check::bad(
-                what,
-                Kind::Unavailable,
-                format!("{}:{port} is already in use", s.bind),
-                format!(
-                    "stop what listens there, or pass {flag} N (or --ephemeral for free ports)"
-                ),
-            ));
-        }
+    let container = crate::containers::checks::checks(s);
+    let engine_up = container.iter().all(|c| c.ok);
+    out.extend(container);
+    if engine_up && crate::containers::checks::needs_local_nats_server(s) {
+        out.push(nats_server(s));
     }
     out
 }
@@ -320,21 +161,9 @@ fn mode_supported(s: &Settings) -> Check {
                 .clone()
                 .unwrap_or_else(|| "dev: a supervised local nats-server".into()),
         ),
-        Mode::Docker => Check::ok(
+        Mode::Docker | Mode::Kubernetes | Mode::Auto => Check::ok(
             "mode",
-            s.mode_reason
-                .clone()
-                .unwrap_or_else(|| "docker: containers in the local Docker engine".into()),
-        ),
-        Mode::Kubernetes => Check::ok(
-            "mode",
-            s.mode_reason
-                .clone()
-                .unwrap_or_else(|| "kubernetes: manifests applied with kubectl".into()),
-        ),
-        Mode::Auto => Check::ok(
-            "mode",
-            "auto: decided when `up` runs (kubernetes, docker or dev)",
+            crate::containers::checks::mode_detail(s).unwrap_or_default(),
         ),
         m => Check::bad(
             "mode",

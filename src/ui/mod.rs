@@ -8,6 +8,8 @@ use std::time::Duration;
 pub enum Style {
     /// `• stage ... ✓` lines on stderr
     Plain,
+    /// a spinner per stage with elapsed time on a terminal, then the same ✓/✗ lines
+    Tty,
     /// one JSON object per line on stdout
     Json,
     /// nothing (tests, internal runs)
@@ -25,19 +27,54 @@ pub fn smart_terminal() -> bool {
 pub struct Reporter {
     pub style: Style,
     color: bool,
+    spinner: std::sync::Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>>,
 }
 
 impl Reporter {
     pub fn new(json: bool) -> Self {
+        let color = smart_terminal();
+        let style = if json {
+            Style::Json
+        } else if color {
+            Style::Tty
+        } else {
+            Style::Plain
+        };
         Reporter {
-            style: if json { Style::Json } else { Style::Plain },
-            color: smart_terminal(),
+            style,
+            color,
+            spinner: Default::default(),
         }
     }
     pub fn quiet() -> Self {
         Reporter {
             style: Style::Quiet,
             color: false,
+            spinner: Default::default(),
+        }
+    }
+
+    fn spin(&self, msg: String) {
+        let pb = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+        {
+            pb.set_style(style);
+        }
+        pb.set_message(msg);
+        pb.enable_steady_tick(Duration::from_millis(100));
+        if let Ok(mut g) = self.spinner.lock() {
+            if let Some(old) = g.replace(pb) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    fn unspin(&self) {
+        if let Ok(mut g) = self.spinner.lock() {
+            if let Some(pb) = g.take() {
+                pb.finish_and_clear();
+            }
         }
     }
 
@@ -60,27 +97,37 @@ impl Reporter {
         match self.style {
             Style::Json => self.event(serde_json::json!({"event": "stage_started", "stage": stage, "what": what, "ts": now()})),
             Style::Plain => self.line("•", "36", &format!("{stage}: {what} ...")),
+            Style::Tty => self.spin(format!("{stage}: {what}")),
             Style::Quiet => {}
         }
     }
     pub fn finished(&self, stage: &str, took: Duration, detail: &str) {
         match self.style {
             Style::Json => self.event(serde_json::json!({"event": "stage_finished", "stage": stage, "detail": detail, "duration_ms": took.as_millis() as u64, "ts": now()})),
-            Style::Plain => self.line("✓", "32", &format!("{stage}: {detail} ({})", fmt_duration(took))),
+            Style::Plain | Style::Tty => {
+                self.unspin();
+                self.line("✓", "32", &format!("{stage}: {detail} ({})", fmt_duration(took)))
+            }
             Style::Quiet => {}
         }
     }
     pub fn failed(&self, stage: &str, took: Duration, err: &anyhow::Error) {
         match self.style {
             Style::Json => self.event(serde_json::json!({"event": "stage_failed", "stage": stage, "error": format!("{err:#}"), "duration_ms": took.as_millis() as u64, "ts": now()})),
-            Style::Plain => self.line("✗", "31", &format!("{stage}: failed ({})", fmt_duration(took))),
+            Style::Plain | Style::Tty => {
+                self.unspin();
+                self.line("✗", "31", &format!("{stage}: failed ({})", fmt_duration(took)))
+            }
             Style::Quiet => {}
         }
     }
     pub fn skipped(&self, stage: &str, reason: &str) {
         match self.style {
             Style::Json => self.event(serde_json::json!({"event": "stage_skipped", "stage": stage, "reason": reason, "ts": now()})),
-            Style::Plain => self.line("-", "33", &format!("{stage}: pending ({reason})")),
+            Style::Plain | Style::Tty => {
+                self.unspin();
+                self.line("-", "33", &format!("{stage}: pending ({reason})"))
+            }
             Style::Quiet => {}
         }
     }
@@ -90,6 +137,10 @@ impl Reporter {
                 serde_json::json!({"event": "note", "stage": stage, "text": text, "ts": now()}),
             ),
             Style::Plain => self.line(" ", "0", &format!("{stage}: {text}")),
+            Style::Tty => match self.spinner.lock().ok().and_then(|g| g.clone()) {
+                Some(pb) => pb.println(format!("  {stage}: {text}")),
+                None => self.line(" ", "0", &format!("{stage}: {text}")),
+            },
             Style::Quiet => {}
         }
     }
@@ -98,7 +149,7 @@ impl Reporter {
             Style::Json => {
                 self.event(serde_json::json!({"event": "info", "text": text, "ts": now()}))
             }
-            Style::Plain => eprintln!("{text}"),
+            Style::Plain | Style::Tty => eprintln!("{text}"),
             Style::Quiet => {}
         }
     }

@@ -261,3 +261,18 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
         .parse()
         .ok()
 }
+
+/// A tool a test needs from outside (shellcheck, check-jsonschema, ...). `cargo xtask test` and `.ci/run`
+/// install them; elsewhere a missing tool skips the test loudly — but under CI it fails, never skipping silently.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    match which::which(name) {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("{name} is required under CI (run `cargo xtask test`)")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: {name} not found (install it, or run `cargo xtask test`)");
+            None
+        }
+    }
+}

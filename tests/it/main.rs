@@ -1,5 +1,6 @@
 //! One integration-test binary (one link instead of one per file). Every test uses real processes: the
 //! built `ghboot`, a real `nats-server`, real sockets and files. See common.rs for the shared harness.
+mod ci;
 mod common;
 mod containers;
 mod core;
