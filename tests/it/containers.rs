@@ -5,7 +5,7 @@
 //! `down` keeping volumes, `down --purge` removing them; and a three-node cluster that loses one node to a
 //! network cut and heals without losing an acknowledged message. No Kubernetes cluster is exercised.
 //!
-//! The validators live in a venv (`GHBOOT_TEST_VALIDATORS`, default /tmp/ghboot-kv), installed on first use.
+//! The validators come from PATH (`cargo xtask test` provides them), else from a venv installed on first use.
 //! Nothing is skipped silently: a missing Docker engine, Compose tool or schema file fails with the reason.
 
 use crate::common::{free_ports, ok, wait_for, Instance};
@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn validators() -> PathBuf {
+/// A validator: on PATH (`cargo xtask test` puts its venv there), else from the venv in
+/// `GHBOOT_TEST_VALIDATORS` (default /tmp/ghboot-kv), installed there on first use.
+fn validator(tool: &str) -> PathBuf {
+    if let Ok(p) = which::which(tool) {
+        return p;
+    }
     let venv = std::env::var_os("GHBOOT_TEST_VALIDATORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp/ghboot-kv"));
@@ -46,7 +51,7 @@ fn validators() -> PathBuf {
             );
         }
     }
-    venv.join("bin")
+    venv.join("bin").join(tool)
 }
 
 fn compose_schema() -> PathBuf {
@@ -95,7 +100,7 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
     let dir = render(&inst, "kubernetes", &[]);
     let files = yaml_files(&dir);
     assert!(files.len() >= 5, "too few manifests: {files:?}");
-    let o = Command::new(validators().join("kubernetes-validate"))
+    let o = Command::new(validator("kubernetes-validate"))
         .arg("--strict")
         .args(&files)
         .output()
@@ -184,7 +189,7 @@ fn compose_file_passes_compose_and_the_compose_schema() {
     ] {
         assert!(text.contains(n), "no {n} in the compose file");
     }
-    let o = Command::new(validators().join("check-jsonschema"))
+    let o = Command::new(validator("check-jsonschema"))
         .arg("--schemafile")
         .arg(&schema)
         .arg(&compose)
