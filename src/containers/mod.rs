@@ -60,6 +60,14 @@ pub fn is_container_mode(m: Mode) -> bool {
     matches!(m, Mode::Docker | Mode::Kubernetes)
 }
 
+/// An instance deployed to containers stays what it is for the commands that look at it (`status`, `env`,
+/// `down`, ...): a `--mode`/`BOOTSTRAP_MODE` of the calling environment does not turn it into another one.
+pub fn keep_recorded_mode(s: &mut Settings, state: &crate::state::StateFile) {
+    if let Some(m) = state.settings.mode.filter(|m| is_container_mode(*m)) {
+        s.mode = m;
+    }
+}
+
 /// Does this ghboot executable have the subcommands the receiver and controller containers run?
 /// (`ghboot webhook serve` and `ghboot controller`; built by their own issues.)
 pub fn ghboot_components_available(exe: &std::path::Path) -> Vec<&'static str> {

@@ -440,6 +440,20 @@ async fn docker_mode_lifecycle() {
     assert_eq!(st["nats"]["healthy"], true, "{st}");
     let env = inst.env_json();
     assert_eq!(env["NATS_URL"], format!("nats://127.0.0.1:{}", inst.port));
+    // the caller's BOOTSTRAP_MODE does not turn the docker instance into another one for status
+    let o = inst
+        .cmd()
+        .env("BOOTSTRAP_MODE", "dev")
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("status: {}", out_text(&o)));
+    assert_eq!(
+        (v["mode"].as_str(), v["nats"]["healthy"].as_bool()),
+        (Some("docker"), Some(true)),
+        "{v}"
+    );
     let nc = inst.client().await;
     let mut sub = nc.subscribe("containers.ping").await.expect("subscribe");
     nc.publish("containers.ping", "hello".into())
