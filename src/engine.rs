@@ -148,6 +148,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
             rec.reason = Some(reason.clone());
             ctx.state.save(&ctx.settings.layout)?;
             ctx.reporter.skipped(name, &reason);
+            mirror(ctx).await;
             continue;
         }
         let t0 = Instant::now();
@@ -199,6 +200,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
                 ctx.state.save(&ctx.settings.layout)?;
                 ctx.reporter.finished(name, elapsed, &detail);
                 fault_point(name);
+                mirror(ctx).await;
             }
             Err(e) => {
                 if e.downcast_ref::<NeedsRestart>().is_some() {
@@ -240,5 +242,17 @@ fn fault_point(stage: &str) {
     if std::env::var("GHBOOT_FAULT_KILL_AFTER").is_ok_and(|s| s == stage) {
         tracing::warn!("fault injection: killing ghboot after stage {stage}");
         crate::platform::kill(std::process::id());
+    }
+}
+
+/// Once NATS is up, every persisted transition is mirrored into the `state` bucket too (local file first,
+/// then NATS: the chicken before the egg). Best effort: the local file is the source of truth.
+async fn mirror(ctx: &mut Ctx) {
+    let Some(client) = ctx.nats.clone() else {
+        return;
+    };
+    let js = async_nats::jetstream::new(client);
+    if let Err(e) = crate::topology::mirror_state(ctx, &js).await {
+        tracing::warn!("cannot mirror the state into NATS: {e:#}");
     }
 }

@@ -199,7 +199,10 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+            .map_err(|e| {
+                fail(Kind::CantCreate, format!("cannot open lock file {}: {e}", path.display()))
+                    .help("make the state dir writable (and its filesystem not read-only), or pass --state-dir DIR")
+            })?;
         match file.try_lock_exclusive() {
             Ok(()) => {}
             Err(e)
@@ -225,10 +228,12 @@ impl StateLock {
                 return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
             }
         }
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        write!(file, "{}", std::process::id())?;
-        file.flush()?;
+        // The holder's pid is informational: a full disk must not stop us from holding the lock.
+        let _ = file
+            .set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| write!(file, "{}", std::process::id()))
+            .and_then(|_| file.flush());
         Ok(StateLock { file })
     }
 }

@@ -41,14 +41,21 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 Ok(changes) => {
                     println!("{name}:");
                     for c in changes {
-                        let note = c
-                            .note
-                            .as_deref()
-                            .map(|n| format!("  ({n})"))
-                            .unwrap_or_default();
-                        println!("  {:<8} {}{note}", c.action, c.resource);
+                        println!("  {:<8} {}", c.action, c.resource);
+                        if let Some(n) = &c.note {
+                            println!("           ({n})");
+                        }
+                        // one row per field, `field: from -> to`, arrows aligned
+                        let w = c
+                            .fields
+                            .iter()
+                            .map(|f| f.field.len() + 1)
+                            .max()
+                            .unwrap_or(0);
+                        let fw = c.fields.iter().map(|f| f.from.len()).max().unwrap_or(0);
                         for f in &c.fields {
-                            println!("           {}: {} -> {}", f.field, f.from, f.to);
+                            let field = format!("{}:", f.field);
+                            println!("           {field:<w$} {:<fw$} -> {}", f.from, f.to);
                         }
                     }
                 }

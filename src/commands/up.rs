@@ -24,7 +24,8 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     } else {
         None
     };
-    let mut settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
+    let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
+    let mut settings = ask_missing(settings, state.is_none())?;
     let reporter = Reporter::new(settings.json);
     if settings.mode == crate::cli::Mode::Auto {
         crate::containers::auto::resolve(&mut settings).await;
@@ -405,4 +406,56 @@ async fn export_for_ci(settings: &Settings) -> Result<()> {
         file.write_all(text.as_bytes())?;
     }
     Ok(())
+}
+
+/// First run at a terminal: ask for what is missing (mode; the org when GitHub will be talked to) and save
+/// the answers to ghboot.toml. Never asks without a terminal, under CI or with --non-interactive: then a
+/// missing required value is an error naming the flag and variable.
+fn ask_missing(mut settings: Settings, first_run: bool) -> Result<Settings> {
+    let github_needed = std::env::var_os("GITHUB_TOKEN").is_some_and(|t| !t.is_empty());
+    let need_org = settings.org_defaulted && github_needed;
+    let ask_mode = settings.mode_defaulted && first_run;
+    if !settings.interactive() {
+        if need_org {
+            return Err(fail(Kind::Config, "GITHUB_TOKEN is set but no GitHub organisation is given")
+                .help("pass --org ORG or set GITHUB_ORG (ghboot never prompts without a terminal, under CI, or with --non-interactive)")
+                .into());
+        }
+        return Ok(settings);
+    }
+    if !ask_mode && !need_org {
+        return Ok(settings);
+    }
+    let theme = dialoguer::theme::SimpleTheme;
+    let mut save: Vec<(&str, toml::Value)> = Vec::new();
+    if ask_mode {
+        use clap::ValueEnum;
+        let modes = crate::cli::Mode::value_variants();
+        let names: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
+        let i = dialoguer::Select::with_theme(&theme)
+            .with_prompt("Deployment mode (dev runs everything on this machine)")
+            .items(&names)
+            .default(0)
+            .interact()?;
+        settings.mode = modes[i];
+        settings.mode_defaulted = false;
+        save.push(("mode", names[i].clone().into()));
+    }
+    if need_org {
+        let org: String = dialoguer::Input::with_theme(&theme)
+            .with_prompt("GitHub organisation")
+            .validate_with(|o: &String| config::validate_org(o).map_err(|e| format!("{e:#}")))
+            .interact_text()?;
+        settings.org = org.clone();
+        settings.org_defaulted = false;
+        save.push(("org", org.into()));
+    }
+    let path = settings
+        .config_file
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("ghboot.toml"));
+    config::save_to_file_config(&path, &save)?;
+    eprintln!("saved your answers to {}", path.display());
+    settings.config_file = Some(std::fs::canonicalize(&path).unwrap_or(path));
+    Ok(settings)
 }

@@ -98,7 +98,15 @@ fn find_in_cache() -> Option<PathBuf> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, p)| p)
+    // newest first; a copy whose recorded checksum (written by `nats-server install`) no longer matches is
+    // skipped, never run
+    versions.into_iter().rev().map(|(_, p)| p).find(|p| match super::install::recorded_sha(p) {
+        Some(sha) if !super::bundle::verify_file(p, &sha) => {
+            tracing::warn!(path = %p.display(), "cached nats-server does not match its recorded checksum: ignored (reinstall with `ghboot nats-server install`)");
+            false
+        }
+        _ => true,
+    })
 }
 
 /// `nats-server --version` prints `nats-server: v2.15.1`.

@@ -2,6 +2,8 @@
 pub mod bundle;
 pub mod conf;
 pub mod find;
+pub mod install;
+pub mod pin;
 pub mod supervise;
 
 /// The oldest nats-server ghboot runs: 2.10 brought the JetStream features the topology relies on

@@ -195,7 +195,8 @@ async fn watch_node(
     failed: Arc<watch::Sender<Option<String>>>,
 ) {
     let mut restarts_in_window: Vec<Instant> = Vec::new();
-    let mut backoff = Duration::from_millis(100);
+    // The first restart is immediate (a one-off crash should cost nothing); repeated ones back off.
+    let mut backoff = Duration::ZERO;
     let mut up_since = Instant::now();
     loop {
         tokio::select! {
@@ -203,7 +204,7 @@ async fn watch_node(
                 if *shutdown.borrow() { return; }
                 let now = Instant::now();
                 // A node that stayed up a while earns a fresh backoff.
-                if now.duration_since(up_since) > Duration::from_secs(60) { backoff = Duration::from_millis(100); }
+                if now.duration_since(up_since) > Duration::from_secs(60) { backoff = Duration::ZERO; }
                 restarts_in_window.retain(|t| now.duration_since(*t) < BUDGET_WINDOW);
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 if restarts_in_window.len() as u32 >= RESTART_BUDGET {
@@ -219,7 +220,7 @@ async fn watch_node(
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
                 match spawn(&exe, &spec).await {
                     Ok((mut c, pid)) => match wait_ready(&mut c, pid, &spec, READY_DEADLINE).await {
                         Ok(_) => {

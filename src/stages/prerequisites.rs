@@ -50,7 +50,7 @@ impl Check {
 /// Every check, passing or not.
 pub fn checks(s: &Settings) -> Vec<Check> {
     let mut out = vec![platform()];
-    out.extend(resources(s.layout.root()));
+    out.extend(resources(s.layout.root(), disk_needed(s)));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
     if s.mode == Mode::Dev {
@@ -82,8 +82,26 @@ fn platform() -> Check {
     }
 }
 
-fn resources(state_dir: &Path) -> Vec<Check> {
-    use sysinfo::{Disks, System};
+/// Free disk the instance needs under its state dir: what the JetStream topology reserves on file storage,
+/// divided by the 75% of free disk nats-server allows JetStream by default, plus room for logs.
+fn disk_needed(s: &Settings) -> u64 {
+    let reserved: i64 = crate::topology::desired::desired(s)
+        .map(|d| {
+            d.resources
+                .iter()
+                .filter(|r| {
+                    r.config.storage == async_nats::jetstream::stream::StorageType::File
+                        && r.config.max_bytes > 0
+                })
+                .map(|r| r.config.max_bytes)
+                .sum()
+        })
+        .unwrap_or(0);
+    (reserved.max(0) as u64 * 4 / 3 + 64 * 1024 * 1024).max(MIN_DISK)
+}
+
+fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
+    use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
     let avail = sys.available_memory();
@@ -100,20 +118,20 @@ fn resources(state_dir: &Path) -> Vec<Check> {
             "free memory: nats-server and ghboot need about 256 MiB",
         )
     };
-    let disks = Disks::new_with_refreshed_list();
     let probe = existing_ancestor(state_dir);
-    let disk = disks
-        .list()
-        .iter()
-        .filter(|d| probe.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space());
+    // statvfs on the one path that matters, rather than enumerating every mount
+    let disk = fs4::available_space(&probe).ok();
     let disk = match disk {
-        Some(free) if free < MIN_DISK => Check::bad(
+        Some(free) if free < disk_needed => Check::bad(
             "disk",
             Kind::Unavailable,
-            format!("only {} MiB free under {}", free / 1048576, probe.display()),
-            "free disk space, or pass --state-dir on a larger filesystem",
+            format!(
+                "only {} MiB free under {}; the JetStream topology needs {} MiB (its streams' max_bytes, of which JetStream may use 75% of free disk)",
+                free / 1048576,
+                probe.display(),
+                disk_needed / 1048576
+            ),
+            "free disk space, pass --state-dir on a larger filesystem, or lower max_bytes under [topology] in ghboot.toml",
         ),
         Some(free) => Check::ok(
             "disk",

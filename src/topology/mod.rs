@@ -1,15 +1,76 @@
-//! JetStream topology as code (issue #4 fills this in): desired streams and buckets, reconciled.
+//! JetStream topology as code: the streams and KV buckets ghboot owns ([`desired`]), reconciled with the
+//! server field by field ([`reconcile`]), and the distributed lock the rest of the system uses ([`lock`]).
+//! Subject and resource names come from [`subjects`] only.
+pub mod desired;
+pub mod lock;
+pub mod reconcile;
 pub mod subjects;
 
 use crate::engine::{Change, Ctx};
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
-/// What `apply` would change in JetStream.
-pub async fn plan(_ctx: &mut Ctx) -> Result<Vec<Change>> {
-    Ok(vec![])
+/// What `apply` would change in JetStream (reads each stream once, changes nothing).
+pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
+    let want = desired::desired(&ctx.settings)?;
+    let js = async_nats::jetstream::new(ctx.nats().await?);
+    let items = reconcile::inspect(&js, &want).await?;
+    Ok(items.iter().filter_map(|i| i.change()).collect())
 }
 
-/// Reconcile JetStream with the desired topology; returns a summary for the stage outputs.
-pub async fn apply(_ctx: &mut Ctx) -> Result<serde_json::Value> {
-    Ok(serde_json::json!({}))
+/// Reconcile JetStream with the desired topology, then mirror the bootstrap state into the `state` bucket.
+/// Returns `{"created": [..], "updated": [..], "replaced": [..], "unchanged": [..], "state_key": ..}`.
+pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
+    let want = desired::desired(&ctx.settings)?;
+    let js = async_nats::jetstream::new(ctx.nats().await?);
+    let interactive = ctx.settings.interactive();
+    let reporter = ctx.reporter.clone();
+    let warn = move |msg: &str| reporter.note(reconcile::STAGE, &format!("warning: {msg}"));
+    let confirm = move |q: &str| -> Result<bool> {
+        if !interactive {
+            return Ok(true);
+        }
+        dialoguer::Confirm::new()
+            .with_prompt(q)
+            .default(false)
+            .interact()
+            .context("cannot ask for confirmation")
+    };
+    let sum = reconcile::reconcile(&js, &want, ctx.settings.allow_replace, &warn, &confirm).await?;
+    let key = mirror_state(ctx, &js).await?;
+    let mut v = serde_json::to_value(&sum)?;
+    v["state_key"] = key.into();
+    Ok(v)
+}
+
+/// Write the state file (local first: it is the source of truth and NATS may be what is failing), then put
+/// it into the `state` bucket under `bootstrap.<org>`, unless the bucket already holds the same state
+/// (`updated_at` aside): an unchanged rerun writes nothing.
+pub async fn mirror_state(ctx: &mut Ctx, js: &async_nats::jetstream::Context) -> Result<String> {
+    ctx.state.save(&ctx.settings.layout)?;
+    let key = subjects::state_key(&ctx.settings.org);
+    let kv = js
+        .get_key_value(subjects::STATE_BUCKET)
+        .await
+        .context("cannot open the state bucket")?;
+    let body = serde_json::to_vec_pretty(&ctx.state)?;
+    let strip = |b: &[u8]| -> Option<serde_json::Value> {
+        let mut v: serde_json::Value = serde_json::from_slice(b).ok()?;
+        v.as_object_mut()?.remove("updated_at");
+        Some(v)
+    };
+    let current = kv
+        .get(key.as_str())
+        .await
+        .context("cannot read the state mirror")?;
+    if current
+        .as_deref()
+        .and_then(strip)
+        .is_some_and(|c| Some(c) == strip(&body))
+    {
+        return Ok(key);
+    }
+    kv.put(key.as_str(), body.into())
+        .await
+        .context("cannot mirror the state into NATS")?;
+    Ok(key)
 }

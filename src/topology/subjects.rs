@@ -150,6 +150,11 @@ pub fn kv_key(parts: &[&str]) -> String {
         .join(".")
 }
 
+/// Key of the bootstrap state mirror in the `state` bucket: `bootstrap.<org>`.
+pub fn state_key(org: &str) -> String {
+    kv_key(&["bootstrap", org])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -263,3 +263,61 @@ fn composite_action_validates_against_githubs_schema() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn first_run_at_a_terminal_asks_and_saves_the_answers() {
+    let inst = Instance::new();
+    // the harness's environment, but stdio left to the pseudo-terminal
+    let base = inst.cmd();
+    let mut cmd = std::process::Command::new(base.get_program());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(inst.dir.path());
+    cmd.env("GITHUB_TOKEN", "not-used-without-a-webhook-url")
+        .env("TERM", "dumb")
+        .args([
+            "up",
+            "--detach",
+            "--port",
+            &inst.port.to_string(),
+            "--monitor-port",
+            &inst.monitor_port.to_string(),
+        ]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+    p.exp_string("Deployment mode").expect("asked for the mode");
+    p.send_line("").expect("accept the default");
+    p.exp_string("GitHub organisation")
+        .expect("asked for the org");
+    p.send_line("acme-pty").expect("answer");
+    p.exp_string("ready").expect("came up");
+    p.exp_eof().expect("returned");
+    let saved = read(&inst.dir.path().join("ghboot.toml"));
+    assert!(
+        saved.contains("mode = \"dev\"") && saved.contains("org = \"acme-pty\""),
+        "{saved}"
+    );
+    assert_eq!(inst.status()["org"], "acme-pty");
+}
+
+#[test]
+fn without_a_terminal_a_missing_required_value_names_the_flag() {
+    let inst = Instance::new();
+    let out = inst
+        .cmd()
+        .env("GITHUB_TOKEN", "x")
+        .args(["up", "--detach"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--org") && err.contains("GITHUB_ORG"), "{err}");
+}

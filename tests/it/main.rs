@@ -1,6 +1,8 @@
 //! One integration-test binary (one link instead of one per file). Every test uses real processes: the
 //! built `ghboot`, a real `nats-server`, real sockets and files. See common.rs for the shared harness.
+mod bundled;
 mod ci;
 mod common;
 mod containers;
 mod core;
+mod topology;

