@@ -9,7 +9,6 @@ use crate::cli::TerraformBackend;
 use crate::config::Settings;
 use crate::engine::Outputs;
 use crate::error::{fail, Kind};
-use crate::topology::subjects as names;
 use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -27,65 +26,60 @@ pub struct Resource {
     pub attrs: Vec<(String, serde_json::Value)>,
 }
 
-/// Replicas of JetStream resources: 3 in a cluster, else 1.
-fn replicas(s: &Settings) -> i64 {
-    let clustered = matches!(s.nats_type, crate::cli::NatsType::SelfHostedCluster)
-        || s.mode == crate::cli::Mode::Kubernetes;
-    if clustered {
-        3
-    } else {
-        1
-    }
+fn enum_str<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
-/// The JetStream topology as provider resources. Names and subjects come from `topology::subjects`.
-pub fn resources(s: &Settings) -> Vec<Resource> {
-    let r = replicas(s);
-    let stream = |name: String, subject: String, description: &str| Resource {
-        kind: "jetstream_stream",
-        name: name.to_lowercase(),
-        attrs: vec![
-            ("name".into(), name.into()),
-            ("description".into(), description.into()),
-            ("subjects".into(), serde_json::json!([subject])),
-            ("storage".into(), "file".into()),
-            ("retention".into(), "limits".into()),
-            ("replicas".into(), r.into()),
-        ],
-    };
-    let mut out = vec![
-        stream(
-            names::events_stream(&s.org),
-            names::events_filter(&s.org),
-            "GitHub webhook deliveries",
-        ),
-        stream(
-            names::dead_letter_stream(&s.org),
-            names::dead_letter_filter(&s.org),
-            "deliveries that could not be processed",
-        ),
-        stream(
-            names::ghboot_events_stream(&s.org),
-            names::ghboot_events_filter(&s.org),
-            "ghboot's own events",
-        ),
-    ];
-    for b in [
-        names::LOCKS_BUCKET,
-        names::STATE_BUCKET,
-        names::WORKFLOWS_BUCKET,
-    ] {
-        out.push(Resource {
-            kind: "jetstream_kv_bucket",
-            name: format!("kv_{b}"),
-            attrs: vec![
-                ("name".into(), b.into()),
-                ("history".into(), 1.into()),
-                ("replicas".into(), r.into()),
-            ],
-        });
-    }
-    out
+/// The desired JetStream topology (`topology::desired`: names, subjects, limits, replicas) as provider
+/// resources, with the provider's attribute names and units (seconds, bytes).
+pub fn resources(s: &Settings) -> Result<Vec<Resource>> {
+    use crate::topology::desired::{desired, ResourceKind};
+    let d = desired(s)?;
+    Ok(d.resources
+        .iter()
+        .map(|r| {
+            let c = &r.config;
+            let description = c.description.clone().unwrap_or_default();
+            match r.kind {
+                ResourceKind::Stream => Resource {
+                    kind: "jetstream_stream",
+                    name: r.name.to_lowercase(),
+                    attrs: vec![
+                        ("name".into(), c.name.clone().into()),
+                        ("description".into(), description.into()),
+                        ("subjects".into(), serde_json::json!(c.subjects)),
+                        ("storage".into(), enum_str(&c.storage)),
+                        ("retention".into(), enum_str(&c.retention)),
+                        ("discard".into(), enum_str(&c.discard)),
+                        ("max_age".into(), c.max_age.as_secs().into()),
+                        ("max_bytes".into(), c.max_bytes.into()),
+                        ("max_msgs".into(), c.max_messages.into()),
+                        (
+                            "duplicate_window".into(),
+                            c.duplicate_window.as_secs().into(),
+                        ),
+                        ("replicas".into(), c.num_replicas.into()),
+                    ],
+                },
+                ResourceKind::Bucket => Resource {
+                    kind: "jetstream_kv_bucket",
+                    name: format!("kv_{}", r.name.to_lowercase()),
+                    attrs: vec![
+                        ("name".into(), r.name.clone().into()),
+                        ("description".into(), description.into()),
+                        ("history".into(), c.max_messages_per_subject.max(1).into()),
+                        ("ttl".into(), c.max_age.as_secs().into()),
+                        ("max_bucket_size".into(), c.max_bytes.into()),
+                        (
+                            "max_value_size".into(),
+                            i64::from(c.max_message_size).into(),
+                        ),
+                        ("replicas".into(), c.num_replicas.into()),
+                    ],
+                },
+            }
+        })
+        .collect())
 }
 
 fn hcl_value(v: &serde_json::Value) -> String {
@@ -165,7 +159,7 @@ fn backend_block(s: &Settings) -> (String, Vec<String>) {
 }
 
 /// The JetStream topology file: provider (credentials from variables, never inline) and resources.
-pub fn topology_tf(s: &Settings) -> String {
+pub fn topology_tf(s: &Settings) -> Result<String> {
     let mut t = String::from(
         "# Generated by ghboot: the JetStream topology ghboot reconciles, as resources of the nats-io/jetstream\n\
          # provider. Import existing ones before applying, e.g.\n\
@@ -176,7 +170,7 @@ pub fn topology_tf(s: &Settings) -> String {
     t.push_str("variable \"nats_user\" {\n  type    = string\n  default = \"ghboot\"\n}\n\n");
     t.push_str("variable \"nats_password\" {\n  type      = string\n  sensitive = true\n}\n\n");
     t.push_str("provider \"jetstream\" {\n  servers  = var.nats_url\n  user     = var.nats_user\n  password = var.nats_password\n}\n");
-    for r in resources(s) {
+    for r in resources(s)? {
         t.push_str(&format!("\nresource \"{}\" \"{}\" {{\n", r.kind, r.name));
         let kv: Vec<(String, String)> = r
             .attrs
@@ -186,7 +180,7 @@ pub fn topology_tf(s: &Settings) -> String {
         t.push_str(&attrs(2, &kv));
         t.push_str("}\n");
     }
-    t
+    Ok(t)
 }
 
 async fn terraform(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, String> {
@@ -221,17 +215,21 @@ async fn terraform(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, Stri
     }
 }
 
-fn files(s: &Settings) -> [(&'static str, String); 2] {
-    [
+fn files(s: &Settings) -> Result<[(&'static str, String); 2]> {
+    Ok([
         ("backend.tf", backend_block(s).0),
-        ("jetstream.tf", topology_tf(s)),
-    ]
+        ("jetstream.tf", topology_tf(s)?),
+    ])
 }
 
 /// Why the written files no longer match the settings (a changed backend, org, ...), if they do not.
 pub fn drift(s: &Settings) -> Option<String> {
     let d = dir(s);
-    files(s).into_iter().find_map(|(name, content)| {
+    let files = match files(s) {
+        Ok(f) => f,
+        Err(e) => return Some(format!("the topology cannot be exported: {e:#}")),
+    };
+    files.into_iter().find_map(|(name, content)| {
         (std::fs::read_to_string(d.join(name)).ok().as_deref() != Some(content.as_str()))
             .then(|| format!("terraform/{name} is missing or out of date"))
     })
@@ -249,7 +247,7 @@ pub async fn write(s: &Settings) -> Result<Outputs> {
     })?;
     let (_, notes) = backend_block(s);
     let mut changed = false;
-    for (name, content) in &files(s) {
+    for (name, content) in &files(s)? {
         let p = d.join(name);
         if std::fs::read_to_string(&p).ok().as_deref() != Some(content.as_str()) {
             crate::fsutil::write_atomic(&p, content.as_bytes())?;
@@ -262,7 +260,7 @@ pub async fn write(s: &Settings) -> Result<Outputs> {
         s.terraform_backend.to_string().into(),
     );
     out.insert("terraform_dir".into(), d.display().to_string().into());
-    out.insert("terraform_resources".into(), resources(s).len().into());
+    out.insert("terraform_resources".into(), resources(s)?.len().into());
     if !notes.is_empty() {
         out.insert("terraform_notes".into(), notes.into());
     }

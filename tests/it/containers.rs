@@ -287,6 +287,80 @@ fn terraform_export_is_formatted_hcl_with_the_provider_resources() {
         .unwrap_or("x")
         .to_string();
     assert!(!js.contains(&pw), "the password is in jetstream.tf");
+    // every attribute is one the provider's schema has (nats-io/terraform-provider-jetstream:
+    // docs/resources/jetstream_stream.md and jetstream/resource_kv_bucket.go)
+    let provider: &[(&str, &[&str])] = &[
+        (
+            "jetstream_stream",
+            &[
+                "name",
+                "description",
+                "subjects",
+                "discard",
+                "discard_new_per_subject",
+                "ack",
+                "max_age",
+                "max_bytes",
+                "max_consumers",
+                "max_msg_size",
+                "max_msgs",
+                "max_msgs_per_subject",
+                "replicas",
+                "retention",
+                "storage",
+                "duplicate_window",
+                "placement_cluster",
+                "placement_tags",
+                "source",
+                "mirror",
+                "deny_delete",
+                "deny_purge",
+                "allow_rollup_hdrs",
+                "allow_direct",
+                "republish_source",
+                "republish_destination",
+                "republish_headers_only",
+            ],
+        ),
+        (
+            "jetstream_kv_bucket",
+            &[
+                "name",
+                "description",
+                "history",
+                "ttl",
+                "max_value_size",
+                "max_bucket_size",
+                "placement_cluster",
+                "placement_tags",
+                "replicas",
+                "limit_marker_ttl",
+            ],
+        ),
+    ];
+    let mut kind = None;
+    let mut seen = 0;
+    for line in js.lines() {
+        if let Some(rest) = line.strip_prefix("resource \"") {
+            kind = provider
+                .iter()
+                .find(|(k, _)| rest.starts_with(&format!("{k}\"")))
+                .map(|(_, a)| *a);
+            assert!(
+                kind.is_some(),
+                "a resource type the provider does not have: {line}"
+            );
+            seen += 1;
+        } else if line == "}" {
+            kind = None;
+        } else if let (Some(attrs), Some((k, _))) = (kind, line.trim().split_once(" = ")) {
+            assert!(
+                attrs.contains(&k.trim()),
+                "attribute {k:?} is not in the provider's schema: {line}"
+            );
+        }
+    }
+    assert_eq!(seen, 6, "expected 3 streams and 3 KV buckets:\n{js}");
     // terraform itself parses them (fmt -check exits 0 only for valid, canonically formatted HCL)
     let tf_exe = which::which("terraform")
         .expect("terraform is not installed here: cannot check the export with it");
