@@ -82,6 +82,17 @@ pub struct GlobalArgs {
     /// Container image to run instead of the one ghboot builds locally (docker, kubernetes): nats=REF or ghboot=REF
     #[arg(long, global = true, value_name = "NAME=IMAGE")]
     pub image: Vec<String>,
+    /// Public URL GitHub posts deliveries to; with GITHUB_TOKEN, `up` registers the org (or repo) hook
+    #[arg(
+        long,
+        global = true,
+        env = "GHBOOT_WEBHOOK_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    pub webhook_url: Option<String>,
+    /// GitHub API base URL (Enterprise Server: https://HOST/api/v3) [default: https://api.github.com]
+    #[arg(long, global = true, env = "GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<String>,
     /// Internal: this process is the detached supervisor started by `up --detach`
     #[arg(long, global = true, hide = true)]
     pub supervisor_child: bool,
@@ -135,6 +146,56 @@ pub enum Command {
     /// Manage the nats-server executable ghboot runs
     #[command(subcommand)]
     NatsServer(NatsServerCmd),
+    /// The webhook receiver: run it standalone, send a signed test delivery, print the secret
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCmd {
+    /// Run the receiver standalone (containers): verified deliveries into JetStream
+    Serve {
+        /// NATS server URL(s), comma-separated; user/password from NATS_USER / NATS_PASSWORD
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// NATS credentials file (JWT + NKey seed), instead of NATS_USER / NATS_PASSWORD
+        #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
+        nats_creds: Option<PathBuf>,
+        /// Address to listen on; binding a non-loopback address exposes the receiver
+        #[arg(
+            long,
+            env = "GHBOOT_WEBHOOK_LISTEN",
+            default_value = "127.0.0.1:8080",
+            value_name = "ADDR"
+        )]
+        listen: String,
+        /// File holding the webhook secret (else GHBOOT_WEBHOOK_SECRET)
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// Path deliveries are posted to
+        #[arg(long, default_value = "/webhook")]
+        path: String,
+    },
+    /// Sign a payload with this instance's secret and post it to the receiver; exit 0 only on 2xx
+    Send {
+        /// Event name (X-GitHub-Event), e.g. push
+        #[arg(long)]
+        event: String,
+        /// JSON payload file (`-` for stdin)
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        /// Delivery id (X-GitHub-Delivery) [default: a new UUID]
+        #[arg(long)]
+        delivery: Option<String>,
+        /// Receiver URL [default: this instance's receiver]
+        #[arg(long)]
+        url: Option<String>,
+        /// Send as application/x-www-form-urlencoded (`payload=`) instead of JSON
+        #[arg(long)]
+        form: bool,
+    },
+    /// Print the webhook secret (to configure a hook by hand)
+    Secret,
 }
 
 #[derive(Subcommand, Debug)]

@@ -87,6 +87,14 @@ pub struct Settings {
     pub images: Vec<(String, String)>,
     /// Why `--mode auto` chose the mode it did (set by `containers::auto`)
     pub mode_reason: Option<String>,
+    /// Public URL for the GitHub hook (`--webhook-url`); with `github_token`, `up` registers it.
+    pub webhook_public_url: Option<String>,
+    /// GitHub API base (`--github-api-url`, GITHUB_API_URL); None: https://api.github.com
+    pub github_api_url: Option<String>,
+    /// GITHUB_TOKEN (never recorded).
+    pub github_token: Option<crate::secret::Secret>,
+    /// GHBOOT_WEBHOOK_SECRET: an operator-supplied webhook secret (never recorded).
+    pub webhook_secret: Option<crate::secret::Secret>,
 }
 
 impl Settings {
@@ -297,8 +305,19 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         supervisor_child: g.supervisor_child,
         images,
         mode_reason: None,
+        webhook_public_url: g.webhook_url.clone().filter(|u| !u.is_empty()),
+        github_api_url: g.github_api_url.clone().filter(|u| !u.is_empty()),
+        github_token: env_secret("GITHUB_TOKEN"),
+        webhook_secret: env_secret("GHBOOT_WEBHOOK_SECRET"),
         file,
     })
+}
+
+fn env_secret(name: &str) -> Option<crate::secret::Secret> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(crate::secret::Secret::new)
 }
 
 /// GitHub logins: alphanumerics and single hyphens, at most 39 characters.

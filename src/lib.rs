@@ -15,11 +15,13 @@ pub mod stages;
 pub mod state;
 pub mod topology;
 pub mod ui;
+pub mod webhook;
 
 use cli::{Cli, Command};
 
 /// Run a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    containers::env_from_files();
     let g = &cli.global;
     match &cli.command {
         None | Some(Command::Up) => commands::up::run(g).await,
@@ -35,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
+        Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
     }
 }
 

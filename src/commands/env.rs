@@ -25,6 +25,9 @@ pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
     if let Some(m) = h.monitor_url {
         v.push(("GHBOOT_MONITOR_URL".into(), m, false));
     }
+    if let Some(u) = crate::webhook::instance_url(settings) {
+        v.push(("GHBOOT_WEBHOOK_URL".into(), u, false));
+    }
     v.push((
         "GHBOOT_STATE_DIR".into(),
         settings.layout.root().display().to_string(),

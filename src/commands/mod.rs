@@ -9,6 +9,7 @@ pub mod render;
 pub mod reset;
 pub mod status;
 pub mod up;
+pub mod webhook;
 
 use crate::cli::GlobalArgs;
 use crate::config::{self, Settings};

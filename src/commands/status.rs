@@ -33,6 +33,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             v
         })
         .collect();
+    let webhook = crate::webhook::status(&settings, &state).await;
     let uptime = rt
         .as_ref()
         .and_then(|r| r.started_at)
@@ -48,6 +49,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         },
         "supervisor": {"pid": h.supervisor_pid, "alive": h.supervisor_alive, "uptime_s": uptime},
         "components": rt.map(|r| r.components).unwrap_or_default(),
+        "webhook": webhook,
     });
     if g.json {
         println!("{}", serde_json::to_string_pretty(&out)?);

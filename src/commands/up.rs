@@ -329,6 +329,7 @@ pub async fn print_summary(settings: &Settings, title: &str) {
         rows.push(("supervisor", format!("pid {p}; `ghboot down` stops it")));
     }
     rows.push(("org", settings.org.clone()));
+    rows.extend(crate::stages::webhooks::summary_rows(settings));
     if settings.json {
         println!(
             "{}",

@@ -593,7 +593,11 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
         });
     }
     wait_healthy(&docker, &s, None, Duration::from_secs(120)).await?;
-    applied.extend(ensure_components(ctx, &docker, &ghboot, &auth).await?);
+    let components = ensure_components(ctx, &docker, &ghboot, &auth).await?;
+    for c in &components {
+        wait_container_healthy(&docker, &c.name, Duration::from_secs(90)).await?;
+    }
+    applied.extend(components);
     let live = nodes_live(&docker, &s).await;
     if let Some(n0) = live.first() {
         ctx.settings.port = n0.client_port.or(ctx.settings.port);
@@ -630,6 +634,34 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     Ok(out)
 }
 
+/// Wait until the engine's health check calls a container healthy (one without a health check: running).
+async fn wait_container_healthy(docker: &Docker, name: &str, deadline: Duration) -> Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let c = docker.inspect("container", &[name.to_string()]).await;
+        let state = c.first().map(|c| c["State"].clone()).unwrap_or_default();
+        let ok = match state["Health"]["Status"].as_str() {
+            Some(h) => h == "healthy",
+            None => state["Running"].as_bool() == Some(true),
+        };
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err(fail(
+                Kind::TempFail,
+                format!(
+                    "container {name} was not healthy within {}s",
+                    deadline.as_secs()
+                ),
+            )
+            .help(format!("see `docker logs {name}`"))
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The receiver and controller containers, when this ghboot has their subcommands.
 async fn ensure_components(
     ctx: &mut Ctx,
@@ -647,7 +679,16 @@ async fn ensure_components(
         .collect::<Vec<_>>()
         .join(",");
     let env = render::ghboot_env(&s, &nats_url);
-    let webhook_secret = std::fs::read(s.layout.webhook_secret_file()).unwrap_or_default();
+    // the receiver verifies deliveries with the instance's webhook secret: make it now (the webhooks stage,
+    // which would otherwise, leaves the receiver to the container in this mode)
+    let webhook_secret = match crate::webhook::WebhookConfig::from_settings(&s)
+        .and_then(|cfg| crate::webhook::ensure_secret(&s, &cfg))
+    {
+        Ok((sec, _)) => sec.expose().as_bytes().to_vec(),
+        Err(e) => {
+            return Err(e.context("cannot prepare the webhook secret for the receiver container"))
+        }
+    };
     for c in render::ghboot_containers(&s) {
         let name = component_name(&s, c.name);
         if !available.contains(&c.name) {
@@ -679,6 +720,9 @@ async fn ensure_components(
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
         args.extend(["-e".into(), format!("NATS_USER={}", auth.user)]);
+        if let Some(h) = &c.health {
+            args.extend(["-e".into(), format!("GHBOOT_HEALTHCHECK_URL={h}")]);
+        }
         args.extend([
             "-v".into(),
             format!("{}-ghboot:/var/lib/ghboot", project(&s)),
@@ -876,6 +920,19 @@ pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
 pub fn healthcheck(url: &str) -> u8 {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
+    // `env`: the URL is the container's GHBOOT_HEALTHCHECK_URL (one image, several components); none: healthy
+    let from_env;
+    let url = if url == "env" {
+        match std::env::var("GHBOOT_HEALTHCHECK_URL") {
+            Ok(u) if !u.is_empty() => {
+                from_env = u;
+                from_env.as_str()
+            }
+            _ => return 0,
+        }
+    } else {
+        url
+    };
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),

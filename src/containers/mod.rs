@@ -68,6 +68,25 @@ pub fn keep_recorded_mode(s: &mut Settings, state: &crate::state::StateFile) {
     }
 }
 
+/// Inside a container, secrets come as files (never environment variables `docker inspect` would show):
+/// `NATS_PASSWORD_FILE` and `GHBOOT_WEBHOOK_SECRET_FILE` become `NATS_PASSWORD` / `GHBOOT_WEBHOOK_SECRET` of
+/// this process, when those are not set. Called once at start-up, before anything reads the environment.
+pub fn env_from_files() {
+    for (file_var, var) in [
+        ("NATS_PASSWORD_FILE", "NATS_PASSWORD"),
+        ("GHBOOT_WEBHOOK_SECRET_FILE", "GHBOOT_WEBHOOK_SECRET"),
+    ] {
+        if std::env::var_os(var).is_some() {
+            continue;
+        }
+        if let Some(path) = std::env::var_os(file_var) {
+            if let Ok(v) = std::fs::read_to_string(&path) {
+                std::env::set_var(var, v.trim_end_matches(['\r', '\n']));
+            }
+        }
+    }
+}
+
 /// Does this ghboot executable have the subcommands the receiver and controller containers run?
 /// (`ghboot webhook serve` and `ghboot controller`; built by their own issues.)
 pub fn ghboot_components_available(exe: &std::path::Path) -> Vec<&'static str> {

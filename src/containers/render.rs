@@ -157,6 +157,8 @@ pub struct GhbootContainer {
     pub port: Option<u16>,
     /// Docker/Compose: where the port is published on the host
     pub publish: String,
+    /// What its health check probes (`ghboot healthcheck`)
+    pub health: Option<String>,
 }
 
 pub fn ghboot_containers(s: &Settings) -> Vec<GhbootContainer> {
@@ -167,15 +169,22 @@ pub fn ghboot_containers(s: &Settings) -> Vec<GhbootContainer> {
     vec![
         GhbootContainer {
             name: "receiver",
-            args: vec!["webhook".into(), "serve".into()],
+            args: vec![
+                "webhook".into(),
+                "serve".into(),
+                "--listen".into(),
+                format!("0.0.0.0:{WEBHOOK_PORT}"),
+            ],
             port: Some(WEBHOOK_PORT),
             publish,
+            health: Some(format!("http://127.0.0.1:{WEBHOOK_PORT}/healthz")),
         },
         GhbootContainer {
             name: "controller",
             args: vec!["controller".into()],
             port: None,
             publish: String::new(),
+            health: None,
         },
     ]
 }

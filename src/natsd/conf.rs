@@ -55,6 +55,9 @@ pub fn render(spec: &NodeSpec) -> String {
         "ports_file_dir: {}",
         q(&spec.ports_file_dir.to_string_lossy())
     );
+    // GitHub delivers payloads up to 25 MB; the default 1 MB would make the receiver refuse real deliveries.
+    // nats-server advises against more than 8 MB for general traffic and logs a warning; this traffic is webhooks.
+    let _ = writeln!(c, "max_payload: 32MB");
     let _ = writeln!(
         c,
         "log_file: {}\nlogfile_size_limit: 10MB\nlogtime: true",

@@ -155,6 +155,18 @@ pub fn state_key(org: &str) -> String {
     kv_key(&["bootstrap", org])
 }
 
+/// NATS headers the webhook receiver sets on every stored delivery (besides `Nats-Msg-Id` = the delivery id).
+pub mod headers {
+    /// GitHub's event name (`X-GitHub-Event`), e.g. `push`.
+    pub const EVENT: &str = "X-GitHub-Event";
+    /// GitHub's delivery GUID (`X-GitHub-Delivery`); also the message id.
+    pub const DELIVERY: &str = "X-GitHub-Delivery";
+    /// The hook that sent it (`X-GitHub-Hook-ID`), when GitHub says.
+    pub const HOOK_ID: &str = "X-GitHub-Hook-ID";
+    /// The payload's `action` field (`opened`, `completed`, ...), when it has one.
+    pub const ACTION: &str = "X-GitHub-Action";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,7 +132,7 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
     assert!(!all.contains("kind: Secret"), "a Secret is rendered inline");
     assert!(all.contains("secretKeyRef"), "no Secret reference");
     assert!(
-        all.contains("webhook\", \"serve") || all.contains("[\"webhook\",\"serve\"]"),
+        all.contains("[\"webhook\",\"serve\""),
         "the receiver does not run `ghboot webhook serve`"
     );
 }
@@ -470,6 +470,7 @@ fn docker_up(inst: &Instance, extra: &[&str]) -> String {
         "--monitor-port",
         &inst.monitor_port.to_string(),
     ])
+    .args(["--webhook-port", &inst.webhook_port.to_string()])
     .args(extra);
     let o = c.output().expect("run ghboot");
     ok(&o);
@@ -551,6 +552,41 @@ async fn docker_mode_lifecycle() {
         .expect("publish")
         .await
         .expect("ack");
+    // a signed delivery through the receiver container's published port lands in JetStream
+    let receiver = format!("ghboot-{id}-receiver");
+    assert_eq!(
+        inspect(&receiver, "{{.State.Health.Status}}"),
+        "healthy",
+        "the receiver container is not healthy"
+    );
+    let payload = inst.dir.path().join("push.json");
+    std::fs::write(
+        &payload,
+        r#"{"ref":"refs/heads/main","repository":{"name":"r.one"}}"#,
+    )
+    .expect("payload");
+    let url = format!("http://127.0.0.1:{}/webhook", inst.webhook_port);
+    let o = inst
+        .cmd()
+        .args(["webhook", "send", "--event", "push", "--payload"])
+        .arg(&payload)
+        .args(["--url", &url])
+        .output()
+        .expect("send");
+    assert!(
+        o.status.success(),
+        "the receiver container refused a signed delivery: {}",
+        out_text(&o)
+    );
+    let events = js
+        .get_stream("GITHUB_EVENTS_ACME")
+        .await
+        .expect("events stream");
+    let m = events
+        .get_last_raw_message_by_subject("github.acme.r~2Eone.push")
+        .await
+        .expect("the delivery is stored");
+    assert!(String::from_utf8_lossy(&m.payload).contains("refs/heads/main"));
     drop(nc);
 
     // the password is in no command line, environment or label docker inspect shows
@@ -562,6 +598,10 @@ async fn docker_mode_lifecycle() {
     assert!(
         !docker_ok(&["inspect", &node]).contains(&pw),
         "the NATS password shows in docker inspect"
+    );
+    assert!(
+        !docker_ok(&["inspect", &receiver]).contains(&pw),
+        "the NATS password shows in docker inspect of the receiver"
     );
     assert_eq!(
         inspect(&node, "{{.HostConfig.RestartPolicy.Name}}"),

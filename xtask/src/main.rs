@@ -14,6 +14,7 @@
 
 mod bench;
 mod faults;
+mod ingest;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ghboot::natsd::pin;
@@ -136,26 +137,6 @@ fn docs(out: &Path) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn docs_cover_every_subcommand() {
-        let dir = tempfile::tempdir().expect("tmp");
-        super::docs(dir.path()).expect("docs");
-        let bash = std::fs::read_to_string(dir.path().join("completions/ghboot.bash"))
-            .expect("bash completion");
-        for sub in ["status", "plan", "down", "doctor", "env"] {
-            assert!(bash.contains(sub), "bash completion lacks {sub}");
-        }
-        let man = std::fs::read_to_string(dir.path().join("man/ghboot.1")).expect("man page");
-        assert!(
-            man.starts_with(".ie") || man.contains(".TH ghboot"),
-            "not a roff man page"
-        );
-        assert!(dir.path().join("man/ghboot-status.1").is_file());
-    }
-}
-
 fn capture(cmd: &mut Command) -> String {
     cmd.output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -251,7 +232,8 @@ fn run_bench(args: &[String]) -> Result<()> {
         "jinja2",
     ]))?;
     let started = std::time::Instant::now();
-    let tables = bench::startup(&env)?;
+    let mut tables = bench::startup(&env)?;
+    tables.extend(ingest::ingest(&env)?);
     let mut header = machine_header(&env.nats_server);
     header.push_str(&format!(
         "\nThe whole run took {:.0} s.\n",
@@ -454,4 +436,24 @@ fn refresh_pins(mut pins: pin::Pins) -> Result<()> {
     pin::write_file_atomic(&pin_path(), pins.render().as_bytes())?;
     eprintln!("wrote {}", pin_path().display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docs_cover_every_subcommand() {
+        let dir = tempfile::tempdir().expect("tmp");
+        super::docs(dir.path()).expect("docs");
+        let bash = std::fs::read_to_string(dir.path().join("completions/ghboot.bash"))
+            .expect("bash completion");
+        for sub in ["status", "plan", "down", "doctor", "env"] {
+            assert!(bash.contains(sub), "bash completion lacks {sub}");
+        }
+        let man = std::fs::read_to_string(dir.path().join("man/ghboot.1")).expect("man page");
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH ghboot"),
+            "not a roff man page"
+        );
+        assert!(dir.path().join("man/ghboot-status.1").is_file());
+    }
 }
