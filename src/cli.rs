@@ -61,6 +61,18 @@ pub struct GlobalArgs {
     /// Use this nats-server executable
     #[arg(long, global = true, env = "GHBOOT_NATS_SERVER", value_name = "PATH")]
     pub nats_server: Option<PathBuf>,
+    /// Remote NATS URL for --mode synadia [default: tls://connect.ngs.global]
+    #[arg(long, global = true, env = "SYNADIA_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Hub a hybrid leaf node connects to [default: Synadia Cloud's leaf endpoint]
+    #[arg(long, global = true, env = "GHBOOT_HUB_URL", value_name = "URL")]
+    pub hub_url: Option<String>,
+    /// Credentials (.creds file) for the hub [default: SYNADIA_CREDS_FILE or SYNADIA_JWT + SYNADIA_NKEY_SEED]
+    #[arg(long, global = true, env = "GHBOOT_HUB_CREDS", value_name = "FILE")]
+    pub hub_creds: Option<PathBuf>,
+    /// JetStream domain: the remote account's (synadia), or the local leaf's (hybrid)
+    #[arg(long, global = true, env = "GHBOOT_JS_DOMAIN", value_name = "DOMAIN")]
+    pub js_domain: Option<String>,
     /// Terraform-style backend for infrastructure state
     #[arg(long, global = true, env = "TERRAFORM_BACKEND", value_enum)]
     pub terraform_backend: Option<TerraformBackend>,
@@ -83,12 +95,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME=IMAGE")]
     pub image: Vec<String>,
     /// Public URL GitHub posts deliveries to; with GITHUB_TOKEN, `up` registers the org (or repo) hook
-    #[arg(
-        long,
-        global = true,
-        env = "GHBOOT_WEBHOOK_PUBLIC_URL",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PUBLIC_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
     /// GitHub API base URL (Enterprise Server: https://HOST/api/v3) [default: https://api.github.com]
     #[arg(long, global = true, env = "GITHUB_API_URL", value_name = "URL")]
@@ -162,12 +169,7 @@ pub enum WebhookCmd {
         #[arg(long, env = "NATS_CREDS", value_name = "FILE")]
         nats_creds: Option<PathBuf>,
         /// Address to listen on; binding a non-loopback address exposes the receiver
-        #[arg(
-            long,
-            env = "GHBOOT_WEBHOOK_LISTEN",
-            default_value = "127.0.0.1:8080",
-            value_name = "ADDR"
-        )]
+        #[arg(long, env = "GHBOOT_WEBHOOK_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: String,
         /// File holding the webhook secret (else GHBOOT_WEBHOOK_SECRET)
         #[arg(long, value_name = "FILE")]

@@ -54,6 +54,14 @@ pub struct Recorded {
     pub config_file: Option<PathBuf>,
     #[serde(default)]
     pub ephemeral: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_creds: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub js_domain: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +82,12 @@ pub struct Settings {
     pub monitor_port: Option<u16>,
     pub webhook_port: Option<u16>,
     pub nats_server: Option<PathBuf>,
+    /// Remote NATS (synadia): URL without credentials
+    pub nats_url: Option<String>,
+    /// Hub of a hybrid leaf node, and the .creds file for it
+    pub hub_url: Option<String>,
+    pub hub_creds: Option<PathBuf>,
+    pub js_domain: Option<String>,
     pub terraform_backend: TerraformBackend,
     pub non_interactive: bool,
     pub ephemeral: bool,
@@ -109,17 +123,17 @@ impl Settings {
             bind: Some(self.bind.clone()),
             config_file: self.config_file.clone(),
             ephemeral: self.ephemeral,
+            nats_url: self.nats_url.clone(),
+            hub_url: self.hub_url.clone(),
+            hub_creds: self.hub_creds.clone(),
+            js_domain: self.js_domain.clone(),
         }
     }
 
     /// May ghboot ask questions on this run?
     pub fn interactive(&self) -> bool {
         use std::io::IsTerminal;
-        !self.non_interactive
-            && !self.ephemeral
-            && !self.supervisor_child
-            && std::env::var_os("CI").is_none()
-            && std::io::stdin().is_terminal()
+        !self.non_interactive && !self.ephemeral && !self.supervisor_child && std::env::var_os("CI").is_none() && std::io::stdin().is_terminal()
     }
 }
 
@@ -128,10 +142,7 @@ pub fn state_dir(g: &GlobalArgs, is_up: bool) -> Result<PathBuf> {
     let dir = match &g.state_dir {
         Some(d) => d.clone(),
         None if g.ephemeral && is_up => {
-            let d = tempfile::Builder::new()
-                .prefix("ghboot-ephemeral-")
-                .tempdir()
-                .context("cannot create a temporary state dir")?;
+            let d = tempfile::Builder::new().prefix("ghboot-ephemeral-").tempdir().context("cannot create a temporary state dir")?;
             d.keep()
         }
         None => default_state_dir()?,
@@ -140,43 +151,26 @@ pub fn state_dir(g: &GlobalArgs, is_up: bool) -> Result<PathBuf> {
 }
 
 pub fn default_state_dir() -> Result<PathBuf> {
-    directories::ProjectDirs::from("dev", "ghboot", "ghboot")
-        .map(|p| p.data_dir().to_path_buf())
-        .ok_or_else(|| {
-            fail(
-                Kind::Config,
-                "cannot find a per-user data dir (no home directory?)",
-            )
-            .help("pass --state-dir DIR or set GHBOOT_STATE_DIR")
-            .into()
-        })
+    directories::ProjectDirs::from("dev", "ghboot", "ghboot").map(|p| p.data_dir().to_path_buf()).ok_or_else(|| {
+        fail(Kind::Config, "cannot find a per-user data dir (no home directory?)").help("pass --state-dir DIR or set GHBOOT_STATE_DIR").into()
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map(|c| c.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
 pub fn load_file_config(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        fail(
-            Kind::Config,
-            format!("cannot read config file {}: {e}", path.display()),
-        )
-        .help("check the --config path")
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(Kind::Config, format!("cannot read config file {}: {e}", path.display())).help("check the --config path"))?;
     toml::from_str(&text).map_err(|e| {
-        fail(
-            Kind::Config,
-            format!("invalid config file {}: {}", path.display(), e.message()),
-        )
-        .help("fix the file; see README.md for the keys ghboot.toml takes")
-        .into()
+        fail(Kind::Config, format!("invalid config file {}: {}", path.display(), e.message()))
+            .help("fix the file; see README.md for the keys ghboot.toml takes")
+            .into()
     })
 }
 
@@ -193,94 +187,51 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         None => FileConfig::default(),
     };
     // DEBUG=true is the seeds' spelling of --debug
-    let debug = g.debug
-        || std::env::var("DEBUG")
-            .map(|v| v == "true" || v == "1")
-            .unwrap_or(false);
+    let debug = g.debug || std::env::var("DEBUG").map(|v| v == "true" || v == "1").unwrap_or(false);
     let chosen_mode = g.mode.or(file.mode).or(rec.mode);
     let mode = chosen_mode.unwrap_or(Mode::Dev);
-    let nats_type = g
-        .nats_type
-        .or(file.nats_type)
-        .or(rec.nats_type)
-        .unwrap_or(match mode {
-            Mode::Synadia => NatsType::SynadiaCloud,
-            _ => NatsType::SelfHosted,
-        });
+    let nats_type = g.nats_type.or(file.nats_type).or(rec.nats_type).unwrap_or(match mode {
+        Mode::Synadia => NatsType::SynadiaCloud,
+        _ => NatsType::SelfHosted,
+    });
     let ephemeral = g.ephemeral || rec.ephemeral;
-    let explicit_org = g
-        .org
-        .clone()
-        .filter(|o| !o.is_empty())
-        .or(file.org.clone())
-        .or(rec.org.clone());
+    let explicit_org = g.org.clone().filter(|o| !o.is_empty()).or(file.org.clone()).or(rec.org.clone());
     let (org, org_defaulted) = match explicit_org {
         Some(o) => (o, false),
         None => (LOCAL_ORG.to_string(), true),
     };
     validate_org(&org)?;
-    let bind = g
-        .bind
-        .clone()
-        .or(file.nats.bind.clone())
-        .or(rec.bind.clone())
-        .unwrap_or_else(|| DEFAULT_BIND.to_string());
+    let bind = g.bind.clone().or(file.nats.bind.clone()).or(rec.bind.clone()).unwrap_or_else(|| DEFAULT_BIND.to_string());
     bind.parse::<std::net::IpAddr>().map_err(|_| {
-        fail(
-            Kind::Config,
-            format!("--bind {bind:?} is not an IP address"),
-        )
-        .help("use 127.0.0.1 (default), 0.0.0.0 or an address of this machine")
+        fail(Kind::Config, format!("--bind {bind:?} is not an IP address")).help("use 127.0.0.1 (default), 0.0.0.0 or an address of this machine")
     })?;
-    let pick =
-        |flag: Option<u16>, file: Option<u16>, rec: Option<u16>, default: u16| -> Option<u16> {
-            flag.or(file)
-                .or(rec)
-                .or(if ephemeral { None } else { Some(default) })
-        };
+    let pick = |flag: Option<u16>, file: Option<u16>, rec: Option<u16>, default: u16| -> Option<u16> {
+        flag.or(file).or(rec).or(if ephemeral { None } else { Some(default) })
+    };
     let port = pick(g.port, file.nats.port, rec.port, DEFAULT_PORT);
-    let monitor_port = pick(
-        g.monitor_port,
-        file.nats.monitor_port,
-        rec.monitor_port,
-        DEFAULT_MONITOR_PORT,
-    );
+    let monitor_port = pick(g.monitor_port, file.nats.monitor_port, rec.monitor_port, DEFAULT_MONITOR_PORT);
     if port.is_some() && port == monitor_port {
-        return Err(fail(
-            Kind::Config,
-            format!(
-                "--port and --monitor-port are both {}",
-                port.unwrap_or_default()
-            ),
-        )
-        .help("give them different values")
-        .into());
+        return Err(fail(Kind::Config, format!("--port and --monitor-port are both {}", port.unwrap_or_default()))
+            .help("give them different values")
+            .into());
     }
-    let webhook_port = g
-        .webhook_port
-        .or(file
-            .webhook
-            .get("port")
-            .and_then(|v| v.as_integer())
-            .map(|p| p as u16))
-        .or(rec.webhook_port);
+    let webhook_port = g.webhook_port.or(file.webhook.get("port").and_then(|v| v.as_integer()).map(|p| p as u16)).or(rec.webhook_port);
     let images = g
         .image
         .iter()
         .map(|i| match i.split_once('=') {
-            Some((k @ ("nats" | "ghboot"), v)) if !v.is_empty() => {
-                Ok((k.to_string(), v.to_string()))
-            }
-            _ => Err(
-                fail(Kind::Config, format!("--image {i:?} is not NAME=IMAGE"))
-                    .help("use --image nats=REF or --image ghboot=REF"),
-            ),
+            Some((k @ ("nats" | "ghboot"), v)) if !v.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(fail(Kind::Config, format!("--image {i:?} is not NAME=IMAGE")).help("use --image nats=REF or --image ghboot=REF")),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let terraform_backend = g
-        .terraform_backend
-        .or(file.terraform_backend)
-        .unwrap_or(TerraformBackend::Local);
+    let nats_url = g.nats_url.clone().or(rec.nats_url.clone());
+    let hub_url = g.hub_url.clone().or(rec.hub_url.clone());
+    for u in [&nats_url, &hub_url].into_iter().flatten() {
+        crate::target::creds::check_url(u)?;
+    }
+    let hub_creds = g.hub_creds.as_deref().map(absolute).or(rec.hub_creds.clone());
+    let js_domain = g.js_domain.clone().or(rec.js_domain.clone());
+    let terraform_backend = g.terraform_backend.or(file.terraform_backend).unwrap_or(TerraformBackend::Local);
     Ok(Settings {
         layout: Layout::new(state_dir),
         config_file,
@@ -294,6 +245,10 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         monitor_port,
         webhook_port,
         nats_server: g.nats_server.clone().or(file.nats.server.clone()),
+        nats_url,
+        hub_url,
+        hub_creds,
+        js_domain,
         terraform_backend,
         non_interactive: g.non_interactive,
         ephemeral,
@@ -314,10 +269,7 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
 }
 
 fn env_secret(name: &str) -> Option<crate::secret::Secret> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(crate::secret::Secret::new)
+    std::env::var(name).ok().filter(|v| !v.is_empty()).map(crate::secret::Secret::new)
 }
 
 /// GitHub logins: alphanumerics and single hyphens, at most 39 characters.
@@ -330,30 +282,21 @@ pub fn validate_org(org: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(fail(
-            Kind::Config,
-            format!("{org:?} is not a valid GitHub organisation name"),
-        )
-        .help("use letters, digits and single hyphens (at most 39), e.g. --org acme")
-        .into())
+        Err(fail(Kind::Config, format!("{org:?} is not a valid GitHub organisation name"))
+            .help("use letters, digits and single hyphens (at most 39), e.g. --org acme")
+            .into())
     }
 }
 
 /// Set top-level keys in a ghboot.toml, keeping the rest of the file.
 pub fn save_to_file_config(path: &Path, values: &[(&str, toml::Value)]) -> Result<()> {
     let mut table: toml::Table = match std::fs::read_to_string(path) {
-        Ok(t) => toml::from_str(&t).map_err(|e| {
-            fail(
-                Kind::Config,
-                format!("invalid config file {}: {}", path.display(), e.message()),
-            )
-        })?,
+        Ok(t) => toml::from_str(&t).map_err(|e| fail(Kind::Config, format!("invalid config file {}: {}", path.display(), e.message())))?,
         Err(_) => toml::Table::new(),
     };
     for (k, v) in values {
         table.insert((*k).to_string(), v.clone());
     }
     let text = toml::to_string_pretty(&table)?;
-    crate::fsutil::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::fsutil::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -43,24 +43,14 @@ pub struct FieldChange {
 
 impl Change {
     pub fn new(stage: &str, resource: impl Into<String>, action: &str) -> Self {
-        Change {
-            stage: stage.into(),
-            resource: resource.into(),
-            action: action.into(),
-            fields: vec![],
-            note: None,
-        }
+        Change { stage: stage.into(), resource: resource.into(), action: action.into(), fields: vec![], note: None }
     }
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
         self
     }
     pub fn field(mut self, field: &str, from: impl ToString, to: impl ToString) -> Self {
-        self.fields.push(FieldChange {
-            field: field.into(),
-            from: from.to_string(),
-            to: to.to_string(),
-        });
+        self.fields.push(FieldChange { field: field.into(), from: from.to_string(), to: to.to_string() });
         self
     }
 }
@@ -159,20 +149,12 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
                     ctx.reporter.finished(name, t0.elapsed(), "verified");
                     continue;
                 }
-                Ok(Verdict::Drift(why)) => {
-                    ctx.reporter.note(name, &format!("{why}; applying again"))
-                }
-                Err(e) => ctx
-                    .reporter
-                    .note(name, &format!("verify failed ({e:#}); applying again")),
+                Ok(Verdict::Drift(why)) => ctx.reporter.note(name, &format!("{why}; applying again")),
+                Err(e) => ctx.reporter.note(name, &format!("verify failed ({e:#}); applying again")),
             }
         }
         ctx.reporter.started(name, stage.summary());
-        let previous = ctx
-            .state
-            .stage(name)
-            .map(|r| r.status)
-            .unwrap_or(StageStatus::Pending);
+        let previous = ctx.state.stage(name).map(|r| r.status).unwrap_or(StageStatus::Pending);
         {
             let rec = ctx.state.stage_mut(name);
             rec.status = StageStatus::Running;
@@ -191,11 +173,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
             Ok(outputs) => {
                 rec.status = StageStatus::Done;
                 rec.last_error = None;
-                let detail = outputs
-                    .get("summary")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("done")
-                    .to_string();
+                let detail = outputs.get("summary").and_then(|v| v.as_str()).unwrap_or("done").to_string();
                 rec.outputs = outputs;
                 ctx.state.save(&ctx.settings.layout)?;
                 ctx.reporter.finished(name, elapsed, &detail);
@@ -220,10 +198,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
 }
 
 /// Every stage's plan, in order. Stages that do not apply are listed with their reason.
-pub async fn plan(
-    ctx: &mut Ctx,
-    stages: &[Box<dyn Stage>],
-) -> Result<Vec<(String, Result<Vec<Change>, String>)>> {
+pub async fn plan(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<Vec<(String, Result<Vec<Change>, String>)>> {
     let mut out = Vec::new();
     for stage in stages {
         if let Some(reason) = stage.skip_reason(&ctx.settings) {
@@ -251,7 +226,7 @@ async fn mirror(ctx: &mut Ctx) {
     let Some(client) = ctx.nats.clone() else {
         return;
     };
-    let js = async_nats::jetstream::new(client);
+    let js = crate::target::jetstream(&ctx.settings, client);
     if let Err(e) = crate::topology::mirror_state(ctx, &js).await {
         tracing::warn!("cannot mirror the state into NATS: {e:#}");
     }

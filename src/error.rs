@@ -54,11 +54,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            message: message.into(),
-            help: None,
-        }
+        Failure { kind, message: message.into(), help: None }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());

@@ -54,22 +54,10 @@ impl Layout {
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {
         vec![
-            (
-                self.run_dir(),
-                "runtime files of the live supervisor",
-                false,
-            ),
+            (self.run_dir(), "runtime files of the live supervisor", false),
             (self.logs_dir(), "logs of ghboot and nats-server", false),
-            (
-                self.nats_dir(),
-                "nats-server config and JetStream store",
-                false,
-            ),
-            (
-                self.secrets_dir(),
-                "credentials (0700 dir, 0600 files)",
-                true,
-            ),
+            (self.nats_dir(), "nats-server config and JetStream store", false),
+            (self.secrets_dir(), "credentials (0700 dir, 0600 files)", true),
         ]
     }
 }

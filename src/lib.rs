@@ -13,6 +13,7 @@ pub mod platform;
 pub mod secret;
 pub mod stages;
 pub mod state;
+pub mod target;
 pub mod topology;
 pub mod ui;
 pub mod webhook;
@@ -31,9 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Reset { yes }) => commands::reset::run(g, *yes).await,
         Some(Command::Doctor) => commands::doctor::run(g).await,
         Some(Command::Env { format }) => commands::env::run(g, *format).await,
-        Some(Command::Logs { component, follow }) => {
-            commands::logs::run(g, *component, *follow).await
-        }
+        Some(Command::Logs { component, follow }) => commands::logs::run(g, *component, *follow).await,
         Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
@@ -49,9 +48,5 @@ pub fn init_tracing(debug: bool) {
     } else {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ghboot=info,warn"))
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }

@@ -17,13 +17,7 @@ impl Secret {
         Secret(s.into())
     }
     pub fn generate(len: usize) -> Self {
-        Secret(
-            rand::thread_rng()
-                .sample_iter(&Alphanumeric)
-                .take(len)
-                .map(char::from)
-                .collect(),
-        )
+        Secret(rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect())
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -44,12 +38,10 @@ impl fmt::Display for Secret {
 
 /// Write `contents` to `path` atomically, readable by the owner only (0600 from creation, never wider).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    crate::fsutil::write_atomic_mode(path, contents, 0o600)
-        .with_context(|| format!("cannot write secret file {}", path.display()))
+    crate::fsutil::write_atomic_mode(path, contents, 0o600).with_context(|| format!("cannot write secret file {}", path.display()))
 }
 
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
-    let s =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let s = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Secret::new(s.trim_end_matches(['\r', '\n'])))
 }

@@ -33,17 +33,9 @@ pub struct StageRecord {
     /// Why a pending stage is pending (e.g. not available in this mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
@@ -74,9 +66,7 @@ impl StageRecord {
     /// The status as it is now: a `running` stage whose runner died was interrupted.
     pub fn live_status(&self) -> StageStatus {
         match (self.status, self.runner_pid) {
-            (StageStatus::Running, Some(pid)) if !crate::platform::is_alive(pid) => {
-                StageStatus::Failed
-            }
+            (StageStatus::Running, Some(pid)) if !crate::platform::is_alive(pid) => StageStatus::Failed,
             (s, _) => s,
         }
     }
@@ -98,13 +88,7 @@ pub struct StateFile {
 impl StateFile {
     pub fn new() -> Self {
         let now = OffsetDateTime::now_utc();
-        StateFile {
-            version: STATE_VERSION,
-            created_at: now,
-            updated_at: now,
-            settings: Recorded::default(),
-            stages: Vec::new(),
-        }
+        StateFile { version: STATE_VERSION, created_at: now, updated_at: now, settings: Recorded::default(), stages: Vec::new() }
     }
 
     /// Read the state file. `Ok(None)` when there is none yet.
@@ -114,20 +98,13 @@ impl StateFile {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(fail(
-                    Kind::Data,
-                    format!("cannot read state file {}: {e}", path.display()),
-                )
-                .help("check the permissions of the state dir")
-                .into())
+                return Err(fail(Kind::Data, format!("cannot read state file {}: {e}", path.display()))
+                    .help("check the permissions of the state dir")
+                    .into())
             }
         };
-        let probe: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(&path, &e.to_string()))?;
-        let version = probe
-            .get("version")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| corrupt(&path, "no version field"))?;
+        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(&path, &e.to_string()))?;
+        let version = probe.get("version").and_then(|v| v.as_u64()).ok_or_else(|| corrupt(&path, "no version field"))?;
         if version > STATE_VERSION as u64 {
             return Err(fail(
                 Kind::Data,
@@ -136,8 +113,7 @@ impl StateFile {
             .help("run the newer ghboot that wrote it, or start over with `ghboot reset --yes` (this loses the instance)")
             .into());
         }
-        let state: StateFile =
-            serde_json::from_value(probe).map_err(|e| corrupt(&path, &e.to_string()))?;
+        let state: StateFile = serde_json::from_value(probe).map_err(|e| corrupt(&path, &e.to_string()))?;
         Ok(Some(state))
     }
 
@@ -145,15 +121,9 @@ impl StateFile {
         self.updated_at = OffsetDateTime::now_utc();
         let text = serde_json::to_vec_pretty(self)?;
         write_atomic(&layout.state_file(), &text).map_err(|e| {
-            fail(
-                Kind::CantCreate,
-                format!(
-                    "cannot write state file {}: {e}",
-                    layout.state_file().display()
-                ),
-            )
-            .help("make the state dir writable, or free disk space")
-            .into()
+            fail(Kind::CantCreate, format!("cannot write state file {}: {e}", layout.state_file().display()))
+                .help("make the state dir writable, or free disk space")
+                .into()
         })
     }
 
@@ -193,40 +163,22 @@ pub struct StateLock {
 impl StateLock {
     pub fn acquire(layout: &Layout) -> Result<StateLock> {
         let path = layout.lock_file();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| {
-                fail(Kind::CantCreate, format!("cannot open lock file {}: {e}", path.display()))
-                    .help("make the state dir writable (and its filesystem not read-only), or pass --state-dir DIR")
-            })?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| {
+            fail(Kind::CantCreate, format!("cannot open lock file {}: {e}", path.display()))
+                .help("make the state dir writable (and its filesystem not read-only), or pass --state-dir DIR")
+        })?;
         match file.try_lock_exclusive() {
             Ok(()) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == fs4::lock_contended_error().raw_os_error() =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == fs4::lock_contended_error().raw_os_error() => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another ghboot".to_string()
-                } else {
-                    format!("another ghboot (pid {holder})")
-                };
-                return Err(fail(
-                    Kind::TempFail,
-                    format!("{who} is changing the state in {}", layout.root().display()),
-                )
-                .help("wait for it to finish, or stop it with `ghboot down`, then retry")
-                .into());
+                let who = if holder.is_empty() { "another ghboot".to_string() } else { format!("another ghboot (pid {holder})") };
+                return Err(fail(Kind::TempFail, format!("{who} is changing the state in {}", layout.root().display()))
+                    .help("wait for it to finish, or stop it with `ghboot down`, then retry")
+                    .into());
             }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
-            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display()))),
         }
         // The holder's pid is informational: a full disk must not stop us from holding the lock.
         let _ = file
@@ -249,11 +201,7 @@ impl Drop for StateLock {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Runtime {
     pub supervisor_pid: u32,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
     /// Fingerprint of the configuration the running servers were started with.
     #[serde(default)]
@@ -279,11 +227,7 @@ pub struct NodeRuntime {
     pub cluster_port: Option<u16>,
     #[serde(default)]
     pub restarts: u32,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub started_at: Option<OffsetDateTime>,
 }
 
@@ -307,12 +251,7 @@ impl Runtime {
     pub fn supervisor_alive(&self) -> bool {
         crate::platform::is_alive(self.supervisor_pid)
             && crate::platform::exe_of(self.supervisor_pid)
-                .map(|e| {
-                    e.file_name()
-                        .map(|n| n.to_string_lossy().starts_with("ghboot"))
-                        .unwrap_or(false)
-                        || e == current_exe()
-                })
+                .map(|e| e.file_name().map(|n| n.to_string_lossy().starts_with("ghboot")).unwrap_or(false) || e == current_exe())
                 .unwrap_or(true)
     }
 }

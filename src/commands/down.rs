@@ -14,25 +14,16 @@ pub async fn stop(layout: &Layout) -> Result<bool> {
     if rt.supervisor_alive() && rt.supervisor_pid != std::process::id() {
         crate::platform::terminate(rt.supervisor_pid);
         // The supervisor stops its children within its own grace period; give it that and a little more.
-        stopped = wait_gone(
-            rt.supervisor_pid,
-            crate::natsd::supervise::STOP_GRACE + Duration::from_secs(5),
-        )
-        .await;
+        stopped = wait_gone(rt.supervisor_pid, crate::natsd::supervise::STOP_GRACE + Duration::from_secs(5)).await;
         if !stopped {
-            tracing::warn!(
-                "supervisor pid {} ignored SIGTERM; killing it",
-                rt.supervisor_pid
-            );
+            tracing::warn!("supervisor pid {} ignored SIGTERM; killing it", rt.supervisor_pid);
             crate::platform::kill(rt.supervisor_pid);
             wait_gone(rt.supervisor_pid, Duration::from_secs(5)).await;
         }
         stopped = true;
     }
     for n in &rt.nodes {
-        let ours = crate::platform::exe_of(n.pid)
-            .map(|e| e.to_string_lossy().contains("nats-server"))
-            .unwrap_or(false);
+        let ours = crate::platform::exe_of(n.pid).map(|e| e.to_string_lossy().contains("nats-server")).unwrap_or(false);
         if ours && crate::platform::is_alive(n.pid) {
             crate::platform::terminate(n.pid);
             if !wait_gone(n.pid, crate::natsd::supervise::STOP_GRACE).await {
@@ -64,29 +55,15 @@ pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
         eprintln!("nothing to stop: {} does not exist", dir.display());
         return Ok(0);
     }
-    let mut stopped = stop(&layout).await?;
-    if let Ok((settings, _)) = super::existing_instance(g) {
-        if crate::containers::is_container_mode(settings.mode) {
-            stopped |= crate::containers::down(&settings, purge).await?;
-            let kept = if purge {
-                "volumes and images removed too"
-            } else {
-                "volumes kept; `down --purge` removes them"
-            };
-            eprintln!(
-                "removed the {} deployment's containers and network ({kept})",
-                settings.mode
-            );
+    // Ask the instance's target (it may run things outside the supervisor: containers, ...).
+    let stopped = match super::maybe_instance(g) {
+        Ok((mut settings, Some(state))) => {
+            crate::containers::keep_recorded_mode(&mut settings, &state);
+            crate::target::for_settings(&settings).stop(&settings, purge).await?
         }
-    }
-    eprintln!(
-        "{}",
-        if stopped {
-            format!("stopped the instance in {}", dir.display())
-        } else {
-            "nothing was running".to_string()
-        }
-    );
+        _ => stop(&layout).await?,
+    };
+    eprintln!("{}", if stopped { format!("stopped the instance in {}", dir.display()) } else { "nothing was running".to_string() });
     if purge {
         purge_dir(&layout)?;
         eprintln!("removed {}", dir.display());
@@ -98,27 +75,14 @@ pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
 pub fn purge_dir(layout: &Layout) -> Result<()> {
     let root = layout.root();
     let ours = layout.state_file().exists() || layout.lock_file().exists();
-    let empty = std::fs::read_dir(root)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
+    let empty = std::fs::read_dir(root).map(|mut d| d.next().is_none()).unwrap_or(false);
     if !ours && !empty {
-        return Err(fail(
-            Kind::Data,
-            format!(
-                "{} does not look like a ghboot state dir; not removing it",
-                root.display()
-            ),
-        )
-        .help("remove it yourself if you are sure")
-        .into());
+        return Err(fail(Kind::Data, format!("{} does not look like a ghboot state dir; not removing it", root.display()))
+            .help("remove it yourself if you are sure")
+            .into());
     }
     crate::ui::context::remove_for(layout);
-    std::fs::remove_dir_all(root).map_err(|e| {
-        fail(
-            Kind::CantCreate,
-            format!("cannot remove {}: {e}", root.display()),
-        )
-        .help("check its permissions")
-    })?;
+    std::fs::remove_dir_all(root)
+        .map_err(|e| fail(Kind::CantCreate, format!("cannot remove {}: {e}", root.display())).help("check its permissions"))?;
     Ok(())
 }

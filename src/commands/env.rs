@@ -1,38 +1,14 @@
 use crate::cli::{EnvFormat, GlobalArgs};
 use crate::config::Settings;
-use crate::error::{fail, Kind};
 use anyhow::Result;
 
 /// What a client needs to connect, in a fixed order. Secrets are marked so writers can mask them.
 pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
-    let auth = crate::stages::nats::load_auth(settings)?.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS credentials yet")
-            .help("run `ghboot up` first")
-    })?;
-    let h = crate::stages::nats::health(settings).await;
-    let url = h.url.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS URL yet").help("run `ghboot up` first")
-    })?;
-    let mut v = vec![
-        ("NATS_URL".to_string(), url, false),
-        ("NATS_USER".to_string(), auth.user.clone(), false),
-        (
-            "NATS_PASSWORD".to_string(),
-            auth.password.expose().to_string(),
-            true,
-        ),
-    ];
-    if let Some(m) = h.monitor_url {
-        v.push(("GHBOOT_MONITOR_URL".into(), m, false));
-    }
+    let mut v = crate::target::for_settings(settings).client_env(settings).await?;
     if let Some(u) = crate::webhook::instance_url(settings) {
         v.push(("GHBOOT_WEBHOOK_URL".into(), u, false));
     }
-    v.push((
-        "GHBOOT_STATE_DIR".into(),
-        settings.layout.root().display().to_string(),
-        false,
-    ));
+    v.push(("GHBOOT_STATE_DIR".into(), settings.layout.root().display().to_string(), false));
     Ok(v)
 }
 
@@ -47,16 +23,10 @@ pub async fn run(g: &GlobalArgs, format: EnvFormat) -> Result<u8> {
 pub fn render(vars: &[(String, String, bool)], format: EnvFormat) -> String {
     match format {
         EnvFormat::Json => {
-            let m: serde_json::Map<String, serde_json::Value> = vars
-                .iter()
-                .map(|(k, v, _)| (k.clone(), v.clone().into()))
-                .collect();
+            let m: serde_json::Map<String, serde_json::Value> = vars.iter().map(|(k, v, _)| (k.clone(), v.clone().into())).collect();
             format!("{}\n", serde_json::Value::Object(m))
         }
-        EnvFormat::Shell => vars
-            .iter()
-            .map(|(k, v, _)| format!("export {k}={}\n", shell_quote(v)))
-            .collect(),
+        EnvFormat::Shell => vars.iter().map(|(k, v, _)| format!("export {k}={}\n", shell_quote(v))).collect(),
         EnvFormat::Github => vars.iter().map(|(k, v, _)| github_line(k, v)).collect(),
     }
 }

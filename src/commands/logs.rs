@@ -12,16 +12,9 @@ pub async fn run(g: &GlobalArgs, component: Option<LogComponent>, follow: bool) 
         Some(LogComponent::Controller) => vec!["controller"],
         None => vec!["supervisor", "nats", "receiver", "controller"],
     };
-    let files: Vec<_> = names
-        .iter()
-        .map(|n| (n.to_string(), settings.layout.log_file(n)))
-        .filter(|(_, p)| p.exists())
-        .collect();
+    let files: Vec<_> = names.iter().map(|n| (n.to_string(), settings.layout.log_file(n))).filter(|(_, p)| p.exists()).collect();
     if files.is_empty() {
-        eprintln!(
-            "no log files yet in {}",
-            settings.layout.logs_dir().display()
-        );
+        eprintln!("no log files yet in {}", settings.layout.logs_dir().display());
         return Ok(0);
     }
     let prefix = files.len() > 1;

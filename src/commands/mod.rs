@@ -23,20 +23,14 @@ use anyhow::Result;
 pub fn existing_instance(g: &GlobalArgs) -> Result<(Settings, StateFile)> {
     let dir = config::state_dir(g, false)?;
     if !dir.is_dir() {
-        return Err(fail(
-            Kind::NoInput,
-            format!("state dir {} does not exist", dir.display()),
-        )
-        .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
-        .into());
+        return Err(fail(Kind::NoInput, format!("state dir {} does not exist", dir.display()))
+            .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
+            .into());
     }
     let layout = Layout::new(dir.clone());
     let state = StateFile::load(&layout)?.ok_or_else(|| {
-        fail(
-            Kind::NoInput,
-            format!("no ghboot instance in {} (no state.json)", dir.display()),
-        )
-        .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
+        fail(Kind::NoInput, format!("no ghboot instance in {} (no state.json)", dir.display()))
+            .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
     })?;
     let mut settings = config::resolve(g, dir, Some(state.settings.clone()))?;
     crate::containers::keep_recorded_mode(&mut settings, &state);
@@ -47,11 +41,7 @@ pub fn existing_instance(g: &GlobalArgs) -> Result<(Settings, StateFile)> {
 pub fn maybe_instance(g: &GlobalArgs) -> Result<(Settings, Option<StateFile>)> {
     let dir = config::state_dir(g, false)?;
     let layout = Layout::new(dir.clone());
-    let state = if dir.is_dir() {
-        StateFile::load(&layout)?
-    } else {
-        None
-    };
+    let state = if dir.is_dir() { StateFile::load(&layout)? } else { None };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
     Ok((settings, state))
 }

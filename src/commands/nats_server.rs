@@ -19,10 +19,7 @@ pub async fn run(g: &GlobalArgs, cmd: &NatsServerCmd) -> Result<u8> {
                 );
             } else {
                 match (found.source, bundle::info()) {
-                    (find::Source::Bundled, Some(i)) => eprintln!(
-                        "source: {} (nats-server {}, from {})",
-                        found.source, i.version, i.origin
-                    ),
+                    (find::Source::Bundled, Some(i)) => eprintln!("source: {} (nats-server {}, from {})", found.source, i.version, i.origin),
                     _ => eprintln!("source: {}", found.source),
                 }
                 println!("{}", found.path.display());
@@ -32,21 +29,10 @@ pub async fn run(g: &GlobalArgs, cmd: &NatsServerCmd) -> Result<u8> {
         NatsServerCmd::Install { version, from } => {
             let pins = pin::Pins::builtin();
             let key = pin::host_key().ok_or_else(|| {
-                fail(
-                    Kind::Unavailable,
-                    format!(
-                        "no nats-server build is known for {}/{}",
-                        std::env::consts::OS,
-                        std::env::consts::ARCH
-                    ),
-                )
-                .help("install nats-server yourself and pass --nats-server PATH")
+                fail(Kind::Unavailable, format!("no nats-server build is known for {}/{}", std::env::consts::OS, std::env::consts::ARCH))
+                    .help("install nats-server yourself and pass --nats-server PATH")
             })?;
-            let version = version
-                .as_deref()
-                .unwrap_or(&pins.version)
-                .trim_start_matches('v')
-                .to_string();
+            let version = version.as_deref().unwrap_or(&pins.version).trim_start_matches('v').to_string();
             let v = match from {
                 Some(path) => install::verify_local(&pins, key, &version, path)?,
                 None => install::download(&pins, key, &version).await?,
@@ -58,9 +44,7 @@ pub async fn run(g: &GlobalArgs, cmd: &NatsServerCmd) -> Result<u8> {
                 Ok(got) if got.to_string() == version => {}
                 got => {
                     let _ = std::fs::remove_dir_all(&dir);
-                    let got = got
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|e| format!("{e:#}"));
+                    let got = got.map(|v| v.to_string()).unwrap_or_else(|e| format!("{e:#}"));
                     return Err(fail(Kind::Data, format!("the installed file is not nats-server {version} (it says {got}); removed"))
                         .help("pass --version matching the file, or a different --from")
                         .into());

@@ -7,18 +7,9 @@ use anyhow::Result;
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (mut settings, state) = super::maybe_instance(g)?;
     crate::containers::auto::resolve(&mut settings).await;
-    let mut ctx = Ctx {
-        settings,
-        state: state.unwrap_or_else(StateFile::new),
-        role: Role::Client,
-        reporter: Reporter::quiet(),
-        nats: None,
-    };
+    let mut ctx = Ctx { settings, state: state.unwrap_or_else(StateFile::new), role: Role::Client, reporter: Reporter::quiet(), nats: None };
     let plans = engine::plan(&mut ctx, &crate::stages::all()).await?;
-    let pending: usize = plans
-        .iter()
-        .map(|(_, p)| p.as_ref().map(|c| c.len()).unwrap_or(0))
-        .sum();
+    let pending: usize = plans.iter().map(|(_, p)| p.as_ref().map(|c| c.len()).unwrap_or(0)).sum();
     if g.json {
         let stages: Vec<serde_json::Value> = plans
             .iter()
@@ -27,12 +18,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 Err(reason) => serde_json::json!({"stage": name, "changes": [], "skipped": reason}),
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"changes_pending": pending, "stages": stages})
-            )?
-        );
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"changes_pending": pending, "stages": stages}))?);
     } else {
         for (name, p) in &plans {
             match p {
@@ -46,12 +32,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                             println!("           ({n})");
                         }
                         // one row per field, `field: from -> to`, arrows aligned
-                        let w = c
-                            .fields
-                            .iter()
-                            .map(|f| f.field.len() + 1)
-                            .max()
-                            .unwrap_or(0);
+                        let w = c.fields.iter().map(|f| f.field.len() + 1).max().unwrap_or(0);
                         let fw = c.fields.iter().map(|f| f.from.len()).max().unwrap_or(0);
                         for f in &c.fields {
                             let field = format!("{}:", f.field);
@@ -71,9 +52,5 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             }
         );
     }
-    Ok(if pending == 0 {
-        0
-    } else {
-        crate::error::Kind::Changes.code()
-    })
+    Ok(if pending == 0 { 0 } else { crate::error::Kind::Changes.code() })
 }

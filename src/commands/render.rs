@@ -11,19 +11,12 @@ pub async fn run(g: &GlobalArgs, out: &Path) -> Result<u8> {
     }
     let written = crate::containers::render::write(&settings, out)?;
     if g.json {
-        println!(
-            "{}",
-            serde_json::json!({"mode": settings.mode, "files": written})
-        );
+        println!("{}", serde_json::json!({"mode": settings.mode, "files": written}));
     } else {
         for f in &written {
             println!("{f}");
         }
-        eprintln!(
-            "rendered {} file(s) for --mode {}; nothing applied",
-            written.len(),
-            settings.mode
-        );
+        eprintln!("rendered {} file(s) for --mode {}; nothing applied", written.len(), settings.mode);
     }
     Ok(0)
 }

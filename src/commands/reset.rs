@@ -12,23 +12,13 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
     let layout = Layout::new(dir.clone());
     if !yes {
         use std::io::IsTerminal;
-        if g.non_interactive || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal()
-        {
-            return Err(fail(
-                Kind::Usage,
-                format!(
-                    "reset deletes everything in {}, JetStream data included",
-                    dir.display()
-                ),
-            )
-            .help("pass --yes to confirm")
-            .into());
+        if g.non_interactive || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal() {
+            return Err(fail(Kind::Usage, format!("reset deletes everything in {}, JetStream data included", dir.display()))
+                .help("pass --yes to confirm")
+                .into());
         }
         let ok = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Delete everything in {}, JetStream data included?",
-                dir.display()
-            ))
+            .with_prompt(format!("Delete everything in {}, JetStream data included?", dir.display()))
             .default(false)
             .interact()?;
         if !ok {

@@ -1,19 +1,17 @@
 use crate::cli::GlobalArgs;
-use crate::stages::nats::health;
 use crate::state::{Runtime, StageRecord};
 use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (settings, state) = super::existing_instance(g)?;
-    let h = health(&settings).await;
+    let target = crate::target::for_settings(&settings);
+    let h = target.health(&settings).await;
+    let details = if h.supervisor_alive { target.details(&settings).await } else { None };
     let rt = Runtime::load(&settings.layout).filter(|_| h.supervisor_alive);
     let stages: Vec<serde_json::Value> = crate::stages::NAMES
         .iter()
         .map(|n| {
-            let rec = state
-                .stage(n)
-                .cloned()
-                .unwrap_or_else(|| StageRecord::new(n));
+            let rec = state.stage(n).cloned().unwrap_or_else(|| StageRecord::new(n));
             let mut v = serde_json::json!({"name": n, "status": rec.live_status()});
             if let Some(r) = &rec.reason {
                 v["reason"] = r.clone().into();
@@ -24,28 +22,25 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             if let Some(d) = rec.duration_ms {
                 v["duration_ms"] = d.into();
             }
-            if let Some(t) = rec.finished_at.and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            }) {
+            if let Some(t) = rec.finished_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()) {
                 v["finished_at"] = t.into();
             }
             v
         })
         .collect();
     let webhook = crate::webhook::status(&settings, &state).await;
-    let uptime = rt
-        .as_ref()
-        .and_then(|r| r.started_at)
-        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
+    let uptime = rt.as_ref().and_then(|r| r.started_at).map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
     let out = serde_json::json!({
         "state_dir": settings.layout.root(),
         "mode": settings.mode,
         "nats_type": settings.nats_type,
         "org": settings.org,
         "stages": stages,
+        "target": target.name(),
         "nats": {
             "url": h.url, "monitor_url": h.monitor_url, "healthy": h.healthy, "pid": h.pid, "nodes": h.nodes,
+            "meta_leader": h.meta_leader, "jetstream_domain": h.jetstream_domain, "remote": h.remote,
+            "replicas": target.replicas(&settings), "jetstream": details,
         },
         "supervisor": {"pid": h.supervisor_pid, "alive": h.supervisor_alive, "uptime_s": uptime},
         "components": rt.map(|r| r.components).unwrap_or_default(),
@@ -55,59 +50,48 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
-    println!(
-        "ghboot instance in {} ({} mode, org {})",
-        settings.layout.root().display(),
-        settings.mode,
-        settings.org
-    );
+    println!("ghboot instance in {} ({} mode, org {})", settings.layout.root().display(), settings.mode, settings.org);
     println!();
     println!("{:<17} {:<8} DETAIL", "STAGE", "STATUS");
     for s in &stages {
-        let detail = s
-            .get("error")
-            .or(s.get("reason"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        println!(
-            "{:<17} {:<8} {}",
-            s["name"].as_str().unwrap_or(""),
-            s["status"].as_str().unwrap_or(""),
-            first_line(detail)
-        );
+        let detail = s.get("error").or(s.get("reason")).and_then(|v| v.as_str()).unwrap_or("");
+        println!("{:<17} {:<8} {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""), first_line(detail));
     }
     println!();
     let yes = |b: bool| if b { "healthy" } else { "DOWN" };
     println!("{:<17} {}", "nats", yes(h.healthy));
     for n in &h.nodes {
-        println!(
-            "  {:<15} pid {} {} {} (restarts {})",
-            n.name,
-            n.pid,
-            n.url,
-            if n.healthy { "healthy" } else { "down" },
-            n.restarts
-        );
+        println!("  {:<15} pid {} {} {} (restarts {})", n.name, n.pid, n.url, if n.healthy { "healthy" } else { "down" }, n.restarts);
     }
     if let Some(m) = &h.monitor_url {
         println!("  {:<15} {m}", "monitoring");
     }
+    if let Some(l) = &h.meta_leader {
+        println!("  {:<15} {l}", "meta leader");
+    }
+    if let Some(d) = &h.jetstream_domain {
+        println!("  {:<15} {d}", "js domain");
+    }
+    if let Some(r) = &h.remote {
+        println!("  {:<15} {}", "remote", r);
+    }
+    for st in details.as_ref().and_then(|d| d.get("streams")).and_then(|s| s.as_array()).into_iter().flatten() {
+        println!(
+            "  stream {:<8} R{} leader {} messages {}",
+            st["name"].as_str().unwrap_or(""),
+            st["replicas"].as_u64().unwrap_or(1),
+            st["leader"].as_str().unwrap_or("-"),
+            st["messages"].as_u64().unwrap_or(0)
+        );
+    }
     match h.supervisor_pid {
         Some(p) if h.supervisor_alive => {
-            println!(
-                "{:<17} pid {p}, up {}",
-                "supervisor",
-                uptime.map(|s| format!("{s}s")).unwrap_or_default()
-            )
+            println!("{:<17} pid {p}, up {}", "supervisor", uptime.map(|s| format!("{s}s")).unwrap_or_default())
         }
-        _ if crate::containers::is_container_mode(settings.mode) => println!(
-            "{:<17} none: the {} deployment keeps itself running (`ghboot down` removes it)",
-            "supervisor", settings.mode
-        ),
-        _ => println!(
-            "{:<17} not running (start with `ghboot up --detach`)",
-            "supervisor"
-        ),
+        _ if crate::containers::is_container_mode(settings.mode) => {
+            println!("{:<17} none: the {} deployment keeps itself running (`ghboot down` removes it)", "supervisor", settings.mode)
+        }
+        _ => println!("{:<17} not running (start with `ghboot up --detach`)", "supervisor"),
     }
     Ok(0)
 }

@@ -19,11 +19,7 @@ use std::time::{Duration, Instant};
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let dir = config::state_dir(g, true)?;
     let layout = Layout::new(dir.clone());
-    let state = if dir.is_dir() {
-        StateFile::load(&layout)?
-    } else {
-        None
-    };
+    let state = if dir.is_dir() { StateFile::load(&layout)? } else { None };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
     let mut settings = ask_missing(settings, state.is_none())?;
     let reporter = Reporter::new(settings.json);
@@ -31,13 +27,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         crate::containers::auto::resolve(&mut settings).await;
         reporter.info(settings.mode_reason.as_deref().unwrap_or_default());
     }
-    if settings.org_defaulted
-        && state
-            .as_ref()
-            .and_then(|s| s.settings.org.as_ref())
-            .is_none()
-        && !settings.supervisor_child
-    {
+    if settings.org_defaulted && state.as_ref().and_then(|s| s.settings.org.as_ref()).is_none() && !settings.supervisor_child {
         reporter.info("no GitHub org given: using 'local' (dev needs none; pass --org or set GITHUB_ORG to talk to GitHub)");
     }
     ensure_root(&layout)?;
@@ -66,25 +56,16 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 
 fn ensure_root(layout: &Layout) -> Result<()> {
     std::fs::create_dir_all(layout.root()).map_err(|e| {
-        fail(
-            Kind::CantCreate,
-            format!("cannot create state dir {}: {e}", layout.root().display()),
-        )
-        .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
-        .into()
+        fail(Kind::CantCreate, format!("cannot create state dir {}: {e}", layout.root().display()))
+            .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
+            .into()
     })
 }
 
 /// A supervisor is alive: verify every stage and change only what a client can change.
 async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporter) -> Result<u8> {
     let _lock = StateLock::acquire(&settings.layout)?;
-    let mut ctx = Ctx {
-        settings: settings.clone(),
-        state: state.unwrap_or_default(),
-        role: Role::Client,
-        reporter,
-        nats: None,
-    };
+    let mut ctx = Ctx { settings: settings.clone(), state: state.unwrap_or_default(), role: Role::Client, reporter, nats: None };
     engine::run(&mut ctx, &crate::stages::all()).await?;
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&ctx.settings.layout)?;
@@ -94,11 +75,7 @@ async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporte
 
 /// Start `ghboot up --supervisor-child` in its own session, its output in the state dir's log, and wait
 /// until it reports ready (or dies, whose error is then ours).
-async fn spawn_detached(
-    settings: &Settings,
-    state: Option<StateFile>,
-    reporter: &Reporter,
-) -> Result<u8> {
+async fn spawn_detached(settings: &Settings, state: Option<StateFile>, reporter: &Reporter) -> Result<u8> {
     let layout = &settings.layout;
     {
         let _lock = StateLock::acquire(layout)?;
@@ -108,31 +85,15 @@ async fn spawn_detached(
     }
     std::fs::create_dir_all(layout.logs_dir())?;
     let log_path = layout.log_file("supervisor");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
-        .skip(1)
-        .filter(|a| a != "--detach")
-        .collect();
-    args.extend([
-        "--supervisor-child".into(),
-        "--non-interactive".into(),
-        "--state-dir".into(),
-        layout.root().as_os_str().to_owned(),
-    ]);
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
+    args.extend(["--supervisor-child".into(), "--non-interactive".into(), "--state-dir".into(), layout.root().as_os_str().to_owned()]);
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(&args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+    cmd.args(&args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
     crate::platform::detach_child(&mut cmd);
-    let mut child = cmd
-        .spawn()
-        .context("cannot start the detached supervisor")?;
+    let mut child = cmd.spawn().context("cannot start the detached supervisor")?;
     let pid = child.id();
     let until = Instant::now() + settings.wait_timeout;
     let mut seen: Vec<(String, StageStatus)> = Vec::new();
@@ -145,14 +106,8 @@ async fn spawn_detached(
                     seen.push(now);
                     match rec.status {
                         StageStatus::Running => reporter.started(&rec.name, "running"),
-                        StageStatus::Done => reporter.finished(
-                            &rec.name,
-                            Duration::from_millis(rec.duration_ms.unwrap_or(0)),
-                            "done",
-                        ),
-                        StageStatus::Pending => {
-                            reporter.skipped(&rec.name, rec.reason.as_deref().unwrap_or("pending"))
-                        }
+                        StageStatus::Done => reporter.finished(&rec.name, Duration::from_millis(rec.duration_ms.unwrap_or(0)), "done"),
+                        StageStatus::Pending => reporter.skipped(&rec.name, rec.reason.as_deref().unwrap_or("pending")),
                         StageStatus::Failed => {}
                     }
                 }
@@ -161,15 +116,9 @@ async fn spawn_detached(
         if let Some(status) = child.try_wait()? {
             let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
             let tail = new_log_lines(&log_path, log_start);
-            let err_line = tail
-                .iter()
-                .find(|l| l.starts_with("error:"))
-                .cloned()
-                .unwrap_or_else(|| format!("error: the supervisor exited ({status})"));
-            let help = tail
-                .iter()
-                .find(|l| l.trim_start().starts_with("help:"))
-                .cloned();
+            let err_line =
+                tail.iter().find(|l| l.starts_with("error:")).cloned().unwrap_or_else(|| format!("error: the supervisor exited ({status})"));
+            let help = tail.iter().find(|l| l.trim_start().starts_with("help:")).cloned();
             eprintln!("{err_line}");
             if let Some(h) = help {
                 eprintln!("{h}");
@@ -183,15 +132,9 @@ async fn spawn_detached(
         if Instant::now() > until {
             return Err(fail(
                 Kind::TempFail,
-                format!(
-                    "not ready within {}s; the supervisor (pid {pid}) keeps trying",
-                    settings.wait_timeout.as_secs()
-                ),
+                format!("not ready within {}s; the supervisor (pid {pid}) keeps trying", settings.wait_timeout.as_secs()),
             )
-            .help(format!(
-                "see {} and `ghboot status`; `ghboot down` stops it",
-                log_path.display()
-            ))
+            .help(format!("see {} and `ghboot status`; `ghboot down` stops it", log_path.display()))
             .into());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -220,39 +163,19 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     state.save(&layout)?;
     let runtime = SharedRuntime::new(
         layout.clone(),
-        Runtime {
-            supervisor_pid: std::process::id(),
-            started_at: Some(time::OffsetDateTime::now_utc()),
-            ..Default::default()
-        },
+        Runtime { supervisor_pid: std::process::id(), started_at: Some(time::OffsetDateTime::now_utc()), ..Default::default() },
     );
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
-    let host = Host {
-        runtime: runtime.clone(),
-        supervisor: None,
-        tasks: Vec::new(),
-        shutdown,
-    };
-    let mut ctx = Ctx {
-        settings,
-        state,
-        role: Role::Host(host),
-        reporter,
-        nats: None,
-    };
+    let host = Host { runtime: runtime.clone(), supervisor: None, tasks: Vec::new(), shutdown };
+    let mut ctx = Ctx { settings, state, role: Role::Host(host), reporter, nats: None };
     let stages = crate::stages::all();
     let result = tokio::select! {
         r = engine::run(&mut ctx, &stages) => r,
         _ = crate::platform::shutdown_signal() => Err(fail(Kind::Error, "interrupted").into()),
     };
     if let Err(e) = result {
-        for rec in ctx
-            .state
-            .stages
-            .iter_mut()
-            .filter(|r| r.status == StageStatus::Running)
-        {
+        for rec in ctx.state.stages.iter_mut().filter(|r| r.status == StageStatus::Running) {
             rec.status = StageStatus::Failed;
             rec.last_error = Some(format!("{e:#}"));
             rec.runner_pid = None;
@@ -287,9 +210,7 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
             eprintln!("stopped");
             Ok(0)
         }
-        Some(reason) => Err(fail(Kind::Error, reason)
-            .help("see `ghboot logs nats`, then `ghboot up` to start again")
-            .into()),
+        Some(reason) => Err(fail(Kind::Error, reason).help("see `ghboot logs nats`, then `ghboot up` to start again").into()),
     }
 }
 
@@ -297,10 +218,7 @@ async fn shutdown_host(ctx: &mut Ctx) {
     if let Role::Host(h) = &mut ctx.role {
         let _ = h.shutdown.send(true);
         for (name, t) in h.tasks.drain(..) {
-            if tokio::time::timeout(Duration::from_secs(10), t)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
                 tracing::warn!("{name} did not stop in time");
             }
         }
@@ -316,13 +234,7 @@ pub async fn print_summary(settings: &Settings, title: &str) {
     let mut rows = vec![
         ("NATS", h.url.clone().unwrap_or_default()),
         ("monitoring", h.monitor_url.clone().unwrap_or_default()),
-        (
-            "credentials",
-            format!(
-                "{} (`ghboot env` prints them)",
-                settings.layout.nats_auth_file().display()
-            ),
-        ),
+        ("credentials", format!("{} (`ghboot env` prints them)", settings.layout.nats_auth_file().display())),
         ("state dir", settings.layout.root().display().to_string()),
     ];
     if let Some(p) = h.supervisor_pid {
@@ -336,10 +248,7 @@ pub async fn print_summary(settings: &Settings, title: &str) {
             serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid})
         );
     } else {
-        println!(
-            "{}",
-            crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows)
-        );
+        println!("{}", crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows));
     }
 }
 
@@ -348,18 +257,8 @@ async fn write_nats_context(settings: &Settings) {
     let Ok(vars) = super::env::vars(settings).await else {
         return;
     };
-    let get = |k: &str| {
-        vars.iter()
-            .find(|(n, _, _)| n == k)
-            .map(|(_, v, _)| v.clone())
-            .unwrap_or_default()
-    };
-    match crate::ui::context::write(
-        &settings.layout,
-        &get("NATS_URL"),
-        &get("NATS_USER"),
-        &get("NATS_PASSWORD"),
-    ) {
+    let get = |k: &str| vars.iter().find(|(n, _, _)| n == k).map(|(_, v, _)| v.clone()).unwrap_or_default();
+    match crate::ui::context::write(&settings.layout, &get("NATS_URL"), &get("NATS_USER"), &get("NATS_PASSWORD")) {
         Ok(p) => tracing::info!("NATS CLI context written to {}", p.display()),
         Err(e) => tracing::warn!("cannot write the NATS CLI context: {e:#}"),
     }
@@ -374,11 +273,7 @@ async fn export_for_ci(settings: &Settings) -> Result<()> {
         return Ok(());
     }
     let mut vars = super::env::vars(settings).await?;
-    vars.push((
-        "NATS_CONTEXT".into(),
-        crate::ui::context::context_name(&settings.layout),
-        false,
-    ));
+    vars.push(("NATS_CONTEXT".into(), crate::ui::context::context_name(&settings.layout), false));
     for (_, v, secret) in &vars {
         if *secret {
             // one line per line of the value: ::add-mask:: masks a single line
@@ -390,20 +285,9 @@ async fn export_for_ci(settings: &Settings) -> Result<()> {
     let text = super::env::render(&vars, crate::cli::EnvFormat::Github);
     for f in [env_file, out_file].into_iter().flatten() {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&f)
-            .map_err(|e| {
-                fail(
-                    Kind::CantCreate,
-                    format!(
-                        "cannot append to {}: {e}",
-                        std::path::Path::new(&f).display()
-                    ),
-                )
-                .help("check $GITHUB_ENV / $GITHUB_OUTPUT")
-            })?;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&f).map_err(|e| {
+            fail(Kind::CantCreate, format!("cannot append to {}: {e}", std::path::Path::new(&f).display())).help("check $GITHUB_ENV / $GITHUB_OUTPUT")
+        })?;
         file.write_all(text.as_bytes())?;
     }
     Ok(())
@@ -451,10 +335,7 @@ fn ask_missing(mut settings: Settings, first_run: bool) -> Result<Settings> {
         settings.org_defaulted = false;
         save.push(("org", org.into()));
     }
-    let path = settings
-        .config_file
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("ghboot.toml"));
+    let path = settings.config_file.clone().unwrap_or_else(|| std::path::PathBuf::from("ghboot.toml"));
     config::save_to_file_config(&path, &save)?;
     eprintln!("saved your answers to {}", path.display());
     settings.config_file = Some(std::fs::canonicalize(&path).unwrap_or(path));

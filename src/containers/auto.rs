@@ -18,16 +18,8 @@ pub async fn detect() -> (Mode, String) {
     let docker_why = match super::docker::Docker::find() {
         Err(_) => "no docker CLI on PATH".to_string(),
         Ok(d) => match tokio::time::timeout(Duration::from_secs(10), d.engine_version()).await {
-            Ok(Ok(v)) => {
-                return (
-                    Mode::Docker,
-                    format!("{kube_why}; Docker engine {v} answers"),
-                )
-            }
-            Ok(Err(e)) => format!(
-                "no Docker engine answers ({})",
-                e.to_string().lines().next().unwrap_or("")
-            ),
+            Ok(Ok(v)) => return (Mode::Docker, format!("{kube_why}; Docker engine {v} answers")),
+            Ok(Err(e)) => format!("no Docker engine answers ({})", e.to_string().lines().next().unwrap_or("")),
             Err(_) => "the Docker engine did not answer within 10s".to_string(),
         },
     };

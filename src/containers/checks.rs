@@ -7,23 +7,11 @@ use crate::stages::prerequisites::{port_free, Check};
 use std::path::Path;
 
 fn ok(name: &str, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: true,
-        detail: detail.into(),
-        remedy: None,
-        kind: None,
-    }
+    Check { name: name.into(), ok: true, detail: detail.into(), remedy: None, kind: None }
 }
 
 fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: false,
-        detail: detail.into(),
-        remedy: Some(remedy.into()),
-        kind: Some(kind),
-    }
+    Check { name: name.into(), ok: false, detail: detail.into(), remedy: Some(remedy.into()), kind: Some(kind) }
 }
 
 /// The checks of `s.mode` (docker or kubernetes); the nats-server check of docker mode is the caller's.
@@ -72,9 +60,7 @@ fn probe(exe: &Path, args: &[&str], deadline: std::time::Duration) -> Result<Str
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < until => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
+            Ok(None) if std::time::Instant::now() < until => std::thread::sleep(std::time::Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -86,22 +72,13 @@ fn probe(exe: &Path, args: &[&str], deadline: std::time::Duration) -> Result<Str
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .next()
-            .unwrap_or("failed")
-            .to_string())
+        Err(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("failed").to_string())
     }
 }
 
 fn docker_engine() -> Check {
     let Ok(docker) = which::which("docker") else {
-        return bad(
-            "docker",
-            Kind::Unavailable,
-            "no docker CLI on PATH",
-            "install Docker (engine and CLI), or use --mode dev",
-        );
+        return bad("docker", Kind::Unavailable, "no docker CLI on PATH", "install Docker (engine and CLI), or use --mode dev");
     };
     match probe(&docker, &["info", "--format", "{{.ServerVersion}}"], std::time::Duration::from_secs(10)) {
         Ok(v) => ok("docker", format!("engine {v} answers ({})", docker.display())),
@@ -123,17 +100,16 @@ fn kube_context() -> Check {
             "install kubectl and select a context, or write the manifests with `ghboot render --mode kubernetes --out DIR`",
         );
     };
-    let ctx = match probe(&kubectl, &["config", "current-context"], std::time::Duration::from_secs(5)) {
-        Ok(c) if !c.is_empty() => c,
-        _ => {
-            return bad(
+    let ctx =
+        match probe(&kubectl, &["config", "current-context"], std::time::Duration::from_secs(5)) {
+            Ok(c) if !c.is_empty() => c,
+            _ => return bad(
                 "kubernetes",
                 Kind::Unavailable,
                 "kubectl has no current context (no cluster configured)",
                 "select a cluster with `kubectl config use-context NAME`, or write the manifests with `ghboot render --mode kubernetes --out DIR`",
-            )
-        }
-    };
+            ),
+        };
     match probe(&kubectl, &["version", "--request-timeout=3s", "-o", "json"], std::time::Duration::from_secs(8)) {
         Ok(_) => ok("kubernetes", format!("context {ctx} answers")),
         Err(e) => bad(
@@ -150,44 +126,18 @@ fn container_ports(s: &Settings) -> Vec<Check> {
     let own: Vec<u16> = which::which("docker")
         .ok()
         .and_then(|d| {
-            let filter = format!(
-                "label={}={}",
-                crate::containers::LABEL_INSTANCE,
-                crate::containers::instance_id(s)
-            );
-            probe(
-                &d,
-                &["ps", "--filter", &filter, "--format", "{{.Ports}}"],
-                std::time::Duration::from_secs(10),
-            )
-            .ok()
+            let filter = format!("label={}={}", crate::containers::LABEL_INSTANCE, crate::containers::instance_id(s));
+            probe(&d, &["ps", "--filter", &filter, "--format", "{{.Ports}}"], std::time::Duration::from_secs(10)).ok()
         })
-        .map(|text| {
-            text.split([',', '\n'])
-                .filter_map(|p| {
-                    p.split("->")
-                        .next()?
-                        .rsplit(':')
-                        .next()?
-                        .trim()
-                        .parse()
-                        .ok()
-                })
-                .collect()
-        })
+        .map(|text| text.split([',', '\n']).filter_map(|p| p.split("->").next()?.rsplit(':').next()?.trim().parse().ok()).collect())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for (what, flag, port) in [
-        ("client port", "--port", s.port),
-        ("monitoring port", "--monitor-port", s.monitor_port),
-        ("webhook port", "--webhook-port", s.webhook_port),
-    ] {
+    for (what, flag, port) in
+        [("client port", "--port", s.port), ("monitoring port", "--monitor-port", s.monitor_port), ("webhook port", "--webhook-port", s.webhook_port)]
+    {
         let Some(port) = port else { continue };
         if own.contains(&port) {
-            out.push(ok(
-                what,
-                format!("{port} (published by this instance's containers)"),
-            ));
+            out.push(ok(what, format!("{port} (published by this instance's containers)")));
         } else if port_free(&s.bind, port) {
             out.push(ok(what, format!("{}:{port} is free", s.bind)));
         } else {
@@ -195,9 +145,7 @@ fn container_ports(s: &Settings) -> Vec<Check> {
                 what,
                 Kind::Unavailable,
                 format!("{}:{port} is already in use", s.bind),
-                format!(
-                    "stop what listens there, or pass {flag} N (or --ephemeral for free ports)"
-                ),
+                format!("stop what listens there, or pass {flag} N (or --ephemeral for free ports)"),
             ));
         }
     }

@@ -11,10 +11,7 @@
 
 use super::images::{self, tar_of, Image};
 use super::render::{self, ConfAuth};
-use super::{
-    instance_id, project, CLIENT_PORT, CLUSTER_PORT, LABEL_COMPONENT, LABEL_CONFIG, LABEL_INSTANCE,
-    LABEL_MANAGED, MONITOR_PORT,
-};
+use super::{instance_id, project, CLIENT_PORT, CLUSTER_PORT, LABEL_COMPONENT, LABEL_CONFIG, LABEL_INSTANCE, LABEL_MANAGED, MONITOR_PORT};
 use crate::config::Settings;
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
@@ -38,16 +35,11 @@ pub struct Docker {
 
 impl Docker {
     pub fn find() -> Result<Docker> {
-        which::which("docker")
-            .map(|exe| Docker { exe })
-            .map_err(|_| {
-                fail(
-                    Kind::Unavailable,
-                    "--mode docker needs the docker CLI, and none is on PATH",
-                )
+        which::which("docker").map(|exe| Docker { exe }).map_err(|_| {
+            fail(Kind::Unavailable, "--mode docker needs the docker CLI, and none is on PATH")
                 .help("install Docker (engine and CLI), or use --mode dev")
                 .into()
-            })
+        })
     }
 
     /// Run a docker command; its stdout, or an error with its stderr.
@@ -60,25 +52,11 @@ impl Docker {
         self.exec(args, Some(input), CMD_TIMEOUT).await
     }
 
-    pub async fn exec(
-        &self,
-        args: &[&str],
-        input: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<String> {
+    pub async fn exec(&self, args: &[&str], input: Option<Vec<u8>>, timeout: Duration) -> Result<String> {
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.exe.display()))?;
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().with_context(|| format!("cannot run {}", self.exe.display()))?;
         if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(&data).await;
@@ -87,37 +65,18 @@ impl Docker {
         }
         let out = tokio::time::timeout(timeout, child.wait_with_output())
             .await
-            .map_err(|_| {
-                fail(
-                    Kind::TempFail,
-                    format!(
-                        "`docker {}` took longer than {}s",
-                        args.first().unwrap_or(&""),
-                        timeout.as_secs()
-                    ),
-                )
-            })??;
+            .map_err(|_| fail(Kind::TempFail, format!("`docker {}` took longer than {}s", args.first().unwrap_or(&""), timeout.as_secs())))??;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).to_string())
         } else {
             let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            Err(anyhow::anyhow!(
-                "`docker {}` failed: {}",
-                args.iter().take(2).copied().collect::<Vec<_>>().join(" "),
-                err
-            ))
+            Err(anyhow::anyhow!("`docker {}` failed: {}", args.iter().take(2).copied().collect::<Vec<_>>().join(" "), err))
         }
     }
 
     /// The engine's version, when an engine answers.
     pub async fn engine_version(&self) -> Result<String> {
-        self.exec(
-            &["info", "--format", "{{.ServerVersion}}"],
-            None,
-            Duration::from_secs(10),
-        )
-        .await
-        .map(|s| s.trim().to_string())
+        self.exec(&["info", "--format", "{{.ServerVersion}}"], None, Duration::from_secs(10)).await.map(|s| s.trim().to_string())
     }
 
     async fn inspect(&self, what: &str, names: &[String]) -> Vec<serde_json::Value> {
@@ -127,15 +86,8 @@ impl Docker {
         let mut args = vec![what, "inspect"];
         args.extend(names.iter().map(|s| s.as_str()));
         // inspect prints what it found even when some names are missing (and then exits 1)
-        let out = tokio::process::Command::new(&self.exe)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .await;
-        out.ok()
-            .and_then(|o| serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).ok())
-            .unwrap_or_default()
+        let out = tokio::process::Command::new(&self.exe).args(&args).stdin(Stdio::null()).stderr(Stdio::null()).output().await;
+        out.ok().and_then(|o| serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).ok()).unwrap_or_default()
     }
 
     /// Ids of objects (`container`, `network`, `volume`, `image`) carrying this instance's label.
@@ -147,13 +99,7 @@ impl Docker {
             "volume" => vec!["volume", "ls", "-q", "--filter", &filter],
             _ => vec!["image", "ls", "-q", "--no-trunc", "--filter", &filter],
         };
-        let mut ids: Vec<String> = self
-            .run(&args)
-            .await?
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
+        let mut ids: Vec<String> = self.run(&args).await?.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
         ids.dedup();
         Ok(ids)
     }
@@ -174,27 +120,15 @@ fn component_name(s: &Settings, c: &str) -> String {
 }
 
 fn labels(s: &Settings, component: &str) -> Vec<String> {
-    vec![
-        format!("{LABEL_MANAGED}=true"),
-        format!("{LABEL_INSTANCE}={}", instance_id(s)),
-        format!("{LABEL_COMPONENT}={component}"),
-    ]
+    vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_INSTANCE}={}", instance_id(s)), format!("{LABEL_COMPONENT}={component}")]
 }
 
 /// Is the engine there and answering?
 pub async fn engine_check(docker: &Docker) -> Result<String> {
     docker.engine_version().await.map_err(|e| {
-        fail(
-            Kind::Unavailable,
-            format!(
-                "no Docker engine answers: {}",
-                first_line(&format!("{e:#}"))
-            ),
-        )
-        .help(
-            "start the Docker engine (or set DOCKER_HOST), check `docker info`, or use --mode dev",
-        )
-        .into()
+        fail(Kind::Unavailable, format!("no Docker engine answers: {}", first_line(&format!("{e:#}"))))
+            .help("start the Docker engine (or set DOCKER_HOST), check `docker info`, or use --mode dev")
+            .into()
     })
 }
 
@@ -217,19 +151,8 @@ struct Spec {
 }
 
 impl Spec {
-    fn new(
-        name: String,
-        component: &str,
-        image: &Image,
-        args: Vec<String>,
-        cmd: Vec<String>,
-        files: Vec<(String, Vec<u8>, u32)>,
-    ) -> Spec {
-        let mut parts: Vec<Vec<u8>> = vec![
-            SPEC_VERSION.into(),
-            image.reference.clone().into(),
-            image.id.clone().into(),
-        ];
+    fn new(name: String, component: &str, image: &Image, args: Vec<String>, cmd: Vec<String>, files: Vec<(String, Vec<u8>, u32)>) -> Spec {
+        let mut parts: Vec<Vec<u8>> = vec![SPEC_VERSION.into(), image.reference.clone().into(), image.id.clone().into()];
         parts.extend(args.iter().map(|a| a.clone().into_bytes()));
         parts.extend(cmd.iter().map(|a| a.clone().into_bytes()));
         for (p, d, m) in &files {
@@ -238,15 +161,7 @@ impl Spec {
             parts.push(m.to_le_bytes().to_vec());
         }
         let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-        Spec {
-            name,
-            component: component.into(),
-            image: image.reference.clone(),
-            args,
-            cmd,
-            files,
-            hash: render::hash(&refs),
-        }
+        Spec { name, component: component.into(), image: image.reference.clone(), args, cmd, files, hash: render::hash(&refs) }
     }
 }
 
@@ -260,39 +175,23 @@ pub struct Applied {
 }
 
 async fn ensure_container(docker: &Docker, s: &Settings, spec: &Spec) -> Result<Applied> {
-    let found = docker
-        .inspect("container", std::slice::from_ref(&spec.name))
-        .await;
+    let found = docker.inspect("container", std::slice::from_ref(&spec.name)).await;
     let mut action = "created";
     if let Some(c) = found.first() {
         let id = c["Id"].as_str().unwrap_or_default().to_string();
         let same = c["Config"]["Labels"][LABEL_CONFIG].as_str() == Some(spec.hash.as_str());
         let ours = c["Config"]["Labels"][LABEL_INSTANCE].as_str() == Some(instance_id(s).as_str());
         if !ours {
-            return Err(fail(
-                Kind::Unavailable,
-                format!(
-                    "a container named {} exists and is not this instance's",
-                    spec.name
-                ),
-            )
-            .help("remove it (`docker rm -f NAME`) or use another --state-dir")
-            .into());
+            return Err(fail(Kind::Unavailable, format!("a container named {} exists and is not this instance's", spec.name))
+                .help("remove it (`docker rm -f NAME`) or use another --state-dir")
+                .into());
         }
         if same {
             if c["State"]["Running"].as_bool() == Some(true) {
-                return Ok(Applied {
-                    name: spec.name.clone(),
-                    id,
-                    action: "reused".into(),
-                });
+                return Ok(Applied { name: spec.name.clone(), id, action: "reused".into() });
             }
             docker.run(&["start", &spec.name]).await?;
-            return Ok(Applied {
-                name: spec.name.clone(),
-                id,
-                action: "started".into(),
-            });
+            return Ok(Applied { name: spec.name.clone(), id, action: "started".into() });
         }
         docker.run(&["rm", "-f", &spec.name]).await?;
         action = "replaced";
@@ -308,31 +207,17 @@ async fn ensure_container(docker: &Docker, s: &Settings, spec: &Spec) -> Result<
     let argv: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
     let id = docker.run(&argv).await?.trim().to_string();
     if !spec.files.is_empty() {
-        let files: Vec<(&str, &[u8], u32)> = spec
-            .files
-            .iter()
-            .map(|(p, d, m)| (p.trim_start_matches('/'), d.as_slice(), *m))
-            .collect();
+        let files: Vec<(&str, &[u8], u32)> = spec.files.iter().map(|(p, d, m)| (p.trim_start_matches('/'), d.as_slice(), *m)).collect();
         let target = format!("{}:/", spec.name);
-        docker
-            .run_input(&["cp", "-", &target], tar_of(&files)?)
-            .await?;
+        docker.run_input(&["cp", "-", &target], tar_of(&files)?).await?;
     }
     docker.run(&["start", &spec.name]).await?;
-    Ok(Applied {
-        name: spec.name.clone(),
-        id,
-        action: action.into(),
-    })
+    Ok(Applied { name: spec.name.clone(), id, action: action.into() })
 }
 
 async fn ensure_network(docker: &Docker, s: &Settings) -> Result<bool> {
     let name = network_name(s);
-    if !docker
-        .inspect("network", std::slice::from_ref(&name))
-        .await
-        .is_empty()
-    {
+    if !docker.inspect("network", std::slice::from_ref(&name)).await.is_empty() {
         return Ok(false);
     }
     let mut args = vec!["network".to_string(), "create".into()];
@@ -340,18 +225,12 @@ async fn ensure_network(docker: &Docker, s: &Settings) -> Result<bool> {
         args.extend(["--label".into(), l]);
     }
     args.push(name);
-    docker
-        .run(&args.iter().map(|a| a.as_str()).collect::<Vec<_>>())
-        .await?;
+    docker.run(&args.iter().map(|a| a.as_str()).collect::<Vec<_>>()).await?;
     Ok(true)
 }
 
 async fn ensure_volume(docker: &Docker, s: &Settings, name: &str, component: &str) -> Result<()> {
-    if !docker
-        .inspect("volume", &[name.to_string()])
-        .await
-        .is_empty()
-    {
+    if !docker.inspect("volume", &[name.to_string()]).await.is_empty() {
         return Ok(());
     }
     let mut args = vec!["volume".to_string(), "create".into()];
@@ -359,9 +238,7 @@ async fn ensure_volume(docker: &Docker, s: &Settings, name: &str, component: &st
         args.extend(["--label".into(), l]);
     }
     args.push(name.to_string());
-    docker
-        .run(&args.iter().map(|a| a.as_str()).collect::<Vec<_>>())
-        .await?;
+    docker.run(&args.iter().map(|a| a.as_str()).collect::<Vec<_>>()).await?;
     Ok(())
 }
 
@@ -372,30 +249,12 @@ fn publish(s: &Settings, host: Option<u16>, inner: u16) -> String {
     }
 }
 
-fn node_specs(
-    s: &Settings,
-    image: &Image,
-    user: &str,
-    password: &str,
-    ports: &[(Option<u16>, Option<u16>)],
-) -> Result<Vec<Spec>> {
+fn node_specs(s: &Settings, image: &Image, user: &str, password: &str, ports: &[(Option<u16>, Option<u16>)]) -> Result<Vec<Spec>> {
     let n = super::replicas(s);
-    let routes: Vec<String> = if n > 1 {
-        (0..n)
-            .map(|j| format!("nats://{}:{CLUSTER_PORT}", node_name(s, j)))
-            .collect()
-    } else {
-        vec![]
-    };
+    let routes: Vec<String> = if n > 1 { (0..n).map(|j| format!("nats://{}:{CLUSTER_PORT}", node_name(s, j))).collect() } else { vec![] };
     (0..n)
         .map(|i| {
-            let conf = render::nats_conf(
-                s,
-                "docker",
-                &format!("\"nats-{i}\""),
-                &routes,
-                ConfAuth::Inline { user, password },
-            )?;
+            let conf = render::nats_conf(s, "docker", &format!("\"nats-{i}\""), &routes, ConfAuth::Inline { user, password })?;
             let (cp, mp) = ports.get(i).copied().unwrap_or((None, None));
             let args = vec![
                 "--restart".into(),
@@ -414,14 +273,7 @@ fn node_specs(
                 format!("{}:/data", volume_name(s, i)),
             ];
             let cmd = vec!["--config".into(), render::NATS_CONF_PATH.into()];
-            Ok(Spec::new(
-                node_name(s, i),
-                "nats",
-                image,
-                args,
-                cmd,
-                vec![(render::NATS_CONF_PATH.into(), conf.into_bytes(), 0o600)],
-            ))
+            Ok(Spec::new(node_name(s, i), "nats", image, args, cmd, vec![(render::NATS_CONF_PATH.into(), conf.into_bytes(), 0o600)]))
         })
         .collect()
 }
@@ -434,10 +286,7 @@ async fn desired_ports(docker: &Docker, s: &Settings) -> Vec<(Option<u16>, Optio
     (0..super::replicas(s))
         .map(|i| {
             let have = live.iter().find(|n| n.index == i);
-            let (hc, hm) = (
-                have.and_then(|n| n.client_port),
-                have.and_then(|n| n.monitor_port),
-            );
+            let (hc, hm) = (have.and_then(|n| n.client_port), have.and_then(|n| n.monitor_port));
             if i == 0 {
                 (s.port.or(hc), s.monitor_port.or(hm))
             } else {
@@ -463,11 +312,7 @@ pub struct LiveNode {
 
 fn host_port(c: &serde_json::Value, inner: u16) -> Option<u16> {
     let ports = &c["NetworkSettings"]["Ports"][format!("{inner}/tcp")];
-    let from_live = ports
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|p| p["HostPort"].as_str())
-        .and_then(|p| p.parse().ok());
+    let from_live = ports.as_array().and_then(|a| a.first()).and_then(|p| p["HostPort"].as_str()).and_then(|p| p.parse().ok());
     // a container cut off its network has no live port mapping: fall back to what it was created with
     from_live.or_else(|| {
         c["HostConfig"]["PortBindings"][format!("{inner}/tcp")]
@@ -512,12 +357,7 @@ async fn http_ok(client: &reqwest::Client, bind: &str, port: u16, path: &str) ->
 
 /// Wait until every node answers `/healthz` (JetStream up; in a cluster, a meta leader known) through its
 /// published monitoring port.
-async fn wait_healthy(
-    docker: &Docker,
-    s: &Settings,
-    only: Option<usize>,
-    deadline: Duration,
-) -> Result<()> {
+async fn wait_healthy(docker: &Docker, s: &Settings, only: Option<usize>, deadline: Duration) -> Result<()> {
     let client = http_client();
     let until = Instant::now() + deadline;
     loop {
@@ -534,18 +374,9 @@ async fn wait_healthy(
             return Ok(());
         }
         if Instant::now() > until {
-            return Err(fail(
-                Kind::TempFail,
-                format!(
-                    "the nats containers were not healthy within {}s",
-                    deadline.as_secs()
-                ),
-            )
-            .help(format!(
-                "see `docker logs {}`",
-                node_name(s, only.unwrap_or(0))
-            ))
-            .into());
+            return Err(fail(Kind::TempFail, format!("the nats containers were not healthy within {}s", deadline.as_secs()))
+                .help(format!("see `docker logs {}`", node_name(s, only.unwrap_or(0))))
+                .into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -560,8 +391,7 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     let ghboot = images::ghboot_image(&docker, &s).await?;
     let nats = images::nats_image(&docker, &s, &ghboot).await?;
     for img in [&ghboot, &nats] {
-        ctx.reporter
-            .note("nats", &format!("image {}: {}", img.reference, img.origin));
+        ctx.reporter.note("nats", &format!("image {}: {}", img.reference, img.origin));
     }
     let net_created = ensure_network(&docker, &s).await?;
     let ports = desired_ports(&docker, &s).await;
@@ -575,22 +405,13 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
         if existed && a.action == "replaced" {
             wait_healthy(&docker, &s, Some(i), Duration::from_secs(90)).await?;
         }
-        ctx.reporter
-            .note("nats", &format!("container {}: {}", a.name, a.action));
+        ctx.reporter.note("nats", &format!("container {}: {}", a.name, a.action));
         applied.push(a);
     }
     // a scaled-down deployment: remove the nodes it no longer has (their volumes stay until --purge)
-    for gone in nodes_live(&docker, &s)
-        .await
-        .into_iter()
-        .filter(|n| n.index >= specs.len())
-    {
+    for gone in nodes_live(&docker, &s).await.into_iter().filter(|n| n.index >= specs.len()) {
         docker.run(&["rm", "-f", &gone.name]).await?;
-        applied.push(Applied {
-            name: gone.name,
-            id: gone.id,
-            action: "removed".into(),
-        });
+        applied.push(Applied { name: gone.name, id: gone.id, action: "removed".into() });
     }
     wait_healthy(&docker, &s, None, Duration::from_secs(120)).await?;
     let components = ensure_components(ctx, &docker, &ghboot, &auth).await?;
@@ -610,26 +431,15 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     let mut out = Outputs::new();
     out.insert("target".into(), "docker".into());
     out.insert("engine".into(), engine.into());
-    out.insert(
-        "network".into(),
-        serde_json::json!({"name": network_name(&s), "created": net_created}),
-    );
+    out.insert("network".into(), serde_json::json!({"name": network_name(&s), "created": net_created}));
     out.insert("images".into(), serde_json::to_value([&ghboot, &nats])?);
     out.insert("containers".into(), serde_json::to_value(&applied)?);
     out.insert("url".into(), h.url.clone().unwrap_or_default().into());
-    out.insert(
-        "monitor_url".into(),
-        h.monitor_url.clone().unwrap_or_default().into(),
-    );
+    out.insert("monitor_url".into(), h.monitor_url.clone().unwrap_or_default().into());
     out.insert(
         "summary".into(),
-        format!(
-            "{} nats container(s) on network {} ({changed} changed), NATS at {}",
-            specs.len(),
-            network_name(&s),
-            h.url.unwrap_or_default()
-        )
-        .into(),
+        format!("{} nats container(s) on network {} ({changed} changed), NATS at {}", specs.len(), network_name(&s), h.url.unwrap_or_default())
+            .into(),
     );
     Ok(out)
 }
@@ -648,74 +458,40 @@ async fn wait_container_healthy(docker: &Docker, name: &str, deadline: Duration)
             return Ok(());
         }
         if Instant::now() > until {
-            return Err(fail(
-                Kind::TempFail,
-                format!(
-                    "container {name} was not healthy within {}s",
-                    deadline.as_secs()
-                ),
-            )
-            .help(format!("see `docker logs {name}`"))
-            .into());
+            return Err(fail(Kind::TempFail, format!("container {name} was not healthy within {}s", deadline.as_secs()))
+                .help(format!("see `docker logs {name}`"))
+                .into());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 /// The receiver and controller containers, when this ghboot has their subcommands.
-async fn ensure_components(
-    ctx: &mut Ctx,
-    docker: &Docker,
-    image: &Image,
-    auth: &crate::stages::nats::Auth,
-) -> Result<Vec<Applied>> {
+async fn ensure_components(ctx: &mut Ctx, docker: &Docker, image: &Image, auth: &crate::stages::nats::Auth) -> Result<Vec<Applied>> {
     let s = ctx.settings.clone();
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
     let available = super::ghboot_components_available(&exe);
     let mut applied = Vec::new();
     let n = super::replicas(&s);
-    let nats_url = (0..n)
-        .map(|i| format!("nats://{}:{CLIENT_PORT}", node_name(&s, i)))
-        .collect::<Vec<_>>()
-        .join(",");
+    let nats_url = (0..n).map(|i| format!("nats://{}:{CLIENT_PORT}", node_name(&s, i))).collect::<Vec<_>>().join(",");
     let env = render::ghboot_env(&s, &nats_url);
     // the receiver verifies deliveries with the instance's webhook secret: make it now (the webhooks stage,
     // which would otherwise, leaves the receiver to the container in this mode)
-    let webhook_secret = match crate::webhook::WebhookConfig::from_settings(&s)
-        .and_then(|cfg| crate::webhook::ensure_secret(&s, &cfg))
-    {
+    let webhook_secret = match crate::webhook::WebhookConfig::from_settings(&s).and_then(|cfg| crate::webhook::ensure_secret(&s, &cfg)) {
         Ok((sec, _)) => sec.expose().as_bytes().to_vec(),
-        Err(e) => {
-            return Err(e.context("cannot prepare the webhook secret for the receiver container"))
-        }
+        Err(e) => return Err(e.context("cannot prepare the webhook secret for the receiver container")),
     };
     for c in render::ghboot_containers(&s) {
         let name = component_name(&s, c.name);
         if !available.contains(&c.name) {
-            ctx.reporter.note(
-                "nats",
-                &format!(
-                    "{} container not created: this ghboot has no `ghboot {}` yet",
-                    c.name,
-                    c.args.join(" ")
-                ),
-            );
-            if !docker
-                .inspect("container", std::slice::from_ref(&name))
-                .await
-                .is_empty()
-            {
+            ctx.reporter.note("nats", &format!("{} container not created: this ghboot has no `ghboot {}` yet", c.name, c.args.join(" ")));
+            if !docker.inspect("container", std::slice::from_ref(&name)).await.is_empty() {
                 docker.run(&["rm", "-f", &name]).await?;
             }
             continue;
         }
         ensure_volume(docker, &s, &format!("{}-ghboot", project(&s)), "ghboot").await?;
-        let mut args: Vec<String> = vec![
-            "--restart".into(),
-            "unless-stopped".into(),
-            "--network".into(),
-            network_name(&s),
-        ];
+        let mut args: Vec<String> = vec!["--restart".into(), "unless-stopped".into(), "--network".into(), network_name(&s)];
         for (k, v) in &env {
             args.extend(["-e".into(), format!("{k}={v}")]);
         }
@@ -723,29 +499,17 @@ async fn ensure_components(
         if let Some(h) = &c.health {
             args.extend(["-e".into(), format!("GHBOOT_HEALTHCHECK_URL={h}")]);
         }
-        args.extend([
-            "-v".into(),
-            format!("{}-ghboot:/var/lib/ghboot", project(&s)),
-        ]);
+        args.extend(["-v".into(), format!("{}-ghboot:/var/lib/ghboot", project(&s))]);
         if c.port.is_some() {
             args.extend(["-p".into(), c.publish.clone()]);
         }
         let files = vec![
-            (
-                render::NATS_PASSWORD_FILE.to_string(),
-                auth.password.expose().as_bytes().to_vec(),
-                0o600,
-            ),
-            (
-                render::WEBHOOK_SECRET_FILE.to_string(),
-                webhook_secret.clone(),
-                0o600,
-            ),
+            (render::NATS_PASSWORD_FILE.to_string(), auth.password.expose().as_bytes().to_vec(), 0o600),
+            (render::WEBHOOK_SECRET_FILE.to_string(), webhook_secret.clone(), 0o600),
         ];
         let spec = Spec::new(name, c.name, image, args, c.args.clone(), files);
         let a = ensure_container(docker, &s, &spec).await?;
-        ctx.reporter
-            .note("nats", &format!("container {}: {}", a.name, a.action));
+        ctx.reporter.note("nats", &format!("container {}: {}", a.name, a.action));
         applied.push(a);
     }
     Ok(applied)
@@ -792,9 +556,7 @@ pub async fn health(s: &Settings) -> Health {
     let mut nodes = Vec::new();
     for n in nodes_live(&docker, s).await {
         let healthy = match n.monitor_port {
-            Some(p) => {
-                n.running && http_ok(&client, &s.bind, p, "/healthz?js-enabled-only=true").await
-            }
+            Some(p) => n.running && http_ok(&client, &s.bind, p, "/healthz?js-enabled-only=true").await,
             None => false,
         };
         nodes.push(NodeHealth {
@@ -802,36 +564,25 @@ pub async fn health(s: &Settings) -> Health {
             pid: n.pid,
             alive: n.running,
             healthy,
-            url: n
-                .client_port
-                .map(|p| format!("nats://{host}:{p}"))
-                .unwrap_or_default(),
-            monitor_url: n
-                .monitor_port
-                .map(|p| format!("http://{host}:{p}"))
-                .unwrap_or_default(),
+            url: n.client_port.map(|p| format!("nats://{host}:{p}")).unwrap_or_default(),
+            monitor_url: n.monitor_port.map(|p| format!("http://{host}:{p}")).unwrap_or_default(),
             restarts: n.restarts,
+            cluster_port: None,
         });
     }
     if nodes.is_empty() {
         return empty_health(s);
     }
-    let urls: Vec<String> = nodes
-        .iter()
-        .filter(|n| !n.url.is_empty())
-        .map(|n| n.url.clone())
-        .collect();
+    let urls: Vec<String> = nodes.iter().filter(|n| !n.url.is_empty()).map(|n| n.url.clone()).collect();
     Health {
         healthy: nodes.iter().any(|n| n.healthy),
         url: Some(urls.join(",")).filter(|u| !u.is_empty()),
-        monitor_url: nodes
-            .first()
-            .map(|n| n.monitor_url.clone())
-            .filter(|u| !u.is_empty()),
+        monitor_url: nodes.first().map(|n| n.monitor_url.clone()).filter(|u| !u.is_empty()),
         pid: nodes.first().filter(|n| n.alive).map(|n| n.pid),
         supervisor_pid: None,
         supervisor_alive: false,
         nodes,
+        ..Default::default()
     }
 }
 
@@ -845,43 +596,25 @@ fn empty_health(s: &Settings) -> Health {
         supervisor_pid: None,
         supervisor_alive: false,
         nodes: vec![],
+        ..Default::default()
     }
 }
 
 /// A client connection through the published ports.
 pub async fn connect(s: &Settings) -> Result<async_nats::Client> {
-    let auth = load_auth(s)?.ok_or_else(|| {
-        fail(Kind::NoInput, "no NATS credentials in the state dir").help("run `ghboot up` first")
-    })?;
+    let auth = load_auth(s)?.ok_or_else(|| fail(Kind::NoInput, "no NATS credentials in the state dir").help("run `ghboot up` first"))?;
     let h = health(s).await;
     let url = h.url.filter(|_| !h.nodes.is_empty()).ok_or_else(|| {
-        fail(
-            Kind::Unavailable,
-            format!(
-                "no nats containers of the instance in {} are running",
-                s.layout.root().display()
-            ),
-        )
-        .help("start them with `ghboot --mode docker up`")
+        fail(Kind::Unavailable, format!("no nats containers of the instance in {} are running", s.layout.root().display()))
+            .help("start them with `ghboot --mode docker up`")
     })?;
-    let addrs: Vec<async_nats::ServerAddr> =
-        url.split(',').filter_map(|u| u.parse().ok()).collect();
-    async_nats::ConnectOptions::with_user_and_password(
-        auth.user.clone(),
-        auth.password.expose().to_string(),
-    )
-    .connection_timeout(Duration::from_secs(3))
-    .name("ghboot")
-    .connect(addrs)
-    .await
-    .map_err(|e| {
-        fail(
-            Kind::Unavailable,
-            format!("cannot connect to NATS at {url}: {e}"),
-        )
-        .help("check `ghboot status` and `docker ps`")
-        .into()
-    })
+    let addrs: Vec<async_nats::ServerAddr> = url.split(',').filter_map(|u| u.parse().ok()).collect();
+    async_nats::ConnectOptions::with_user_and_password(auth.user.clone(), auth.password.expose().to_string())
+        .connection_timeout(Duration::from_secs(3))
+        .name("ghboot")
+        .connect(addrs)
+        .await
+        .map_err(|e| fail(Kind::Unavailable, format!("cannot connect to NATS at {url}: {e}")).help("check `ghboot status` and `docker ps`").into())
 }
 
 /// `down`: remove this instance's containers and network; with `purge`, its volumes and images too.
@@ -953,10 +686,7 @@ pub fn healthcheck(url: &str) -> u8 {
     }
     let mut buf = [0u8; 32];
     let n = stream.read(&mut buf).unwrap_or(0);
-    let status = std::str::from_utf8(&buf[..n])
-        .ok()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse::<u16>().ok());
+    let status = std::str::from_utf8(&buf[..n]).ok().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse::<u16>().ok());
     match status {
         Some(c) if (200..300).contains(&c) => 0,
         _ => 1,

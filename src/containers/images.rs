@@ -32,10 +32,7 @@ pub fn linked_libraries(exe: &Path) -> Result<Vec<PathBuf>> {
         Err(_) => return Ok(vec![]),
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success()
-        || text.contains("not a dynamic executable")
-        || text.contains("statically linked")
-    {
+    if !out.status.success() || text.contains("not a dynamic executable") || text.contains("statically linked") {
         return Ok(vec![]);
     }
     Ok(parse_ldd(&text))
@@ -62,9 +59,7 @@ struct Tar {
 
 impl Tar {
     fn new() -> Self {
-        Tar {
-            b: tar::Builder::new(Vec::new()),
-        }
+        Tar { b: tar::Builder::new(Vec::new()) }
     }
     fn file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<()> {
         let mut h = tar::Header::new_gnu();
@@ -72,9 +67,7 @@ impl Tar {
         h.set_mode(mode);
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
-        self.b
-            .append_data(&mut h, path, data)
-            .with_context(|| format!("cannot add {path} to the build context"))
+        self.b.append_data(&mut h, path, data).with_context(|| format!("cannot add {path} to the build context"))
     }
     fn dir(&mut self, path: &str, mode: u32) -> Result<()> {
         let mut h = tar::Header::new_gnu();
@@ -82,14 +75,10 @@ impl Tar {
         h.set_mode(mode);
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Directory);
-        self.b
-            .append_data(&mut h, path, &[][..])
-            .with_context(|| format!("cannot add {path} to the build context"))
+        self.b.append_data(&mut h, path, &[][..]).with_context(|| format!("cannot add {path} to the build context"))
     }
     fn finish(self) -> Result<Vec<u8>> {
-        self.b
-            .into_inner()
-            .context("cannot finish the build context")
+        self.b.into_inner().context("cannot finish the build context")
     }
 }
 
@@ -104,47 +93,23 @@ pub fn tar_of(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>> {
 }
 
 async fn existing(docker: &Docker, reference: &str) -> Option<String> {
-    docker
-        .run(&["image", "inspect", "--format", "{{.Id}}", reference])
-        .await
-        .ok()
-        .map(|s| s.trim().to_string())
+    docker.run(&["image", "inspect", "--format", "{{.Id}}", reference]).await.ok().map(|s| s.trim().to_string())
 }
 
 async fn build(docker: &Docker, s: &Settings, tag: &str, context: Vec<u8>) -> Result<String> {
     let inst = format!("{LABEL_INSTANCE}={}", instance_id(s));
     let managed = format!("{LABEL_MANAGED}=true");
-    docker
-        .run_input(
-            &[
-                "build", "-q", "--label", &managed, "--label", &inst, "-t", tag, "-",
-            ],
-            context,
-        )
-        .await
-        .map_err(|e| {
-            fail(Kind::Error, format!("cannot build image {tag}: {e:#}"))
-                .help("check `docker info`; or pass your own image with --image")
-        })?;
-    existing(docker, tag).await.ok_or_else(|| {
-        fail(
-            Kind::Error,
-            format!("image {tag} was built but cannot be found"),
-        )
-        .into()
-    })
+    docker.run_input(&["build", "-q", "--label", &managed, "--label", &inst, "-t", tag, "-"], context).await.map_err(|e| {
+        fail(Kind::Error, format!("cannot build image {tag}: {e:#}")).help("check `docker info`; or pass your own image with --image")
+    })?;
+    existing(docker, tag).await.ok_or_else(|| fail(Kind::Error, format!("image {tag} was built but cannot be found")).into())
 }
 
 /// ghboot's own image: this executable plus the libraries it links.
 pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     if let Some(r) = image_override(s, "ghboot") {
         let id = existing(docker, &r).await.unwrap_or_default();
-        return Ok(Image {
-            reference: r,
-            id,
-            origin: "given with --image ghboot=...".into(),
-            built: false,
-        });
+        return Ok(Image { reference: r, id, origin: "given with --image ghboot=...".into(), built: false });
     }
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
     let exe = exe.canonicalize().unwrap_or(exe);
@@ -153,26 +118,15 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     let mut parts: Vec<Vec<u8>> = vec![bin.clone(), GHBOOT_DOCKERFILE.as_bytes().to_vec()];
     let mut lib_data = Vec::new();
     for l in &libs {
-        let d = std::fs::read(l)
-            .with_context(|| format!("cannot read {} (linked by ghboot)", l.display()))?;
+        let d = std::fs::read(l).with_context(|| format!("cannot read {} (linked by ghboot)", l.display()))?;
         parts.push(l.to_string_lossy().as_bytes().to_vec());
         parts.push(d.clone());
         lib_data.push((l.clone(), d));
     }
     let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-    let tag = format!(
-        "{}/ghboot:{}-{}",
-        super::project(s),
-        env!("CARGO_PKG_VERSION"),
-        hash(&refs)
-    );
+    let tag = format!("{}/ghboot:{}-{}", super::project(s), env!("CARGO_PKG_VERSION"), hash(&refs));
     if let Some(id) = existing(docker, &tag).await {
-        return Ok(Image {
-            reference: tag,
-            id,
-            origin: "built locally earlier (reused)".into(),
-            built: false,
-        });
+        return Ok(Image { reference: tag, id, origin: "built locally earlier (reused)".into(), built: false });
     }
     let mut t = Tar::new();
     t.file("Dockerfile", GHBOOT_DOCKERFILE.as_bytes(), 0o644)?;
@@ -180,27 +134,15 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     for (l, d) in &lib_data {
         t.file(&format!("rootfs{}", l.display()), d, 0o755)?;
     }
-    for d in [
-        "rootfs/tmp",
-        "rootfs/var/lib/ghboot",
-        "rootfs/etc/ghboot",
-        "rootfs/run/secrets/ghboot",
-    ] {
+    for d in ["rootfs/tmp", "rootfs/var/lib/ghboot", "rootfs/etc/ghboot", "rootfs/run/secrets/ghboot"] {
         t.dir(d, if d.ends_with("tmp") { 0o1777 } else { 0o755 })?;
     }
     let id = build(docker, s, &tag, t.finish()?).await?;
-    let what = if libs.is_empty() {
-        "a static executable".to_string()
-    } else {
-        format!("{} shared libraries from ldd", libs.len())
-    };
+    let what = if libs.is_empty() { "a static executable".to_string() } else { format!("{} shared libraries from ldd", libs.len()) };
     Ok(Image {
         reference: tag,
         id,
-        origin: format!(
-            "built locally FROM scratch from {} and {what} (no registry needed)",
-            exe.display()
-        ),
+        origin: format!("built locally FROM scratch from {} and {what} (no registry needed)", exe.display()),
         built: true,
     })
 }
@@ -209,46 +151,22 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
 pub async fn nats_image(docker: &Docker, s: &Settings, base: &Image) -> Result<Image> {
     if let Some(r) = image_override(s, "nats") {
         let id = existing(docker, &r).await.unwrap_or_default();
-        return Ok(Image {
-            reference: r,
-            id,
-            origin: "given with --image nats=...".into(),
-            built: false,
-        });
+        return Ok(Image { reference: r, id, origin: "given with --image nats=...".into(), built: false });
     }
     let found = crate::natsd::find::find(s.nats_server.as_deref())?;
-    let version = crate::natsd::find::version_of(&found.path)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    let bin = std::fs::read(&found.path)
-        .with_context(|| format!("cannot read {}", found.path.display()))?;
+    let version = crate::natsd::find::version_of(&found.path).map(|v| v.to_string()).unwrap_or_else(|_| "unknown".into());
+    let bin = std::fs::read(&found.path).with_context(|| format!("cannot read {}", found.path.display()))?;
     let dockerfile = nats_dockerfile(&base.reference)?;
-    let tag = format!(
-        "{}/nats:{version}-{}",
-        super::project(s),
-        hash(&[&bin, dockerfile.as_bytes(), base.id.as_bytes()])
-    );
+    let tag = format!("{}/nats:{version}-{}", super::project(s), hash(&[&bin, dockerfile.as_bytes(), base.id.as_bytes()]));
     if let Some(id) = existing(docker, &tag).await {
-        return Ok(Image {
-            reference: tag,
-            id,
-            origin: "built locally earlier (reused)".into(),
-            built: false,
-        });
+        return Ok(Image { reference: tag, id, origin: "built locally earlier (reused)".into(), built: false });
     }
-    let ctx = tar_of(&[
-        ("Dockerfile", dockerfile.as_bytes(), 0o644),
-        ("nats-server", &bin, 0o755),
-    ])?;
+    let ctx = tar_of(&[("Dockerfile", dockerfile.as_bytes(), 0o644), ("nats-server", &bin, 0o755)])?;
     let id = build(docker, s, &tag, ctx).await?;
     Ok(Image {
         reference: tag,
         id,
-        origin: format!(
-            "built locally from nats-server v{version} at {} ({})",
-            found.path.display(),
-            found.source
-        ),
+        origin: format!("built locally from nats-server v{version} at {} ({})", found.path.display(), found.source),
         built: true,
     })
 }
@@ -259,12 +177,6 @@ mod tests {
     fn ldd_lines() {
         let t = "\tlinux-vdso.so.1 (0x00007ff)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
         let l = super::parse_ldd(t);
-        assert_eq!(
-            l,
-            vec![
-                std::path::PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                "/lib64/ld-linux-x86-64.so.2".into()
-            ]
-        );
+        assert_eq!(l, vec![std::path::PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"), "/lib64/ld-linux-x86-64.so.2".into()]);
     }
 }

@@ -16,24 +16,15 @@ use tokio::io::AsyncWriteExt;
 
 /// The current context's name, when its API server answers within `timeout`.
 pub async fn context_answers(kubectl: &Path, timeout: Duration) -> Result<String, String> {
-    let ctx = tokio::process::Command::new(kubectl)
-        .args(["config", "current-context"])
-        .stdin(Stdio::null())
-        .output()
-        .await;
+    let ctx = tokio::process::Command::new(kubectl).args(["config", "current-context"]).stdin(Stdio::null()).output().await;
     let name = match ctx {
-        Ok(o) if o.status.success() && !o.stdout.is_empty() => {
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        }
+        Ok(o) if o.status.success() && !o.stdout.is_empty() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
         _ => return Err("kubectl has no current context".into()),
     };
     let t = format!("--request-timeout={}s", timeout.as_secs().max(1));
     let probe = tokio::time::timeout(
         timeout + Duration::from_secs(2),
-        tokio::process::Command::new(kubectl)
-            .args(["version", &t, "-o", "json"])
-            .stdin(Stdio::null())
-            .output(),
+        tokio::process::Command::new(kubectl).args(["version", &t, "-o", "json"]).stdin(Stdio::null()).output(),
     )
     .await;
     match probe {
@@ -52,18 +43,9 @@ pub fn kubectl() -> Result<PathBuf> {
 
 async fn run(kubectl: &Path, args: &[&str], input: Option<Vec<u8>>) -> Result<String> {
     let mut cmd = tokio::process::Command::new(kubectl);
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run {}", kubectl.display()))?;
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().with_context(|| format!("cannot run {}", kubectl.display()))?;
     if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin.write_all(&data).await?;
         drop(stdin);
@@ -72,16 +54,9 @@ async fn run(kubectl: &Path, args: &[&str], input: Option<Vec<u8>>) -> Result<St
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     } else {
-        Err(fail(
-            Kind::Error,
-            format!(
-                "`kubectl {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        )
-        .help("check `kubectl config current-context` and your permissions in the namespace")
-        .into())
+        Err(fail(Kind::Error, format!("`kubectl {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+            .help("check `kubectl config current-context` and your permissions in the namespace")
+            .into())
     }
 }
 
@@ -108,12 +83,9 @@ fn secrets_json(s: &Settings) -> Result<Vec<u8>> {
 pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     let s = ctx.settings.clone();
     let k = kubectl()?;
-    let context = context_answers(&k, Duration::from_secs(5))
-        .await
-        .map_err(|why| {
-            fail(Kind::Unavailable, format!("--mode kubernetes: {why}"))
-                .help("select a reachable cluster with `kubectl config use-context`")
-        })?;
+    let context = context_answers(&k, Duration::from_secs(5)).await.map_err(|why| {
+        fail(Kind::Unavailable, format!("--mode kubernetes: {why}")).help("select a reachable cluster with `kubectl config use-context`")
+    })?;
     let dir = s.layout.root().join("kubernetes");
     super::render::write(&s, &dir)?;
     let ns = super::render::k8s_namespace(&s);
@@ -130,22 +102,9 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     out.insert("context".into(), context.clone().into());
     out.insert("namespace".into(), ns.clone().into());
     out.insert("manifests".into(), dir.display().to_string().into());
-    out.insert(
-        "applied".into(),
-        applied
-            .lines()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-            .into(),
-    );
-    out.insert(
-        "url".into(),
-        format!("nats://nats.{ns}.svc.cluster.local:{}", super::CLIENT_PORT).into(),
-    );
-    out.insert(
-        "summary".into(),
-        format!("applied to context {context}, namespace {ns}; rollout complete").into(),
-    );
+    out.insert("applied".into(), applied.lines().map(str::to_string).collect::<Vec<_>>().into());
+    out.insert("url".into(), format!("nats://nats.{ns}.svc.cluster.local:{}", super::CLIENT_PORT).into());
+    out.insert("summary".into(), format!("applied to context {context}, namespace {ns}; rollout complete").into());
     Ok(out)
 }
 
@@ -155,36 +114,19 @@ pub async fn health(s: &Settings) -> Health {
     let ns = super::render::k8s_namespace(s);
     let mut healthy = false;
     if let Ok(k) = kubectl() {
-        if let Ok(o) = run(
-            &k,
-            &[
-                "get",
-                "-n",
-                &ns,
-                "statefulset/nats",
-                "-o",
-                "jsonpath={.status.readyReplicas}/{.spec.replicas}",
-            ],
-            None,
-        )
-        .await
-        {
-            healthy = o
-                .split_once('/')
-                .is_some_and(|(a, b)| !a.is_empty() && a == b);
+        if let Ok(o) = run(&k, &["get", "-n", &ns, "statefulset/nats", "-o", "jsonpath={.status.readyReplicas}/{.spec.replicas}"], None).await {
+            healthy = o.split_once('/').is_some_and(|(a, b)| !a.is_empty() && a == b);
         }
     }
     Health {
         healthy,
-        url: Some(format!(
-            "nats://nats.{ns}.svc.cluster.local:{}",
-            super::CLIENT_PORT
-        )),
+        url: Some(format!("nats://nats.{ns}.svc.cluster.local:{}", super::CLIENT_PORT)),
         monitor_url: None,
         pid: None,
         supervisor_pid: None,
         supervisor_alive: false,
         nodes: vec![],
+        ..Default::default()
     }
 }
 
@@ -194,21 +136,11 @@ pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
     let ns = super::render::k8s_namespace(s);
     let dir = s.layout.root().join("kubernetes");
     if purge {
-        run(
-            &k,
-            &["delete", "namespace", &ns, "--ignore-not-found"],
-            None,
-        )
-        .await?;
+        run(&k, &["delete", "namespace", &ns, "--ignore-not-found"], None).await?;
     } else {
-        for obj in [
-            "deployment/ghboot",
-            "statefulset/nats",
-            "service/nats",
-            "service/nats-headless",
-            "service/ghboot-webhook",
-            "configmap/nats-config",
-        ] {
+        for obj in
+            ["deployment/ghboot", "statefulset/nats", "service/nats", "service/nats-headless", "service/ghboot-webhook", "configmap/nats-config"]
+        {
             run(&k, &["delete", "-n", &ns, obj, "--ignore-not-found"], None).await?;
         }
     }

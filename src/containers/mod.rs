@@ -72,10 +72,7 @@ pub fn keep_recorded_mode(s: &mut Settings, state: &crate::state::StateFile) {
 /// `NATS_PASSWORD_FILE` and `GHBOOT_WEBHOOK_SECRET_FILE` become `NATS_PASSWORD` / `GHBOOT_WEBHOOK_SECRET` of
 /// this process, when those are not set. Called once at start-up, before anything reads the environment.
 pub fn env_from_files() {
-    for (file_var, var) in [
-        ("NATS_PASSWORD_FILE", "NATS_PASSWORD"),
-        ("GHBOOT_WEBHOOK_SECRET_FILE", "GHBOOT_WEBHOOK_SECRET"),
-    ] {
+    for (file_var, var) in [("NATS_PASSWORD_FILE", "NATS_PASSWORD"), ("GHBOOT_WEBHOOK_SECRET_FILE", "GHBOOT_WEBHOOK_SECRET")] {
         if std::env::var_os(var).is_some() {
             continue;
         }
@@ -91,10 +88,7 @@ pub fn env_from_files() {
 /// (`ghboot webhook serve` and `ghboot controller`; built by their own issues.)
 pub fn ghboot_components_available(exe: &std::path::Path) -> Vec<&'static str> {
     let mut out = Vec::new();
-    for (name, args) in [
-        ("receiver", &["webhook", "serve", "--help"][..]),
-        ("controller", &["controller", "--help"][..]),
-    ] {
+    for (name, args) in [("receiver", &["webhook", "serve", "--help"][..]), ("controller", &["controller", "--help"][..])] {
         let ok = std::process::Command::new(exe)
             .args(args)
             .stdin(std::process::Stdio::null())
@@ -118,27 +112,14 @@ use anyhow::Result;
 
 pub async fn mismatch(s: &Settings) -> Result<Option<String>> {
     match s.mode {
-        Mode::Kubernetes => Ok(if kubernetes::health(s).await.healthy {
-            None
-        } else {
-            Some("the StatefulSet is not ready".into())
-        }),
+        Mode::Kubernetes => Ok(if kubernetes::health(s).await.healthy { None } else { Some("the StatefulSet is not ready".into()) }),
         _ => docker::mismatch(s).await,
     }
 }
 
 pub async fn nats_plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
     Ok(match mismatch(&ctx.settings).await? {
-        Some(why) => vec![Change::new(
-            "nats",
-            format!(
-                "{} deployment {}",
-                ctx.settings.mode,
-                project(&ctx.settings)
-            ),
-            "fix",
-        )
-        .note(why)],
+        Some(why) => vec![Change::new("nats", format!("{} deployment {}", ctx.settings.mode, project(&ctx.settings)), "fix").note(why)],
         None => crate::topology::plan(ctx).await?,
     })
 }
@@ -148,11 +129,7 @@ pub async fn nats_verify(ctx: &mut Ctx) -> Result<Verdict> {
         return Ok(Verdict::Drift(why));
     }
     let changes = crate::topology::plan(ctx).await?;
-    Ok(if changes.is_empty() {
-        Verdict::Holds
-    } else {
-        Verdict::Drift(format!("{} JetStream change(s) pending", changes.len()))
-    })
+    Ok(if changes.is_empty() { Verdict::Holds } else { Verdict::Drift(format!("{} JetStream change(s) pending", changes.len())) })
 }
 
 pub async fn nats_apply(ctx: &mut Ctx) -> Result<Outputs> {
@@ -176,9 +153,11 @@ pub async fn health(s: &Settings) -> crate::stages::nats::Health {
 
 pub async fn connect(s: &Settings) -> Result<async_nats::Client> {
     match s.mode {
-        Mode::Kubernetes => Err(crate::error::fail(crate::error::Kind::Unavailable, "the NATS of --mode kubernetes is reachable inside the cluster only")
-            .help("use `kubectl port-forward -n NAMESPACE service/nats 4222` and connect to 127.0.0.1:4222")
-            .into()),
+        Mode::Kubernetes => {
+            Err(crate::error::fail(crate::error::Kind::Unavailable, "the NATS of --mode kubernetes is reachable inside the cluster only")
+                .help("use `kubectl port-forward -n NAMESPACE service/nats 4222` and connect to 127.0.0.1:4222")
+                .into())
+        }
         _ => docker::connect(s).await,
     }
 }
@@ -193,32 +172,47 @@ pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
 
 /// `up` of a container mode: the stages run in this process and it returns; the engine (restart policy)
 /// or the cluster keeps things running, so there is no ghboot supervisor process.
-pub async fn up(
-    settings: Settings,
-    state: Option<crate::state::StateFile>,
-    reporter: crate::ui::Reporter,
-) -> Result<u8> {
+pub async fn up(settings: Settings, state: Option<crate::state::StateFile>, reporter: crate::ui::Reporter) -> Result<u8> {
     let layout = settings.layout.clone();
     let _lock = crate::state::StateLock::acquire(&layout)?;
     if settings.detach {
-        reporter.info(&format!(
-            "--mode {}: the containers run detached in the engine; no supervisor process is needed",
-            settings.mode
-        ));
+        reporter.info(&format!("--mode {}: the containers run detached in the engine; no supervisor process is needed", settings.mode));
     }
     let mut state = state.unwrap_or_default();
     state.settings = settings.recorded();
     state.save(&layout)?;
-    let mut ctx = Ctx {
-        settings,
-        state,
-        role: crate::engine::Role::Client,
-        reporter,
-        nats: None,
-    };
-    crate::engine::run(&mut ctx, &crate::stages::all()).await?;
+    // this process hosts the run (the nats stage's target ensures the deployment) but supervises nothing
+    // afterwards: the runtime file it keeps meanwhile is removed when it returns
+    let runtime = crate::natsd::supervise::SharedRuntime::new(
+        layout.clone(),
+        crate::state::Runtime { supervisor_pid: std::process::id(), ..Default::default() },
+    );
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let host = crate::engine::Host { runtime, supervisor: None, tasks: Vec::new(), shutdown };
+    let mut ctx = Ctx { settings, state, role: crate::engine::Role::Host(host), reporter, nats: None };
+    let result = crate::engine::run(&mut ctx, &crate::stages::all()).await;
+    crate::state::Runtime::remove(&layout);
+    result?;
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&layout)?;
     crate::commands::up::print_summary(&ctx.settings, "ghboot is ready").await;
     Ok(0)
+}
+
+/// `ghboot env` of a container deployment: the published URL(s) and the generated credentials.
+pub async fn client_env(s: &Settings) -> Result<Vec<(String, String, bool)>> {
+    use crate::error::{fail, Kind};
+    let auth = crate::stages::nats::load_auth(s)?
+        .ok_or_else(|| fail(Kind::NoInput, "this instance has no NATS credentials yet").help("run `ghboot up` first"))?;
+    let h = health(s).await;
+    let url = h.url.ok_or_else(|| fail(Kind::NoInput, "this instance has no NATS URL yet").help("run `ghboot up` first"))?;
+    let mut v = vec![
+        ("NATS_URL".to_string(), url, false),
+        ("NATS_USER".to_string(), auth.user.clone(), false),
+        ("NATS_PASSWORD".to_string(), auth.password.expose().to_string(), true),
+    ];
+    if let Some(m) = h.monitor_url {
+        v.push(("GHBOOT_MONITOR_URL".into(), m, false));
+    }
+    Ok(v)
 }

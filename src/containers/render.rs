@@ -15,30 +15,12 @@ use std::path::Path;
 
 const NATS_CONF: &str = include_str!("../../assets/nats.conf.j2");
 const K8S: [(&str, &str); 6] = [
-    (
-        "00-namespace.yaml",
-        include_str!("../../assets/kubernetes/00-namespace.yaml.j2"),
-    ),
-    (
-        "10-configmap.yaml",
-        include_str!("../../assets/kubernetes/10-configmap.yaml.j2"),
-    ),
-    (
-        "20-service-headless.yaml",
-        include_str!("../../assets/kubernetes/20-service-headless.yaml.j2"),
-    ),
-    (
-        "21-service-client.yaml",
-        include_str!("../../assets/kubernetes/21-service-client.yaml.j2"),
-    ),
-    (
-        "30-statefulset.yaml",
-        include_str!("../../assets/kubernetes/30-statefulset.yaml.j2"),
-    ),
-    (
-        "40-ghboot.yaml",
-        include_str!("../../assets/kubernetes/40-ghboot.yaml.j2"),
-    ),
+    ("00-namespace.yaml", include_str!("../../assets/kubernetes/00-namespace.yaml.j2")),
+    ("10-configmap.yaml", include_str!("../../assets/kubernetes/10-configmap.yaml.j2")),
+    ("20-service-headless.yaml", include_str!("../../assets/kubernetes/20-service-headless.yaml.j2")),
+    ("21-service-client.yaml", include_str!("../../assets/kubernetes/21-service-client.yaml.j2")),
+    ("30-statefulset.yaml", include_str!("../../assets/kubernetes/30-statefulset.yaml.j2")),
+    ("40-ghboot.yaml", include_str!("../../assets/kubernetes/40-ghboot.yaml.j2")),
 ];
 const COMPOSE: &str = include_str!("../../assets/docker/compose.yaml.j2");
 pub const GHBOOT_DOCKERFILE: &str = include_str!("../../assets/docker/ghboot.Dockerfile");
@@ -64,17 +46,14 @@ fn env() -> Environment<'static> {
     env.add_filter("tojson", |v: Value| -> Result<Value, minijinja::Error> {
         serde_json::to_string(&v)
             .map(Value::from_safe_string)
-            .map_err(|e| {
-                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
-            })
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
     });
     env
 }
 
 fn render_str(name: &str, source: &str, ctx: Value) -> Result<String> {
     let env = env();
-    env.render_str(source, ctx)
-        .with_context(|| format!("cannot render the built-in template {name}"))
+    env.render_str(source, ctx).with_context(|| format!("cannot render the built-in template {name}"))
 }
 
 /// The images a container deployment runs.
@@ -86,10 +65,7 @@ pub struct Images {
 
 /// `--image nats=REF` / `--image ghboot=REF`, when given.
 pub fn image_override(s: &Settings, which: &str) -> Option<String> {
-    s.images
-        .iter()
-        .find(|(k, _)| k == which)
-        .map(|(_, v)| v.clone())
+    s.images.iter().find(|(k, _)| k == which).map(|(_, v)| v.clone())
 }
 
 /// Images named in rendered files when ghboot does not build them itself (`ghboot render`).
@@ -97,15 +73,9 @@ pub fn default_images(s: &Settings) -> Images {
     let v = env!("CARGO_PKG_VERSION");
     let (nats, ghboot) = match s.mode {
         Mode::Kubernetes => (K8S_NATS_IMAGE.to_string(), format!("ghboot:{v}")),
-        _ => (
-            "ghboot-local/nats:latest".to_string(),
-            "ghboot-local/ghboot:latest".to_string(),
-        ),
+        _ => ("ghboot-local/nats:latest".to_string(), "ghboot-local/ghboot:latest".to_string()),
     };
-    Images {
-        nats: image_override(s, "nats").unwrap_or(nats),
-        ghboot: image_override(s, "ghboot").unwrap_or(ghboot),
-    }
+    Images { nats: image_override(s, "nats").unwrap_or(nats), ghboot: image_override(s, "ghboot").unwrap_or(ghboot) }
 }
 
 /// How a nats-server config gets its credentials.
@@ -119,13 +89,7 @@ pub enum ConfAuth<'a> {
 }
 
 /// One nats-server node's config inside a container deployment.
-pub fn nats_conf(
-    s: &Settings,
-    target: &str,
-    server_name: &str,
-    routes: &[String],
-    auth: ConfAuth,
-) -> Result<String> {
+pub fn nats_conf(s: &Settings, target: &str, server_name: &str, routes: &[String], auth: ConfAuth) -> Result<String> {
     let (mode, user, password) = match auth {
         ConfAuth::Inline { user, password } => ("inline".to_string(), user, password),
         ConfAuth::Env => ("env".to_string(), "", ""),
@@ -169,23 +133,12 @@ pub fn ghboot_containers(s: &Settings) -> Vec<GhbootContainer> {
     vec![
         GhbootContainer {
             name: "receiver",
-            args: vec![
-                "webhook".into(),
-                "serve".into(),
-                "--listen".into(),
-                format!("0.0.0.0:{WEBHOOK_PORT}"),
-            ],
+            args: vec!["webhook".into(), "serve".into(), "--listen".into(), format!("0.0.0.0:{WEBHOOK_PORT}")],
             port: Some(WEBHOOK_PORT),
             publish,
             health: Some(format!("http://127.0.0.1:{WEBHOOK_PORT}/healthz")),
         },
-        GhbootContainer {
-            name: "controller",
-            args: vec!["controller".into()],
-            port: None,
-            publish: String::new(),
-            health: None,
-        },
+        GhbootContainer { name: "controller", args: vec!["controller".into()], port: None, publish: String::new(), health: None },
     ]
 }
 
@@ -194,10 +147,7 @@ pub fn ghboot_env(s: &Settings, nats_url: &str) -> Vec<(String, String)> {
     vec![
         ("NATS_URL".into(), nats_url.into()),
         ("NATS_PASSWORD_FILE".into(), NATS_PASSWORD_FILE.into()),
-        (
-            "GHBOOT_WEBHOOK_SECRET_FILE".into(),
-            WEBHOOK_SECRET_FILE.into(),
-        ),
+        ("GHBOOT_WEBHOOK_SECRET_FILE".into(), WEBHOOK_SECRET_FILE.into()),
         ("GITHUB_ORG".into(), s.org.clone()),
         ("GHBOOT_BIND".into(), "0.0.0.0".into()),
         ("GHBOOT_WEBHOOK_PORT".into(), WEBHOOK_PORT.to_string()),
@@ -206,17 +156,7 @@ pub fn ghboot_env(s: &Settings, nats_url: &str) -> Vec<(String, String)> {
 }
 
 fn yaml_labels(pairs: &[(&str, String)], indent: usize) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}{k}: {}",
-                " ".repeat(indent),
-                serde_json::to_string(v).unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    pairs.iter().map(|(k, v)| format!("{}{k}: {}", " ".repeat(indent), serde_json::to_string(v).unwrap_or_default())).collect::<Vec<_>>().join("\n")
 }
 
 /// Kubernetes namespace (and instance label) of an org: a DNS label.
@@ -229,9 +169,7 @@ pub fn kubernetes(s: &Settings) -> Result<Vec<(String, String)>> {
     let images = default_images(s);
     let ns = k8s_namespace(s);
     let replicas = 3usize;
-    let routes: Vec<String> = (0..replicas)
-        .map(|i| format!("nats://nats-{i}.nats-headless.{ns}.svc.cluster.local:{CLUSTER_PORT}"))
-        .collect();
+    let routes: Vec<String> = (0..replicas).map(|i| format!("nats://nats-{i}.nats-headless.{ns}.svc.cluster.local:{CLUSTER_PORT}")).collect();
     let conf = nats_conf(s, "kubernetes", "$POD_NAME", &routes, ConfAuth::Env)?;
     let labels = yaml_labels(
         &[
@@ -252,9 +190,7 @@ pub fn kubernetes(s: &Settings) -> Result<Vec<(String, String)>> {
         auth_secret => K8S_AUTH_SECRET, webhook_secret => K8S_WEBHOOK_SECRET, storage_size => "10Gi",
         ghboot_containers => containers, ghboot_env => ghboot_env(s, &nats_url),
     };
-    K8S.iter()
-        .map(|(name, src)| Ok((name.to_string(), render_str(name, src, ctx.clone())?)))
-        .collect()
+    K8S.iter().map(|(name, src)| Ok((name.to_string(), render_str(name, src, ctx.clone())?))).collect()
 }
 
 /// Node `i` of a container deployment: names and publishing.
@@ -270,11 +206,7 @@ pub fn node_views(s: &Settings) -> Vec<NodeView> {
     let n = super::replicas(s);
     (0..n)
         .map(|i| {
-            let (cp, mp) = if i == 0 {
-                (s.port, s.monitor_port)
-            } else {
-                (None, None)
-            };
+            let (cp, mp) = if i == 0 { (s.port, s.monitor_port) } else { (None, None) };
             let publish = |p: Option<u16>, inner: u16| match p {
                 Some(p) => format!("{}:{p}:{inner}", s.bind),
                 None => format!("{}::{inner}", s.bind),
@@ -293,49 +225,20 @@ pub fn node_views(s: &Settings) -> Vec<NodeView> {
 pub fn compose(s: &Settings) -> Result<Vec<(String, String)>> {
     let images = default_images(s);
     let nodes = node_views(s);
-    let routes: Vec<String> = if nodes.len() > 1 {
-        nodes
-            .iter()
-            .map(|n| format!("nats://{}:{CLUSTER_PORT}", n.name))
-            .collect()
-    } else {
-        vec![]
-    };
+    let routes: Vec<String> = if nodes.len() > 1 { nodes.iter().map(|n| format!("nats://{}:{CLUSTER_PORT}", n.name)).collect() } else { vec![] };
     let mut files = Vec::new();
     for n in &nodes {
-        let conf = nats_conf(
-            s,
-            "compose",
-            &n.name,
-            &routes,
-            ConfAuth::Include("../../run/secrets/nats-auth.conf"),
-        )?;
+        let conf = nats_conf(s, "compose", &n.name, &routes, ConfAuth::Include("../../run/secrets/nats-auth.conf"))?;
         files.push((format!("{}.conf", n.name), conf));
     }
-    let nats_url = nodes
-        .iter()
-        .map(|n| format!("nats://{}:{CLIENT_PORT}", n.name))
-        .collect::<Vec<_>>()
-        .join(",");
-    let labels = yaml_labels(
-        &[
-            (super::LABEL_MANAGED, "true".into()),
-            (super::LABEL_INSTANCE, super::instance_id(s)),
-        ],
-        0,
-    );
+    let nats_url = nodes.iter().map(|n| format!("nats://{}:{CLIENT_PORT}", n.name)).collect::<Vec<_>>().join(",");
+    let labels = yaml_labels(&[(super::LABEL_MANAGED, "true".into()), (super::LABEL_INSTANCE, super::instance_id(s))], 0);
     let ctx = context! {
         project => super::project(s), nodes, labels, monitor_port => MONITOR_PORT,
         nats_image => images.nats, ghboot_image => images.ghboot, user => crate::stages::nats::NATS_USER,
         ghboot_containers => ghboot_containers(s), ghboot_env => ghboot_env(s, &nats_url), ghboot_volume => "ghboot-data",
     };
-    files.insert(
-        0,
-        (
-            "compose.yaml".into(),
-            render_str("compose.yaml", COMPOSE, ctx)?,
-        ),
-    );
+    files.insert(0, ("compose.yaml".into(), render_str("compose.yaml", COMPOSE, ctx)?));
     Ok(files)
 }
 
@@ -349,30 +252,18 @@ pub fn write(s: &Settings, out: &Path) -> Result<Vec<String>> {
         Mode::Kubernetes => kubernetes(s)?,
         Mode::Docker => compose(s)?,
         m => {
-            return Err(
-                fail(Kind::Usage, format!("nothing to render for --mode {m}"))
-                    .help("pass --mode kubernetes (manifests) or --mode docker (a Compose file)")
-                    .into(),
-            )
+            return Err(fail(Kind::Usage, format!("nothing to render for --mode {m}"))
+                .help("pass --mode kubernetes (manifests) or --mode docker (a Compose file)")
+                .into())
         }
     };
-    std::fs::create_dir_all(out).map_err(|e| {
-        fail(
-            Kind::CantCreate,
-            format!("cannot create {}: {e}", out.display()),
-        )
-        .help("pass --out to a writable place")
-    })?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| fail(Kind::CantCreate, format!("cannot create {}: {e}", out.display())).help("pass --out to a writable place"))?;
     let mut written = Vec::new();
     for (name, content) in files {
         let p = out.join(&name);
-        crate::fsutil::write_atomic(&p, content.as_bytes()).map_err(|e| {
-            fail(
-                Kind::CantCreate,
-                format!("cannot write {}: {e}", p.display()),
-            )
-            .help("pass --out to a writable place")
-        })?;
+        crate::fsutil::write_atomic(&p, content.as_bytes())
+            .map_err(|e| fail(Kind::CantCreate, format!("cannot write {}: {e}", p.display())).help("pass --out to a writable place"))?;
         written.push(p.display().to_string());
     }
     Ok(written)

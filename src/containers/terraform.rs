@@ -54,10 +54,7 @@ pub fn resources(s: &Settings) -> Result<Vec<Resource>> {
                         ("max_age".into(), c.max_age.as_secs().into()),
                         ("max_bytes".into(), c.max_bytes.into()),
                         ("max_msgs".into(), c.max_messages.into()),
-                        (
-                            "duplicate_window".into(),
-                            c.duplicate_window.as_secs().into(),
-                        ),
+                        ("duplicate_window".into(), c.duplicate_window.as_secs().into()),
                         ("replicas".into(), c.num_replicas.into()),
                     ],
                 },
@@ -70,10 +67,7 @@ pub fn resources(s: &Settings) -> Result<Vec<Resource>> {
                         ("history".into(), c.max_messages_per_subject.max(1).into()),
                         ("ttl".into(), c.max_age.as_secs().into()),
                         ("max_bucket_size".into(), c.max_bytes.into()),
-                        (
-                            "max_value_size".into(),
-                            i64::from(c.max_message_size).into(),
-                        ),
+                        ("max_value_size".into(), i64::from(c.max_message_size).into()),
                         ("replicas".into(), c.num_replicas.into()),
                     ],
                 },
@@ -84,15 +78,9 @@ pub fn resources(s: &Settings) -> Result<Vec<Resource>> {
 
 fn hcl_value(v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(hcl_value).collect::<Vec<_>>().join(", ")
-        ),
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(hcl_value).collect::<Vec<_>>().join(", ")),
         // JSON string escapes are HCL's, except `${` and `%{` which start templates in HCL
-        serde_json::Value::String(s) => serde_json::to_string(s)
-            .unwrap_or_default()
-            .replace("${", "$${")
-            .replace("%{", "%%{"),
+        serde_json::Value::String(s) => serde_json::to_string(s).unwrap_or_default().replace("${", "$${").replace("%{", "%%{"),
         other => other.to_string(),
     }
 }
@@ -100,9 +88,7 @@ fn hcl_value(v: &serde_json::Value) -> String {
 /// `key = value` lines with the `=` aligned the way `terraform fmt` aligns them.
 fn attrs(indent: usize, kv: &[(String, String)]) -> String {
     let w = kv.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    kv.iter()
-        .map(|(k, v)| format!("{}{k:<w$} = {v}\n", " ".repeat(indent)))
-        .collect()
+    kv.iter().map(|(k, v)| format!("{}{k:<w$} = {v}\n", " ".repeat(indent))).collect()
 }
 
 fn backend_block(s: &Settings) -> (String, Vec<String>) {
@@ -110,42 +96,24 @@ fn backend_block(s: &Settings) -> (String, Vec<String>) {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let key = format!("ghboot/{}/terraform.tfstate", s.org);
     let (kind, kv): (&str, Vec<(String, String)>) = match s.terraform_backend {
-        TerraformBackend::Local => (
-            "local",
-            vec![(
-                "path".into(),
-                hcl_value(&dir(s).join("terraform.tfstate").to_string_lossy().into()),
-            )],
-        ),
+        TerraformBackend::Local => ("local", vec![("path".into(), hcl_value(&dir(s).join("terraform.tfstate").to_string_lossy().into()))]),
         TerraformBackend::S3 => {
             let mut kv = vec![("key".to_string(), hcl_value(&key.clone().into()))];
             match env("GHBOOT_TF_BUCKET") {
                 Some(b) => kv.insert(0, ("bucket".into(), hcl_value(&b.into()))),
-                None => notes.push(
-                    "set GHBOOT_TF_BUCKET, or pass -backend-config=bucket=NAME to terraform init"
-                        .into(),
-                ),
+                None => notes.push("set GHBOOT_TF_BUCKET, or pass -backend-config=bucket=NAME to terraform init".into()),
             }
             match env("AWS_REGION").or(env("AWS_DEFAULT_REGION")) {
                 Some(r) => kv.push(("region".into(), hcl_value(&r.into()))),
-                None => notes.push(
-                    "set AWS_REGION, or pass -backend-config=region=REGION to terraform init"
-                        .into(),
-                ),
+                None => notes.push("set AWS_REGION, or pass -backend-config=region=REGION to terraform init".into()),
             }
             ("s3", kv)
         }
         TerraformBackend::Gcs => {
-            let mut kv = vec![(
-                "prefix".to_string(),
-                hcl_value(&format!("ghboot/{}", s.org).into()),
-            )];
+            let mut kv = vec![("prefix".to_string(), hcl_value(&format!("ghboot/{}", s.org).into()))];
             match env("GHBOOT_TF_BUCKET") {
                 Some(b) => kv.insert(0, ("bucket".into(), hcl_value(&b.into()))),
-                None => notes.push(
-                    "set GHBOOT_TF_BUCKET, or pass -backend-config=bucket=NAME to terraform init"
-                        .into(),
-                ),
+                None => notes.push("set GHBOOT_TF_BUCKET, or pass -backend-config=bucket=NAME to terraform init".into()),
             }
             ("gcs", kv)
         }
@@ -172,11 +140,7 @@ pub fn topology_tf(s: &Settings) -> Result<String> {
     t.push_str("provider \"jetstream\" {\n  servers  = var.nats_url\n  user     = var.nats_user\n  password = var.nats_password\n}\n");
     for r in resources(s)? {
         t.push_str(&format!("\nresource \"{}\" \"{}\" {{\n", r.kind, r.name));
-        let kv: Vec<(String, String)> = r
-            .attrs
-            .iter()
-            .map(|(k, v)| (k.clone(), hcl_value(v)))
-            .collect();
+        let kv: Vec<(String, String)> = r.attrs.iter().map(|(k, v)| (k.clone(), hcl_value(v))).collect();
         t.push_str(&attrs(2, &kv));
         t.push_str("}\n");
     }
@@ -195,17 +159,11 @@ async fn terraform(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, Stri
     match tokio::time::timeout(Duration::from_secs(120), run).await {
         Ok(Ok(o)) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).to_string()),
         Ok(Ok(o)) => {
-            let err = String::from_utf8_lossy(&o.stderr).to_string()
-                + &String::from_utf8_lossy(&o.stdout);
+            let err = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
             Err(err
                 .lines()
                 .map(str::trim)
-                .filter(|l| {
-                    !l.is_empty()
-                        && !l.starts_with('│')
-                        && !l.starts_with('╷')
-                        && !l.starts_with('╵')
-                })
+                .filter(|l| !l.is_empty() && !l.starts_with('│') && !l.starts_with('╷') && !l.starts_with('╵'))
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "))
@@ -216,10 +174,7 @@ async fn terraform(exe: &Path, dir: &Path, args: &[&str]) -> Result<String, Stri
 }
 
 fn files(s: &Settings) -> Result<[(&'static str, String); 2]> {
-    Ok([
-        ("backend.tf", backend_block(s).0),
-        ("jetstream.tf", topology_tf(s)?),
-    ])
+    Ok([("backend.tf", backend_block(s).0), ("jetstream.tf", topology_tf(s)?)])
 }
 
 /// Why the written files no longer match the settings (a changed backend, org, ...), if they do not.
@@ -238,13 +193,8 @@ pub fn drift(s: &Settings) -> Option<String> {
 /// Write the files (only when they change) and check them with terraform when it is installed.
 pub async fn write(s: &Settings) -> Result<Outputs> {
     let d = dir(s);
-    std::fs::create_dir_all(&d).map_err(|e| {
-        fail(
-            Kind::CantCreate,
-            format!("cannot create {}: {e}", d.display()),
-        )
-        .help("make the state dir writable")
-    })?;
+    std::fs::create_dir_all(&d)
+        .map_err(|e| fail(Kind::CantCreate, format!("cannot create {}: {e}", d.display())).help("make the state dir writable"))?;
     let (_, notes) = backend_block(s);
     let mut changed = false;
     for (name, content) in &files(s)? {
@@ -255,10 +205,7 @@ pub async fn write(s: &Settings) -> Result<Outputs> {
         }
     }
     let mut out = Outputs::new();
-    out.insert(
-        "terraform_backend".into(),
-        s.terraform_backend.to_string().into(),
-    );
+    out.insert("terraform_backend".into(), s.terraform_backend.to_string().into());
     out.insert("terraform_dir".into(), d.display().to_string().into());
     out.insert("terraform_resources".into(), resources(s)?.len().into());
     if !notes.is_empty() {
@@ -274,11 +221,15 @@ pub async fn write(s: &Settings) -> Result<Outputs> {
                     .into())
             }
             Ok(_) => match terraform(&tf, &d, &["init", "-backend=false", "-input=false", "-no-color"]).await {
-                Err(e) => format!("parsed by terraform fmt; terraform init could not install the nats-io/jetstream provider, so validate did not run: {e}"),
+                Err(e) => {
+                    format!("parsed by terraform fmt; terraform init could not install the nats-io/jetstream provider, so validate did not run: {e}")
+                }
                 Ok(_) => match terraform(&tf, &d, &["validate", "-no-color"]).await {
                     Ok(_) => "terraform validate passed".to_string(),
                     Err(e) => {
-                        return Err(fail(Kind::Error, format!("terraform validate fails on {}: {e}", d.display())).help("report this as a ghboot bug").into())
+                        return Err(fail(Kind::Error, format!("terraform validate fails on {}: {e}", d.display()))
+                            .help("report this as a ghboot bug")
+                            .into())
                     }
                 },
             },

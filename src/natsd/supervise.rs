@@ -31,10 +31,7 @@ pub struct SharedRuntime {
 
 impl SharedRuntime {
     pub fn new(layout: Layout, rt: Runtime) -> Self {
-        SharedRuntime {
-            inner: Arc::new(Mutex::new(rt)),
-            layout,
-        }
+        SharedRuntime { inner: Arc::new(Mutex::new(rt)), layout }
     }
     pub fn get(&self) -> Runtime {
         self.inner.lock().map(|g| g.clone()).unwrap_or_default()
@@ -86,39 +83,15 @@ pub async fn start(exe: &Path, specs: Vec<NodeSpec>, runtime: SharedRuntime) -> 
     let mut error = None;
     for ((child, pid), spec) in children.into_iter().zip(&specs) {
         if error.is_some() {
-            started.push((
-                Started {
-                    child,
-                    pid,
-                    port: 0,
-                    monitor_port: 0,
-                },
-                spec.clone(),
-            ));
+            started.push((Started { child, pid, port: 0, monitor_port: 0 }, spec.clone()));
             continue;
         }
         let mut child = child;
         match wait_ready(&mut child, pid, spec, READY_DEADLINE).await {
-            Ok((port, monitor_port)) => started.push((
-                Started {
-                    child,
-                    pid,
-                    port,
-                    monitor_port,
-                },
-                spec.clone(),
-            )),
+            Ok((port, monitor_port)) => started.push((Started { child, pid, port, monitor_port }, spec.clone())),
             Err(e) => {
                 error = Some(e);
-                started.push((
-                    Started {
-                        child,
-                        pid,
-                        port: 0,
-                        monitor_port: 0,
-                    },
-                    spec.clone(),
-                ));
+                started.push((Started { child, pid, port: 0, monitor_port: 0 }, spec.clone()));
             }
         }
     }
@@ -151,15 +124,9 @@ pub async fn start(exe: &Path, specs: Vec<NodeSpec>, runtime: SharedRuntime) -> 
         let rt = runtime.clone();
         let rx = shutdown_rx.clone();
         let ftx = failed_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            watch_node(exe, spec, i, s.child, rt, rx, ftx).await
-        }));
+        tasks.push(tokio::spawn(async move { watch_node(exe, spec, i, s.child, rt, rx, ftx).await }));
     }
-    Ok(Supervisor {
-        shutdown,
-        tasks,
-        failed,
-    })
+    Ok(Supervisor { shutdown, tasks, failed })
 }
 
 impl Supervisor {
@@ -262,48 +229,26 @@ async fn spawn(exe: &Path, spec: &NodeSpec) -> Result<(Child, u32)> {
     }
     crate::secret::write_private(&spec.conf_file, conf::render(spec).as_bytes())?;
     // Early failures (bad config) go to stderr before the server opens its log file: keep them there too.
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log_file)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log_file)?;
     let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("-c")
-        .arg(&spec.conf_file)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true);
+    cmd.arg("-c").arg(&spec.conf_file).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).kill_on_drop(true);
     crate::platform::supervise_child(&mut cmd);
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let child = cmd.spawn().with_context(|| format!("cannot start {}", exe.display()))?;
     let pid = child.id().context("nats-server exited at once")?;
     tracing::debug!("spawned nats-server {} pid {pid}", spec.name);
     Ok((child, pid))
 }
 
 /// Wait for `/healthz?js-enabled-only=true` with a deadline; learn ports picked by the server (-1).
-async fn wait_ready(
-    child: &mut Child,
-    pid: u32,
-    spec: &NodeSpec,
-    deadline: Duration,
-) -> Result<(u16, u16)> {
+async fn wait_ready(child: &mut Child, pid: u32, spec: &NodeSpec, deadline: Duration) -> Result<(u16, u16)> {
     let until = Instant::now() + deadline;
     let client = http_client();
     let mut ports: Option<(u16, u16)> = spec.port.zip(spec.monitor_port);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(fail(
-                Kind::Error,
-                format!(
-                    "nats-server {} exited during start-up ({status}): {}",
-                    spec.name,
-                    log_tail(&spec.log_file)
-                ),
-            )
-            .help(format!("see {}", spec.log_file.display()))
-            .into());
+            return Err(fail(Kind::Error, format!("nats-server {} exited during start-up ({status}): {}", spec.name, log_tail(&spec.log_file)))
+                .help(format!("see {}", spec.log_file.display()))
+                .into());
         }
         if ports.is_none() {
             ports = read_ports_file(&spec.ports_file_dir, pid);
@@ -314,28 +259,16 @@ async fn wait_ready(
             }
         }
         if Instant::now() > until {
-            return Err(fail(
-                Kind::TempFail,
-                format!(
-                    "nats-server {} not ready within {}s",
-                    spec.name,
-                    deadline.as_secs()
-                ),
-            )
-            .help(format!("see {}", spec.log_file.display()))
-            .into());
+            return Err(fail(Kind::TempFail, format!("nats-server {} not ready within {}s", spec.name, deadline.as_secs()))
+                .help(format!("see {}", spec.log_file.display()))
+                .into());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .connect_timeout(Duration::from_millis(500))
-        .no_proxy()
-        .build()
-        .unwrap_or_default()
+    reqwest::Client::builder().timeout(Duration::from_secs(2)).connect_timeout(Duration::from_millis(500)).no_proxy().build().unwrap_or_default()
 }
 
 fn host_for_url(bind: &str) -> &str {
@@ -346,40 +279,21 @@ fn host_for_url(bind: &str) -> &str {
 }
 
 pub async fn healthz(client: &reqwest::Client, bind: &str, monitor_port: u16) -> bool {
-    let url = format!(
-        "http://{}:{monitor_port}/healthz?js-enabled-only=true",
-        host_for_url(bind)
-    );
+    let url = format!("http://{}:{monitor_port}/healthz?js-enabled-only=true", host_for_url(bind));
     matches!(client.get(url).send().await, Ok(r) if r.status().is_success())
 }
 
 fn read_ports_file(dir: &Path, pid: u32) -> Option<(u16, u16)> {
     let suffix = format!("_{pid}.ports");
-    let entry = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
+    let entry = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
-    let port_of = |key: &str| -> Option<u16> {
-        v.get(key)?
-            .get(0)?
-            .as_str()?
-            .rsplit(':')
-            .next()?
-            .parse()
-            .ok()
-    };
+    let port_of = |key: &str| -> Option<u16> { v.get(key)?.get(0)?.as_str()?.rsplit(':').next()?.parse().ok() };
     Some((port_of("nats")?, port_of("monitoring")?))
 }
 
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .rev()
-        .find(|l| l.contains("[FTL]") || l.contains("[ERR]") || l.contains("nats-server:"))
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    text.lines().rev().find(|l| l.contains("[FTL]") || l.contains("[ERR]") || l.contains("nats-server:")).unwrap_or("").trim().to_string()
 }
 
 pub async fn stop_child(child: &mut Child) {
@@ -400,14 +314,9 @@ pub fn reap_strays(layout: &Layout) {
             return;
         }
         for n in rt.nodes {
-            let is_nats = crate::platform::exe_of(n.pid)
-                .map(|e| e.to_string_lossy().contains("nats-server"))
-                .unwrap_or(false);
+            let is_nats = crate::platform::exe_of(n.pid).map(|e| e.to_string_lossy().contains("nats-server")).unwrap_or(false);
             if is_nats && crate::platform::is_alive(n.pid) {
-                tracing::warn!(
-                    "stopping stray nats-server pid {} left by a dead supervisor",
-                    n.pid
-                );
+                tracing::warn!("stopping stray nats-server pid {} left by a dead supervisor", n.pid);
                 crate::platform::kill(n.pid);
             }
         }

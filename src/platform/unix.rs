@@ -11,9 +11,7 @@ pub fn restrict_dir(path: &Path) -> std::io::Result<()> {
 }
 
 pub fn file_mode(path: &Path) -> Option<u32> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o777)
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
 }
 
 pub fn make_executable(path: &Path) -> std::io::Result<()> {
@@ -30,14 +28,7 @@ pub fn supervise_child(cmd: &mut tokio::process::Command) {
             libc::setpgid(0, 0);
             #[cfg(target_os = "linux")]
             {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent may have died between fork and prctl: then nobody would ever signal us.
@@ -72,8 +63,7 @@ pub fn is_alive(pid: u32) -> bool {
         return false;
     }
     // SAFETY: signal 0 only checks for existence.
-    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     if !exists {
         return false;
     }

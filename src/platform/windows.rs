@@ -33,15 +33,12 @@ pub fn detach_child(cmd: &mut std::process::Command) {
 }
 
 pub fn is_alive(pid: u32) -> bool {
-    sysinfo::System::new_all()
-        .process(sysinfo::Pid::from_u32(pid))
-        .is_some()
+    sysinfo::System::new_all().process(sysinfo::Pid::from_u32(pid)).is_some()
 }
 
 pub fn exe_of(pid: u32) -> Option<std::path::PathBuf> {
     let sys = sysinfo::System::new_all();
-    sys.process(sysinfo::Pid::from_u32(pid))
-        .and_then(|p| p.exe().map(|e| e.to_path_buf()))
+    sys.process(sysinfo::Pid::from_u32(pid)).and_then(|p| p.exe().map(|e| e.to_path_buf()))
 }
 
 pub fn terminate(pid: u32) {

@@ -8,14 +8,7 @@ pub mod self_management;
 pub mod state_backend;
 pub mod webhooks;
 
-pub const NAMES: [&str; 6] = [
-    "prerequisites",
-    "state-backend",
-    "nats",
-    "webhooks",
-    "controller",
-    "self-management",
-];
+pub const NAMES: [&str; 6] = ["prerequisites", "state-backend", "nats", "webhooks", "controller", "self-management"];
 
 pub fn all() -> Vec<Box<dyn Stage>> {
     vec![

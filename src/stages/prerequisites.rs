@@ -27,87 +27,40 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &str, detail: impl Into<String>) -> Self {
-        Check {
-            name: name.into(),
-            ok: true,
-            detail: detail.into(),
-            remedy: None,
-            kind: None,
-        }
+    pub fn ok(name: &str, detail: impl Into<String>) -> Self {
+        Check { name: name.into(), ok: true, detail: detail.into(), remedy: None, kind: None }
     }
-    fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Check {
-            name: name.into(),
-            ok: false,
-            detail: detail.into(),
-            remedy: Some(remedy.into()),
-            kind: Some(kind),
-        }
+    pub fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Check { name: name.into(), ok: false, detail: detail.into(), remedy: Some(remedy.into()), kind: Some(kind) }
     }
 }
 
 /// Every check, passing or not.
 pub fn checks(s: &Settings) -> Vec<Check> {
     let mut out = vec![platform()];
-    out.extend(resources(s.layout.root(), disk_needed(s)));
+    out.extend(resources(s.layout.root()));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
-    if s.mode == Mode::Dev {
-        out.push(nats_server(s));
-        out.extend(ports(s));
-    }
-    let container = crate::containers::checks::checks(s);
-    let engine_up = container.iter().all(|c| c.ok);
-    out.extend(container);
-    if engine_up && crate::containers::checks::needs_local_nats_server(s) {
-        out.push(nats_server(s));
-    }
+    out.extend(crate::target::for_settings(s).checks(s));
     out
 }
 
 fn platform() -> Check {
     let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
-    let supported =
-        matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
+    let supported = matches!(os, "linux" | "macos" | "windows") && matches!(arch, "x86_64" | "aarch64");
     if supported {
         Check::ok("platform", format!("{os}/{arch}"))
     } else {
-        Check::bad(
-            "platform",
-            Kind::Unavailable,
-            format!("{os}/{arch} is not supported"),
-            "run ghboot on Linux, macOS or Windows, x86_64 or aarch64",
-        )
+        Check::bad("platform", Kind::Unavailable, format!("{os}/{arch} is not supported"), "run ghboot on Linux, macOS or Windows, x86_64 or aarch64")
     }
 }
 
-/// Free disk the instance needs under its state dir: what the JetStream topology reserves on file storage,
-/// divided by the 75% of free disk nats-server allows JetStream by default, plus room for logs.
-fn disk_needed(s: &Settings) -> u64 {
-    let reserved: i64 = crate::topology::desired::desired(s)
-        .map(|d| {
-            d.resources
-                .iter()
-                .filter(|r| {
-                    r.config.storage == async_nats::jetstream::stream::StorageType::File
-                        && r.config.max_bytes > 0
-                })
-                .map(|r| r.config.max_bytes)
-                .sum()
-        })
-        .unwrap_or(0);
-    (reserved.max(0) as u64 * 4 / 3 + 64 * 1024 * 1024).max(MIN_DISK)
-}
-
-fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
+fn resources(state_dir: &Path) -> Vec<Check> {
     use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
     let avail = sys.available_memory();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem = if avail >= MIN_MEMORY || avail == 0 {
         Check::ok("memory", format!("{} MiB available", avail / 1048576))
     } else {
@@ -122,25 +75,14 @@ fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
     // statvfs on the one path that matters, rather than enumerating every mount
     let disk = fs4::available_space(&probe).ok();
     let disk = match disk {
-        Some(free) if free < disk_needed => Check::bad(
+        Some(free) if free < MIN_DISK => Check::bad(
             "disk",
             Kind::Unavailable,
-            format!(
-                "only {} MiB free under {}; the JetStream topology needs {} MiB (its streams' max_bytes, of which JetStream may use 75% of free disk)",
-                free / 1048576,
-                probe.display(),
-                disk_needed / 1048576
-            ),
-            "free disk space, pass --state-dir on a larger filesystem, or lower max_bytes under [topology] in ghboot.toml",
+            format!("only {} MiB free under {}", free / 1048576, probe.display()),
+            "free disk space, or pass --state-dir on a larger filesystem",
         ),
-        Some(free) => Check::ok(
-            "disk",
-            format!("{} MiB free under {}", free / 1048576, probe.display()),
-        ),
-        None => Check::ok(
-            "disk",
-            format!("free space under {} unknown", probe.display()),
-        ),
+        Some(free) => Check::ok("disk", format!("{} MiB free under {}", free / 1048576, probe.display())),
+        None => Check::ok("disk", format!("free space under {} unknown", probe.display())),
     };
     vec![mem, Check::ok("cpus", format!("{cpus}")), disk]
 }
@@ -157,9 +99,7 @@ fn existing_ancestor(p: &Path) -> PathBuf {
 
 fn state_dir_writable(dir: &Path) -> Check {
     let probe = dir.join(format!(".write-probe.{}", std::process::id()));
-    let r = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b"ok"))
-        .and_then(|_| std::fs::remove_file(&probe));
+    let r = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"ok")).and_then(|_| std::fs::remove_file(&probe));
     match r {
         Ok(()) => Check::ok("state dir", format!("{} is writable", dir.display())),
         Err(e) => Check::bad(
@@ -173,26 +113,13 @@ fn state_dir_writable(dir: &Path) -> Check {
 
 fn mode_supported(s: &Settings) -> Check {
     match s.mode {
-        Mode::Dev => Check::ok(
-            "mode",
-            s.mode_reason
-                .clone()
-                .unwrap_or_else(|| "dev: a supervised local nats-server".into()),
-        ),
-        Mode::Docker | Mode::Kubernetes | Mode::Auto => Check::ok(
-            "mode",
-            crate::containers::checks::mode_detail(s).unwrap_or_default(),
-        ),
-        m => Check::bad(
-            "mode",
-            Kind::Unavailable,
-            format!("--mode {m} is not available in this build yet"),
-            "use --mode dev",
-        ),
+        Mode::Dev => Check::ok("mode", s.mode_reason.clone().unwrap_or_else(|| format!("dev: {}", crate::target::for_settings(s).describe(s)))),
+        Mode::Synadia => Check::ok("mode", format!("synadia: {}", crate::target::for_settings(s).describe(s))),
+        Mode::Docker | Mode::Kubernetes | Mode::Auto => Check::ok("mode", crate::containers::checks::mode_detail(s).unwrap_or_default()),
     }
 }
 
-fn nats_server(s: &Settings) -> Check {
+pub fn nats_server(s: &Settings) -> Check {
     match crate::natsd::find::find(s.nats_server.as_deref()) {
         Err(e) => {
             let f = crate::error::find_failure(&e);
@@ -216,30 +143,20 @@ fn nats_server(s: &Settings) -> Check {
     }
 }
 
-fn ports(s: &Settings) -> Vec<Check> {
+pub fn ports(s: &Settings) -> Vec<Check> {
     // Ports held by this instance's own live servers are not in the way.
     let own: Vec<u16> = Runtime::load(&s.layout)
         .filter(|r| r.supervisor_alive())
         .map(|r| {
-            let mut p: Vec<u16> = r
-                .nodes
-                .iter()
-                .flat_map(|n| [n.port, n.monitor_port])
-                .collect();
-            p.extend(
-                r.components
-                    .values()
-                    .filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)),
-            );
+            let mut p: Vec<u16> = r.nodes.iter().flat_map(|n| [n.port, n.monitor_port]).collect();
+            p.extend(r.components.values().filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)));
             p
         })
         .unwrap_or_default();
     let mut out = Vec::new();
-    for (what, flag, port) in [
-        ("client port", "--port", s.port),
-        ("monitoring port", "--monitor-port", s.monitor_port),
-        ("webhook port", "--webhook-port", s.webhook_port),
-    ] {
+    for (what, flag, port) in
+        [("client port", "--port", s.port), ("monitoring port", "--monitor-port", s.monitor_port), ("webhook port", "--webhook-port", s.webhook_port)]
+    {
         let Some(port) = port else { continue };
         if own.contains(&port) {
             out.push(Check::ok(what, format!("{port} (held by this instance)")));
@@ -250,9 +167,7 @@ fn ports(s: &Settings) -> Vec<Check> {
                 what,
                 Kind::Unavailable,
                 format!("{}:{port} is already in use", s.bind),
-                format!(
-                    "stop what listens there, or pass {flag} N (or --ephemeral for free ports)"
-                ),
+                format!("stop what listens there, or pass {flag} N (or --ephemeral for free ports)"),
             ));
         }
     }
@@ -264,23 +179,10 @@ pub fn port_free(bind: &str, port: u16) -> bool {
 }
 
 fn failure(failed: &[&Check]) -> anyhow::Error {
-    let kind = failed
-        .iter()
-        .find_map(|c| c.kind)
-        .unwrap_or(Kind::Unavailable);
-    let msg = failed
-        .iter()
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let help = failed
-        .iter()
-        .filter_map(|c| c.remedy.clone())
-        .collect::<Vec<_>>()
-        .join("; ");
-    fail(kind, format!("prerequisites not met: {msg}"))
-        .help(help)
-        .into()
+    let kind = failed.iter().find_map(|c| c.kind).unwrap_or(Kind::Unavailable);
+    let msg = failed.iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("; ");
+    let help = failed.iter().filter_map(|c| c.remedy.clone()).collect::<Vec<_>>().join("; ");
+    fail(kind, format!("prerequisites not met: {msg}")).help(help).into()
 }
 
 #[async_trait::async_trait]
@@ -295,20 +197,11 @@ impl Stage for Prerequisites {
         Ok(checks(&ctx.settings)
             .into_iter()
             .filter(|c| !c.ok)
-            .map(|c| {
-                Change::new("prerequisites", c.name, "fix").note(format!(
-                    "{} ({})",
-                    c.detail,
-                    c.remedy.unwrap_or_default()
-                ))
-            })
+            .map(|c| Change::new("prerequisites", c.name, "fix").note(format!("{} ({})", c.detail, c.remedy.unwrap_or_default())))
             .collect())
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
-        let failed: Vec<Check> = checks(&ctx.settings)
-            .into_iter()
-            .filter(|c| !c.ok)
-            .collect();
+        let failed: Vec<Check> = checks(&ctx.settings).into_iter().filter(|c| !c.ok).collect();
         Ok(match failed.first() {
             None => Verdict::Holds,
             Some(c) => Verdict::Drift(format!("{}: {}", c.name, c.detail)),
@@ -324,10 +217,7 @@ impl Stage for Prerequisites {
         for c in &all {
             out.insert(c.name.replace(' ', "_"), c.detail.clone().into());
         }
-        out.insert(
-            "summary".into(),
-            format!("{} checks passed", all.len()).into(),
-        );
+        out.insert("summary".into(), format!("{} checks passed", all.len()).into());
         Ok(out)
     }
 }

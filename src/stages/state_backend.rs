@@ -20,9 +20,7 @@ impl Stage for StateBackend {
             .dirs()
             .into_iter()
             .filter(|(d, _, _)| !d.is_dir())
-            .map(|(d, why, _)| {
-                Change::new("state-backend", d.display().to_string(), "create").note(why)
-            })
+            .map(|(d, why, _)| Change::new("state-backend", d.display().to_string(), "create").note(why))
             .collect())
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
@@ -31,10 +29,7 @@ impl Stage for StateBackend {
                 return Ok(Verdict::Drift(format!("{} is missing", d.display())));
             }
             if private && crate::platform::file_mode(&d).is_some_and(|m| m & 0o077 != 0) {
-                return Ok(Verdict::Drift(format!(
-                    "{} is readable by others",
-                    d.display()
-                )));
+                return Ok(Verdict::Drift(format!("{} is readable by others", d.display())));
             }
         }
         if let Some(why) = crate::containers::terraform::drift(&ctx.settings) {
@@ -44,29 +39,15 @@ impl Stage for StateBackend {
     }
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
         for (d, _, private) in ctx.settings.layout.dirs() {
-            let r = if private {
-                crate::fsutil::create_private_dir(&d)
-            } else {
-                std::fs::create_dir_all(&d)
-            };
+            let r = if private { crate::fsutil::create_private_dir(&d) } else { std::fs::create_dir_all(&d) };
             r.map_err(|e| {
-                fail(
-                    Kind::CantCreate,
-                    format!("cannot create {}: {e}", d.display()),
-                )
-                .help("make the state dir writable, or pass --state-dir DIR")
+                fail(Kind::CantCreate, format!("cannot create {}: {e}", d.display())).help("make the state dir writable, or pass --state-dir DIR")
             })?;
         }
         let mut out = crate::containers::terraform::write(&ctx.settings).await?;
         out.insert("backend".into(), "local".into());
-        out.insert(
-            "dir".into(),
-            ctx.settings.layout.root().display().to_string().into(),
-        );
-        out.insert(
-            "summary".into(),
-            format!("local state in {}", ctx.settings.layout.root().display()).into(),
-        );
+        out.insert("dir".into(), ctx.settings.layout.root().display().to_string().into());
+        out.insert("summary".into(), format!("local state in {}", ctx.settings.layout.root().display()).into());
         Ok(out)
     }
 }

@@ -30,8 +30,7 @@ struct Wanted {
 
 fn wanted(s: &Settings) -> Result<Wanted> {
     let cfg = WebhookConfig::from_settings(s)?;
-    let fingerprint =
-        webhook::load_secret(s, &cfg)?.map(|(sec, _)| verify::fingerprint(sec.expose().as_bytes()));
+    let fingerprint = webhook::load_secret(s, &cfg)?.map(|(sec, _)| verify::fingerprint(sec.expose().as_bytes()));
     Ok(Wanted { cfg, fingerprint })
 }
 
@@ -46,17 +45,11 @@ async fn receiver_mismatch(s: &Settings, w: &Wanted) -> Option<String> {
     if let Some(p) = s.webhook_port.filter(|p| Some(*p) != port) {
         return Some(format!("webhook port {} -> {p}", port.unwrap_or_default()));
     }
-    let path = comp
-        .get("path")
-        .and_then(|p| p.as_str())
-        .unwrap_or_default();
+    let path = comp.get("path").and_then(|p| p.as_str()).unwrap_or_default();
     if path != w.cfg.path {
         return Some(format!("webhook path {path} -> {}", w.cfg.path));
     }
-    let bind = comp
-        .get("bind")
-        .and_then(|p| p.as_str())
-        .unwrap_or_default();
+    let bind = comp.get("bind").and_then(|p| p.as_str()).unwrap_or_default();
     if bind != s.bind {
         return Some(format!("webhook bind address {bind} -> {}", s.bind));
     }
@@ -74,11 +67,9 @@ async fn receiver_mismatch(s: &Settings, w: &Wanted) -> Option<String> {
 fn targets(s: &Settings, cfg: &WebhookConfig) -> Result<Vec<Target>> {
     if cfg.repos.is_empty() {
         if s.org_defaulted || s.org == crate::config::LOCAL_ORG {
-            return Err(
-                fail(Kind::Config, "registering a GitHub hook needs a GitHub org")
-                    .help("pass --org ORG (or GITHUB_ORG), or list repositories in [webhook] repos")
-                    .into(),
-            );
+            return Err(fail(Kind::Config, "registering a GitHub hook needs a GitHub org")
+                .help("pass --org ORG (or GITHUB_ORG), or list repositories in [webhook] repos")
+                .into());
         }
         return Ok(vec![Target::Org(s.org.clone())]);
     }
@@ -91,11 +82,7 @@ fn registration_asked(s: &Settings, cfg: &WebhookConfig) -> bool {
 
 /// Registrations recorded by the last successful apply.
 fn recorded_registrations(state: &StateFile) -> Vec<Registered> {
-    state
-        .stage(NAME)
-        .and_then(|r| r.outputs.get("registrations"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
+    state.stage(NAME).and_then(|r| r.outputs.get("registrations")).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
 }
 
 fn github(s: &Settings) -> Result<Option<GitHub>> {
@@ -109,14 +96,7 @@ fn github(s: &Settings) -> Result<Option<GitHub>> {
 pub fn forward_hint(s: &Settings, cfg: &WebhookConfig, url: &str) -> Vec<String> {
     let who = if !cfg.repos.is_empty() {
         let r = &cfg.repos[0];
-        format!(
-            "--repo={}",
-            if r.contains('/') {
-                r.clone()
-            } else {
-                format!("{}/{r}", s.org)
-            }
-        )
+        format!("--repo={}", if r.contains('/') { r.clone() } else { format!("{}/{r}", s.org) })
     } else if s.org_defaulted || s.org == crate::config::LOCAL_ORG {
         "--org=YOUR_ORG".to_string()
     } else {
@@ -138,25 +118,12 @@ pub fn summary_rows(s: &Settings) -> Vec<(&'static str, String)> {
     let Some(rec) = state.stage(NAME).filter(|r| r.status == StageStatus::Done) else {
         return rows;
     };
-    if let Some(u) = webhook::recorded_url(s).or_else(|| {
-        rec.outputs
-            .get("url")
-            .and_then(|u| u.as_str())
-            .map(str::to_string)
-    }) {
+    if let Some(u) = webhook::recorded_url(s).or_else(|| rec.outputs.get("url").and_then(|u| u.as_str()).map(str::to_string)) {
         rows.push(("webhook", u));
     }
     if rec.outputs.get("local_only").and_then(|v| v.as_bool()) == Some(true) {
-        rows.push((
-            "github hook",
-            "none (local only: registering needs GITHUB_TOKEN and --webhook-url)".into(),
-        ));
-        let lines = rec
-            .outputs
-            .get("forward")
-            .and_then(|f| f.as_array())
-            .cloned()
-            .unwrap_or_default();
+        rows.push(("github hook", "none (local only: registering needs GITHUB_TOKEN and --webhook-url)".into()));
+        let lines = rec.outputs.get("forward").and_then(|f| f.as_array()).cloned().unwrap_or_default();
         for (i, l) in lines.iter().filter_map(|l| l.as_str()).enumerate() {
             rows.push((if i == 0 { "forward with" } else { "  or" }, l.to_string()));
         }
@@ -172,25 +139,15 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
     let (secret, source) = webhook::ensure_secret(&s, cfg)?;
     let fingerprint = verify::fingerprint(secret.expose().as_bytes());
     let client = ctx.nats().await?;
-    let ip: std::net::IpAddr = s.bind.parse().map_err(|_| {
-        fail(
-            Kind::Config,
-            format!("--bind {:?} is not an IP address", s.bind),
-        )
-    })?;
+    let ip: std::net::IpAddr = s.bind.parse().map_err(|_| fail(Kind::Config, format!("--bind {:?} is not an IP address", s.bind)))?;
     let addr = std::net::SocketAddr::new(ip, s.webhook_port.unwrap_or(0));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        fail(
-            Kind::Unavailable,
-            format!("cannot listen for webhooks on {addr}: {e}"),
-        )
-        .help("pass another --webhook-port (GHBOOT_WEBHOOK_PORT), or stop what uses this one")
+        fail(Kind::Unavailable, format!("cannot listen for webhooks on {addr}: {e}"))
+            .help("pass another --webhook-port (GHBOOT_WEBHOOK_PORT), or stop what uses this one")
     })?;
     let port = listener.local_addr()?.port();
     let url = webhook::local_url(&s.bind, port, &cfg.path);
-    let host = ctx
-        .host()
-        .ok_or_else(|| anyhow::anyhow!("only a supervising ghboot runs the receiver"))?;
+    let host = ctx.host().ok_or_else(|| anyhow::anyhow!("only a supervising ghboot runs the receiver"))?;
     let runtime = host.runtime.clone();
     let on_ping: receive::PingHook = {
         let runtime = runtime.clone();
@@ -203,11 +160,7 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
             })
         })
     };
-    let shared = receive::Shared::new(
-        receive::ReceiverConfig::new(&s.org, &cfg.path, secret),
-        client,
-        Some(on_ping),
-    );
+    let shared = receive::Shared::new(receive::ReceiverConfig::new(&s.org, &cfg.path, secret), client, Some(on_ping));
     if let Some(i) = host.tasks.iter().position(|(n, _)| n == "webhook") {
         let (_, old) = host.tasks.remove(i);
         old.abort();
@@ -225,13 +178,8 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
     ctx.settings.webhook_port = Some(port);
     ctx.state.settings.webhook_port = Some(port);
     if !ready {
-        ctx.reporter.note(
-            NAME,
-            &format!(
-                "events stream {} not found yet: deliveries are answered 503 until it exists",
-                subjects::events_stream(&s.org)
-            ),
-        );
+        ctx.reporter
+            .note(NAME, &format!("events stream {} not found yet: deliveries are answered 503 until it exists", subjects::events_stream(&s.org)));
     }
     let mut out = Outputs::new();
     out.insert("url".into(), url.into());
@@ -250,15 +198,9 @@ async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outpu
     if !registration_asked(&s, cfg) {
         let hint = forward_hint(&s, cfg, url);
         if s.github_token.is_some() {
-            ctx.reporter.note(
-                NAME,
-                "GITHUB_TOKEN is set but no public URL (--webhook-url): no hook registered",
-            );
+            ctx.reporter.note(NAME, "GITHUB_TOKEN is set but no public URL (--webhook-url): no hook registered");
         } else if cfg.public_url.is_some() {
-            ctx.reporter.note(
-                NAME,
-                "a public URL is set but no GITHUB_TOKEN: no hook registered",
-            );
+            ctx.reporter.note(NAME, "a public URL is set but no GITHUB_TOKEN: no hook registered");
         }
         ctx.reporter.note(NAME, "local only: no GitHub hook registered (needs GITHUB_TOKEN and --webhook-url); forward deliveries with:");
         for line in &hint {
@@ -266,42 +208,23 @@ async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outpu
         }
         out.insert("local_only".into(), true.into());
         out.insert("forward".into(), json!(hint));
-        out.insert(
-            "summary".into(),
-            format!("receiver at {url} (local only)").into(),
-        );
+        out.insert("summary".into(), format!("receiver at {url} (local only)").into());
         return Ok(());
     }
     let gh = github(&s)?.ok_or_else(|| anyhow::anyhow!("no token"))?;
     let (secret, _) = webhook::ensure_secret(&s, cfg)?;
     let public = cfg.public_url.clone().unwrap_or_default();
-    let want = Desired {
-        url: public.clone(),
-        events: cfg.events.clone(),
-        secret,
-    };
+    let want = Desired { url: public.clone(), events: cfg.events.clone(), secret };
     let previous = recorded_registrations(&ctx.state);
     let mut done = Vec::new();
     for t in targets(&s, cfg)? {
-        let known = previous
-            .iter()
-            .find(|r| r.target == t.key() && r.url == public)
-            .map(|r| r.secret_fingerprint.as_str());
+        let known = previous.iter().find(|r| r.target == t.key() && r.url == public).map(|r| r.secret_fingerprint.as_str());
         let r = gh.ensure(&t, &want, known).await?;
-        ctx.reporter.note(
-            NAME,
-            &format!("hook {} on {} ({})", r.hook_id, t.label(), r.action),
-        );
+        ctx.reporter.note(NAME, &format!("hook {} on {} ({})", r.hook_id, t.label(), r.action));
         done.push(r);
     }
-    let summary = format!(
-        "receiver at {url}; {} hook(s) for {public}: {}",
-        done.len(),
-        done.iter()
-            .map(|r| r.action.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let summary =
+        format!("receiver at {url}; {} hook(s) for {public}: {}", done.len(), done.iter().map(|r| r.action.as_str()).collect::<Vec<_>>().join(", "));
     out.insert("local_only".into(), false.into());
     out.insert("public_url".into(), public.into());
     out.insert("registrations".into(), serde_json::to_value(&done)?);
@@ -320,47 +243,23 @@ async fn registration_drift(ctx: &Ctx, w: &Wanted) -> Result<Option<String>> {
     events.sort();
     events.dedup();
     for t in targets(&ctx.settings, &w.cfg)? {
-        let ok = recorded.iter().any(|r| {
-            r.target == t.key()
-                && r.url == public
-                && r.events == events
-                && Some(&r.secret_fingerprint) == w.fingerprint.as_ref()
-        });
+        let ok = recorded
+            .iter()
+            .any(|r| r.target == t.key() && r.url == public && r.events == events && Some(&r.secret_fingerprint) == w.fingerprint.as_ref());
         if !ok {
-            return Ok(Some(format!(
-                "the hook on {} is not registered as configured",
-                t.label()
-            )));
+            return Ok(Some(format!("the hook on {} is not registered as configured", t.label())));
         }
     }
     // The record matches: check GitHub itself (reads only), so a hook changed there is put back.
-    let (Some(gh), Some((secret, _))) = (
-        github(&ctx.settings)?,
-        webhook::load_secret(&ctx.settings, &w.cfg)?,
-    ) else {
+    let (Some(gh), Some((secret, _))) = (github(&ctx.settings)?, webhook::load_secret(&ctx.settings, &w.cfg)?) else {
         return Ok(None);
     };
-    let want = Desired {
-        url: public.clone(),
-        events: w.cfg.events.clone(),
-        secret,
-    };
+    let want = Desired { url: public.clone(), events: w.cfg.events.clone(), secret };
     for t in targets(&ctx.settings, &w.cfg)? {
         match gh.inspect(&t, &want, w.fingerprint.as_deref()).await? {
             Needed::Nothing { .. } => {}
-            Needed::Create => {
-                return Ok(Some(format!(
-                    "the hook on {} is gone from GitHub",
-                    t.label()
-                )))
-            }
-            Needed::Update { why, .. } => {
-                return Ok(Some(format!(
-                    "the hook on {} changed on GitHub ({})",
-                    t.label(),
-                    why.join(", ")
-                )))
-            }
+            Needed::Create => return Ok(Some(format!("the hook on {} is gone from GitHub", t.label()))),
+            Needed::Update { why, .. } => return Ok(Some(format!("the hook on {} changed on GitHub ({})", t.label(), why.join(", ")))),
         }
     }
     Ok(None)
@@ -376,72 +275,41 @@ impl Stage for Webhooks {
     }
     fn skip_reason(&self, s: &crate::config::Settings) -> Option<String> {
         // containers (issue 9): the receiver is the deployment's ghboot container, made by the nats stage
-        crate::containers::is_container_mode(s.mode).then(|| {
-            format!("--mode {}: the receiver runs in the deployment's ghboot container (see `ghboot status`)", s.mode)
-        })
+        crate::containers::is_container_mode(s.mode)
+            .then(|| format!("--mode {}: the receiver runs in the deployment's ghboot container (see `ghboot status`)", s.mode))
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         let w = wanted(&ctx.settings)?;
         let mut changes = Vec::new();
-        let hosting_here = ctx
-            .host()
-            .is_some_and(|h| h.tasks.iter().any(|(n, _)| n == "webhook"));
+        let hosting_here = ctx.host().is_some_and(|h| h.tasks.iter().any(|(n, _)| n == "webhook"));
         if !hosting_here {
             if let Some(why) = receiver_mismatch(&ctx.settings, &w).await {
-                let alive =
-                    Runtime::load(&ctx.settings.layout).is_some_and(|r| r.supervisor_alive());
-                let port = ctx
-                    .settings
-                    .webhook_port
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "free port".into());
-                changes.push(
-                    Change::new(
-                        NAME,
-                        "webhook receiver",
-                        if alive { "restart" } else { "start" },
-                    )
-                    .note(why)
-                    .field("port", "-", port),
-                );
+                let alive = Runtime::load(&ctx.settings.layout).is_some_and(|r| r.supervisor_alive());
+                let port = ctx.settings.webhook_port.map(|p| p.to_string()).unwrap_or_else(|| "free port".into());
+                changes.push(Change::new(NAME, "webhook receiver", if alive { "restart" } else { "start" }).note(why).field("port", "-", port));
             }
         }
         if registration_asked(&ctx.settings, &w.cfg) {
             let public = w.cfg.public_url.clone().unwrap_or_default();
             let Some(fp) = w.fingerprint.clone() else {
                 for t in targets(&ctx.settings, &w.cfg)? {
-                    changes.push(
-                        Change::new(NAME, format!("hook on {}", t.label()), "create")
-                            .note("after the webhook secret is generated"),
-                    );
+                    changes.push(Change::new(NAME, format!("hook on {}", t.label()), "create").note("after the webhook secret is generated"));
                 }
                 return Ok(changes);
             };
             let gh = github(&ctx.settings)?.ok_or_else(|| anyhow::anyhow!("no token"))?;
-            let (secret, _) = webhook::load_secret(&ctx.settings, &w.cfg)?
-                .ok_or_else(|| anyhow::anyhow!("no secret"))?;
-            let want = Desired {
-                url: public.clone(),
-                events: w.cfg.events.clone(),
-                secret,
-            };
+            let (secret, _) = webhook::load_secret(&ctx.settings, &w.cfg)?.ok_or_else(|| anyhow::anyhow!("no secret"))?;
+            let want = Desired { url: public.clone(), events: w.cfg.events.clone(), secret };
             let previous = recorded_registrations(&ctx.state);
             for t in targets(&ctx.settings, &w.cfg)? {
-                let known = previous
-                    .iter()
-                    .find(|r| r.target == t.key() && r.url == public)
-                    .map(|r| r.secret_fingerprint.clone());
+                let known = previous.iter().find(|r| r.target == t.key() && r.url == public).map(|r| r.secret_fingerprint.clone());
                 let known = known.filter(|k| *k == fp);
                 match gh.inspect(&t, &want, known.as_deref()).await? {
                     Needed::Nothing { .. } => {}
-                    Needed::Create => changes.push(
-                        Change::new(NAME, format!("hook on {}", t.label()), "create")
-                            .field("url", "-", &public),
-                    ),
-                    Needed::Update { hook_id, why } => changes.push(
-                        Change::new(NAME, format!("hook {hook_id} on {}", t.label()), "update")
-                            .note(why.join(", ")),
-                    ),
+                    Needed::Create => changes.push(Change::new(NAME, format!("hook on {}", t.label()), "create").field("url", "-", &public)),
+                    Needed::Update { hook_id, why } => {
+                        changes.push(Change::new(NAME, format!("hook {hook_id} on {}", t.label()), "update").note(why.join(", ")))
+                    }
                 }
             }
         }
@@ -451,9 +319,7 @@ impl Stage for Webhooks {
         let w = wanted(&ctx.settings)?;
         if let Role::Host(h) = &ctx.role {
             if !h.tasks.iter().any(|(n, _)| n == "webhook") {
-                return Ok(Verdict::Drift(
-                    "the receiver is not running in this supervisor".into(),
-                ));
+                return Ok(Verdict::Drift("the receiver is not running in this supervisor".into()));
             }
         }
         if let Some(why) = receiver_mismatch(&ctx.settings, &w).await {
@@ -473,26 +339,15 @@ impl Stage for Webhooks {
                 if let Some(why) = receiver_mismatch(&ctx.settings, &w).await {
                     return Err(NeedsRestart(why).into());
                 }
-                let mut out = ctx
-                    .state
-                    .stage(NAME)
-                    .map(|r| r.outputs.clone())
-                    .unwrap_or_default();
+                let mut out = ctx.state.stage(NAME).map(|r| r.outputs.clone()).unwrap_or_default();
                 if let Some(u) = webhook::recorded_url(&ctx.settings) {
-                    out.insert(
-                        "ready".into(),
-                        webhook::probe_ready(&u).await.unwrap_or(false).into(),
-                    );
+                    out.insert("ready".into(), webhook::probe_ready(&u).await.unwrap_or(false).into());
                     out.insert("url".into(), u.into());
                 }
                 out
             }
         };
-        let url = out
-            .get("url")
-            .and_then(|u| u.as_str())
-            .unwrap_or_default()
-            .to_string();
+        let url = out.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_string();
         out.remove("registrations");
         out.remove("forward");
         register(ctx, &cfg, &url, &mut out).await?;

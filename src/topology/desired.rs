@@ -17,9 +17,7 @@ use super::subjects;
 use crate::config::Settings;
 use crate::error::{fail, Kind};
 use anyhow::Result;
-use async_nats::jetstream::stream::{
-    Compression, Config, DiscardPolicy, RetentionPolicy, StorageType,
-};
+use async_nats::jetstream::stream::{Compression, Config, DiscardPolicy, RetentionPolicy, StorageType};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -62,9 +60,9 @@ pub const KV_MAX_BYTES: i64 = 64 << 20;
 /// The server's default duplicate window (used when none is given, capped at max_age).
 const SERVER_DEFAULT_DUPLICATES: Duration = Duration::from_secs(120);
 
-/// Replicas of every stream and bucket. One server: 1. The cluster work raises it (3 on a 3-node cluster).
-pub fn replicas_for(_settings: &Settings) -> usize {
-    1
+/// Replicas of every stream and bucket: what the deployment target runs (1 single server, 3 on a cluster).
+pub fn replicas_for(settings: &Settings) -> usize {
+    crate::target::replicas(settings)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,14 +188,10 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::Bytes(b) if b > 0 => Ok(ByteSize(b)),
-            Raw::Bytes(b) => Err(serde::de::Error::custom(format!(
-                "{b} is not a positive size"
-            ))),
-            Raw::Text(t) => parse_bytes(&t).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{t:?} is not a size; write e.g. \"512MiB\", \"1GiB\" or 1048576"
-                ))
-            }),
+            Raw::Bytes(b) => Err(serde::de::Error::custom(format!("{b} is not a positive size"))),
+            Raw::Text(t) => parse_bytes(&t)
+                .map(ByteSize)
+                .ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not a size; write e.g. \"512MiB\", \"1GiB\" or 1048576"))),
         }
     }
 }
@@ -224,11 +218,7 @@ pub fn parse_bytes(s: &str) -> Option<i64> {
 
 /// Parse the `[topology]` table of ghboot.toml.
 pub fn parse_file(settings: &Settings) -> Result<TopologyFile> {
-    let where_ = settings
-        .config_file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "ghboot.toml".into());
+    let where_ = settings.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "ghboot.toml".into());
     parse_table(&settings.file.topology, &where_)
 }
 
@@ -252,24 +242,13 @@ struct StreamDefaults {
     duplicate_window: Duration,
 }
 
-fn stream(
-    label: &str,
-    d: StreamDefaults,
-    o: &StreamOverrides,
-    replicas: usize,
-) -> Result<Resource> {
+fn stream(label: &str, d: StreamDefaults, o: &StreamOverrides, replicas: usize) -> Result<Resource> {
     let max_age = o.max_age.map(|v| v.0).unwrap_or(d.max_age);
-    let duplicate_window = o
-        .duplicate_window
-        .map(|v| v.0)
-        .unwrap_or(d.duplicate_window);
+    let duplicate_window = o.duplicate_window.map(|v| v.0).unwrap_or(d.duplicate_window);
     if max_age.is_zero() || duplicate_window.is_zero() {
-        return Err(fail(
-            Kind::Config,
-            format!("[topology.{label}]: max_age and duplicate_window must be longer than 0"),
-        )
-        .help("events streams are bounded: give a positive duration such as \"7d\"")
-        .into());
+        return Err(fail(Kind::Config, format!("[topology.{label}]: max_age and duplicate_window must be longer than 0"))
+            .help("events streams are bounded: give a positive duration such as \"7d\"")
+            .into());
     }
     if duplicate_window > max_age {
         return Err(fail(
@@ -297,11 +276,7 @@ fn stream(
         compression: Some(Compression::None),
         ..Default::default()
     };
-    Ok(Resource {
-        kind: ResourceKind::Stream,
-        name: d.name,
-        config,
-    })
+    Ok(Resource { kind: ResourceKind::Stream, name: d.name, config })
 }
 
 /// The stream behind a KV bucket, as async-nats' `create_key_value` makes it (and the server completes it).
@@ -314,11 +289,7 @@ pub fn bucket_config(
     storage: StorageType,
     replicas: usize,
 ) -> Config {
-    let duplicate_window = if !max_age.is_zero() && max_age < SERVER_DEFAULT_DUPLICATES {
-        max_age
-    } else {
-        SERVER_DEFAULT_DUPLICATES
-    };
+    let duplicate_window = if !max_age.is_zero() && max_age < SERVER_DEFAULT_DUPLICATES { max_age } else { SERVER_DEFAULT_DUPLICATES };
     Config {
         name: format!("KV_{bucket}"),
         description: Some(description.to_string()),
@@ -343,62 +314,27 @@ pub fn bucket_config(
     }
 }
 
-fn bucket(
-    label: &str,
-    name: &str,
-    description: &str,
-    history: i64,
-    max_age: Duration,
-    o: &BucketOverrides,
-    replicas: usize,
-) -> Result<Resource> {
+fn bucket(label: &str, name: &str, description: &str, history: i64, max_age: Duration, o: &BucketOverrides, replicas: usize) -> Result<Resource> {
     let history = o.history.unwrap_or(history);
     if !(1..=64).contains(&history) {
-        return Err(fail(
-            Kind::Config,
-            format!("[topology.{label}]: history {history} is out of range"),
-        )
-        .help("a KV bucket keeps 1 to 64 revisions per key")
-        .into());
+        return Err(fail(Kind::Config, format!("[topology.{label}]: history {history} is out of range"))
+            .help("a KV bucket keeps 1 to 64 revisions per key")
+            .into());
     }
     let max_age = o.max_age.map(|v| v.0).unwrap_or(max_age);
     let max_bytes = o.max_bytes.map(|b| b.0).unwrap_or(KV_MAX_BYTES);
-    let config = bucket_config(
-        name,
-        description,
-        history,
-        max_age,
-        max_bytes,
-        o.storage.unwrap_or(Storage::File).into(),
-        replicas,
-    );
-    Ok(Resource {
-        kind: ResourceKind::Bucket,
-        name: name.to_string(),
-        config,
-    })
+    let config = bucket_config(name, description, history, max_age, max_bytes, o.storage.unwrap_or(Storage::File).into(), replicas);
+    Ok(Resource { kind: ResourceKind::Bucket, name: name.to_string(), config })
 }
 
 /// The locks bucket with default settings (what `lock::open_locks` creates when the topology has not).
 pub fn default_locks_config(replicas: usize) -> Config {
-    bucket_config(
-        subjects::LOCKS_BUCKET,
-        "ghboot distributed locks (entries expire)",
-        1,
-        LOCKS_TTL,
-        KV_MAX_BYTES,
-        StorageType::File,
-        replicas,
-    )
+    bucket_config(subjects::LOCKS_BUCKET, "ghboot distributed locks (entries expire)", 1, LOCKS_TTL, KV_MAX_BYTES, StorageType::File, replicas)
 }
 
 /// Everything ghboot keeps in JetStream for `settings.org`.
 pub fn desired(settings: &Settings) -> Result<Desired> {
-    build(
-        &settings.org,
-        &parse_file(settings)?,
-        replicas_for(settings),
-    )
+    build(&settings.org, &parse_file(settings)?, replicas_for(settings))
 }
 
 /// The desired topology of `org` with these overrides and replicas.
@@ -422,9 +358,7 @@ pub fn build(org: &str, f: &TopologyFile, r: usize) -> Result<Desired> {
             "dead_letter",
             StreamDefaults {
                 name: subjects::dead_letter_stream(&org),
-                description: format!(
-                    "events of {org} the controller gave up on (reason in the {DLQ_REASON} header)"
-                ),
+                description: format!("events of {org} the controller gave up on (reason in the {DLQ_REASON} header)"),
                 subject: subjects::dead_letter_filter(&org),
                 max_age: DLQ_MAX_AGE,
                 max_bytes: DLQ_MAX_BYTES,
@@ -437,9 +371,7 @@ pub fn build(org: &str, f: &TopologyFile, r: usize) -> Result<Desired> {
             "ghboot_events",
             StreamDefaults {
                 name: subjects::ghboot_events_stream(&org),
-                description: format!(
-                    "ghboot's own events for {org} (workflow transitions, round trips)"
-                ),
+                description: format!("ghboot's own events for {org} (workflow transitions, round trips)"),
                 subject: subjects::ghboot_events_filter(&org),
                 max_age: GHBOOT_EVENTS_MAX_AGE,
                 max_bytes: GHBOOT_EVENTS_MAX_BYTES,
@@ -448,24 +380,8 @@ pub fn build(org: &str, f: &TopologyFile, r: usize) -> Result<Desired> {
             &f.ghboot_events,
             r,
         )?,
-        bucket(
-            "locks",
-            subjects::LOCKS_BUCKET,
-            "ghboot distributed locks (entries expire)",
-            1,
-            LOCKS_TTL,
-            &f.locks,
-            r,
-        )?,
-        bucket(
-            "state",
-            subjects::STATE_BUCKET,
-            "mirror of ghboot's bootstrap state",
-            10,
-            Duration::ZERO,
-            &f.state,
-            r,
-        )?,
+        bucket("locks", subjects::LOCKS_BUCKET, "ghboot distributed locks (entries expire)", 1, LOCKS_TTL, &f.locks, r)?,
+        bucket("state", subjects::STATE_BUCKET, "mirror of ghboot's bootstrap state", 10, Duration::ZERO, &f.state, r)?,
         bucket(
             "workflows",
             subjects::WORKFLOWS_BUCKET,
@@ -476,11 +392,7 @@ pub fn build(org: &str, f: &TopologyFile, r: usize) -> Result<Desired> {
             r,
         )?,
     ];
-    Ok(Desired {
-        org,
-        replicas: r,
-        resources,
-    })
+    Ok(Desired { org, replicas: r, resources })
 }
 
 /// `7d`, `14d`, `72h`, `2m`, `1h30m`, `500ms`; `0s` for zero.
@@ -508,12 +420,7 @@ pub fn fmt_duration(d: Duration) -> String {
 
 /// `1GiB`, `256MiB`, `1500B`.
 pub fn fmt_bytes(b: i64) -> String {
-    for (unit, n) in [
-        ("TiB", 1i64 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ] {
+    for (unit, n) in [("TiB", 1i64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
         if b >= n && b % n == 0 {
             return format!("{}{unit}", b / n);
         }
@@ -543,26 +450,16 @@ mod tests {
 
     #[test]
     fn topology_table_is_typed_and_strict() {
-        let t: toml::Table = toml::from_str("[events]\nmax_age = \"14d\"\nmax_bytes = \"2GiB\"\nstorage = \"memory\"\n[locks]\nmax_age = 60").unwrap();
+        let t: toml::Table =
+            toml::from_str("[events]\nmax_age = \"14d\"\nmax_bytes = \"2GiB\"\nstorage = \"memory\"\n[locks]\nmax_age = 60").unwrap();
         let f: TopologyFile = toml::Value::Table(t).try_into().unwrap();
-        assert_eq!(
-            f.events.max_age.map(|d| d.0),
-            Some(Duration::from_secs(14 * 86400))
-        );
+        assert_eq!(f.events.max_age.map(|d| d.0), Some(Duration::from_secs(14 * 86400)));
         assert_eq!(f.events.max_bytes.map(|b| b.0), Some(2 << 30));
         assert_eq!(f.events.storage, Some(Storage::Memory));
         assert_eq!(f.locks.max_age.map(|d| d.0), Some(Duration::from_secs(60)));
-        for bad in [
-            "[events]\nmax_agee = \"1d\"",
-            "[evnts]\nmax_age = \"1d\"",
-            "[events]\nmax_age = \"soon\"",
-            "[events]\nstorage = \"disk\"",
-        ] {
+        for bad in ["[events]\nmax_agee = \"1d\"", "[evnts]\nmax_age = \"1d\"", "[events]\nmax_age = \"soon\"", "[events]\nstorage = \"disk\""] {
             let t: toml::Table = toml::from_str(bad).unwrap();
-            assert!(
-                toml::Value::Table(t).try_into::<TopologyFile>().is_err(),
-                "{bad}"
-            );
+            assert!(toml::Value::Table(t).try_into::<TopologyFile>().is_err(), "{bad}");
         }
     }
 }

@@ -29,16 +29,8 @@ pub struct Lock {
 impl Lock {
     /// Try once: `Some` when this caller now holds `key`, `None` when someone else does.
     pub async fn acquire(kv: &Store, key: &str, owner: &str) -> Result<Option<Lock>> {
-        match kv
-            .create(key, Bytes::copy_from_slice(owner.as_bytes()))
-            .await
-        {
-            Ok(revision) => Ok(Some(Lock {
-                kv: kv.clone(),
-                key: key.to_string(),
-                owner: owner.to_string(),
-                revision,
-            })),
+        match kv.create(key, Bytes::copy_from_slice(owner.as_bytes())).await {
+            Ok(revision) => Ok(Some(Lock { kv: kv.clone(), key: key.to_string(), owner: owner.to_string(), revision })),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot acquire lock {key}")),
         }
@@ -46,12 +38,7 @@ impl Lock {
 
     /// Try until `deadline` has passed (polling with a jittered backoff, 5 ms growing to 200 ms);
     /// `None` if the lock was not free in time.
-    pub async fn acquire_wait(
-        kv: &Store,
-        key: &str,
-        owner: &str,
-        deadline: Duration,
-    ) -> Result<Option<Lock>> {
+    pub async fn acquire_wait(kv: &Store, key: &str, owner: &str, deadline: Duration) -> Result<Option<Lock>> {
         use rand::Rng;
         let until = Instant::now() + deadline;
         let mut backoff = Duration::from_millis(5);
@@ -85,34 +72,19 @@ impl Lock {
     /// Extend the lease (another `max_age` from now). Fails if the lock expired or was taken meanwhile;
     /// the token changes.
     pub async fn refresh(&mut self) -> Result<()> {
-        match self
-            .kv
-            .update(
-                &self.key,
-                Bytes::copy_from_slice(self.owner.as_bytes()),
-                self.revision,
-            )
-            .await
-        {
+        match self.kv.update(&self.key, Bytes::copy_from_slice(self.owner.as_bytes()), self.revision).await {
             Ok(rev) => {
                 self.revision = rev;
                 Ok(())
             }
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => bail!(
-                "lock {} was lost (expired or taken by another holder)",
-                self.key
-            ),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => bail!("lock {} was lost (expired or taken by another holder)", self.key),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot refresh lock {}", self.key)),
         }
     }
 
     /// Give the lock up: deletes the entry only if it is still ours (a lost lock is left alone).
     pub async fn release(self) -> Result<()> {
-        match self
-            .kv
-            .delete_expect_revision(&self.key, Some(self.revision))
-            .await
-        {
+        match self.kv.delete_expect_revision(&self.key, Some(self.revision)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(()),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("cannot release lock {}", self.key)),
@@ -131,9 +103,7 @@ pub async fn open_locks(js: &async_nats::jetstream::Context) -> Result<Store> {
         Err(e) if e.to_string().contains("already in use") => {}
         Err(e) => return Err(anyhow!(e)).context("cannot create the locks bucket"),
     }
-    js.get_key_value(subjects::LOCKS_BUCKET)
-        .await
-        .context("cannot open the locks bucket")
+    js.get_key_value(subjects::LOCKS_BUCKET).await.context("cannot open the locks bucket")
 }
 
 /// A write refused because a newer lock holder has written to the resource already.
@@ -145,11 +115,7 @@ pub struct StaleToken {
 
 impl std::fmt::Display for StaleToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "stale fencing token {} (the resource has seen {}): the lock was lost",
-            self.token, self.highest
-        )
+        write!(f, "stale fencing token {} (the resource has seen {}): the lock was lost", self.token, self.highest)
     }
 }
 impl std::error::Error for StaleToken {}
@@ -185,23 +151,14 @@ fn decode(raw: &Bytes) -> Option<(u64, Bytes)> {
 
 /// Read a resource written with [`fenced_write`].
 pub async fn fenced_read(kv: &Store, key: &str) -> Result<Option<Fenced>> {
-    let Some(e) = kv
-        .entry(key)
-        .await
-        .with_context(|| format!("cannot read {key}"))?
-    else {
+    let Some(e) = kv.entry(key).await.with_context(|| format!("cannot read {key}"))? else {
         return Ok(None);
     };
     if e.operation != Operation::Put {
         return Ok(None);
     }
-    let (token, value) = decode(&e.value)
-        .ok_or_else(|| anyhow!("{key} holds a value that was not written with fenced_write"))?;
-    Ok(Some(Fenced {
-        token,
-        value,
-        revision: e.revision,
-    }))
+    let (token, value) = decode(&e.value).ok_or_else(|| anyhow!("{key} holds a value that was not written with fenced_write"))?;
+    Ok(Some(Fenced { token, value, revision: e.revision }))
 }
 
 /// Write `value` to `key` on behalf of the holder of fencing token `token`. The resource keeps the highest
@@ -212,17 +169,12 @@ pub async fn fenced_read(kv: &Store, key: &str) -> Result<Option<Fenced>> {
 /// Do not delete a fenced key (the fence would go with it); write a tombstone value instead.
 pub async fn fenced_write(kv: &Store, key: &str, token: u64, value: Bytes) -> Result<u64> {
     for _ in 0..1000 {
-        let entry = kv
-            .entry(key)
-            .await
-            .with_context(|| format!("cannot read {key}"))?;
+        let entry = kv.entry(key).await.with_context(|| format!("cannot read {key}"))?;
         let (expected, highest) = match &entry {
             None => (0, 0),
             Some(e) if e.operation != Operation::Put => (e.revision, 0),
             Some(e) => {
-                let (t, _) = decode(&e.value).ok_or_else(|| {
-                    anyhow!("{key} holds a value that was not written with fenced_write")
-                })?;
+                let (t, _) = decode(&e.value).ok_or_else(|| anyhow!("{key} holds a value that was not written with fenced_write"))?;
                 (e.revision, t)
             }
         };

@@ -12,7 +12,8 @@ use anyhow::{Context as _, Result};
 /// What `apply` would change in JetStream (reads each stream once, changes nothing).
 pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
     let want = desired::desired(&ctx.settings)?;
-    let js = async_nats::jetstream::new(ctx.nats().await?);
+    let client = ctx.nats().await?;
+    let js = crate::target::jetstream(&ctx.settings, client);
     let items = reconcile::inspect(&js, &want).await?;
     Ok(items.iter().filter_map(|i| i.change()).collect())
 }
@@ -21,7 +22,8 @@ pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
 /// Returns `{"created": [..], "updated": [..], "replaced": [..], "unchanged": [..], "state_key": ..}`.
 pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
     let want = desired::desired(&ctx.settings)?;
-    let js = async_nats::jetstream::new(ctx.nats().await?);
+    let client = ctx.nats().await?;
+    let js = crate::target::jetstream(&ctx.settings, client);
     let interactive = ctx.settings.interactive();
     let reporter = ctx.reporter.clone();
     let warn = move |msg: &str| reporter.note(reconcile::STAGE, &format!("warning: {msg}"));
@@ -29,17 +31,37 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
         if !interactive {
             return Ok(true);
         }
-        dialoguer::Confirm::new()
-            .with_prompt(q)
-            .default(false)
-            .interact()
-            .context("cannot ask for confirmation")
+        dialoguer::Confirm::new().with_prompt(q).default(false).interact().context("cannot ask for confirmation")
     };
     let sum = reconcile::reconcile(&js, &want, ctx.settings.allow_replace, &warn, &confirm).await?;
+    if desired::replicas_for(&ctx.settings) > 1 {
+        wait_for_stream_leaders(&js).await?;
+    }
     let key = mirror_state(ctx, &js).await?;
     let mut v = serde_json::to_value(&sum)?;
     v["state_key"] = key.into();
     Ok(v)
+}
+
+/// On a cluster a stream just created (or recovered) answers only once its replicas elected a leader: wait
+/// for that (with a deadline) so that the first read or write does not meet "no responders".
+async fn wait_for_stream_leaders(js: &async_nats::jetstream::Context) -> Result<()> {
+    use futures::TryStreamExt;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let infos: Vec<async_nats::jetstream::stream::Info> = js.streams().try_collect().await.unwrap_or_default();
+        let waiting: Vec<String> =
+            infos.iter().filter(|i| i.cluster.as_ref().is_some_and(|c| c.leader.is_none())).map(|i| i.config.name.clone()).collect();
+        if !infos.is_empty() && waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            return Err(crate::error::fail(crate::error::Kind::TempFail, format!("streams without a leader after 30s: {}", waiting.join(", ")))
+                .help("check `ghboot status` (are all nodes healthy?) and `ghboot logs nats`")
+                .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Write the state file (local first: it is the source of truth and NATS may be what is failing), then put
@@ -48,29 +70,17 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
 pub async fn mirror_state(ctx: &mut Ctx, js: &async_nats::jetstream::Context) -> Result<String> {
     ctx.state.save(&ctx.settings.layout)?;
     let key = subjects::state_key(&ctx.settings.org);
-    let kv = js
-        .get_key_value(subjects::STATE_BUCKET)
-        .await
-        .context("cannot open the state bucket")?;
+    let kv = js.get_key_value(subjects::STATE_BUCKET).await.context("cannot open the state bucket")?;
     let body = serde_json::to_vec_pretty(&ctx.state)?;
     let strip = |b: &[u8]| -> Option<serde_json::Value> {
         let mut v: serde_json::Value = serde_json::from_slice(b).ok()?;
         v.as_object_mut()?.remove("updated_at");
         Some(v)
     };
-    let current = kv
-        .get(key.as_str())
-        .await
-        .context("cannot read the state mirror")?;
-    if current
-        .as_deref()
-        .and_then(strip)
-        .is_some_and(|c| Some(c) == strip(&body))
-    {
+    let current = kv.get(key.as_str()).await.context("cannot read the state mirror")?;
+    if current.as_deref().and_then(strip).is_some_and(|c| Some(c) == strip(&body)) {
         return Ok(key);
     }
-    kv.put(key.as_str(), body.into())
-        .await
-        .context("cannot mirror the state into NATS")?;
+    kv.put(key.as_str(), body.into()).await.context("cannot mirror the state into NATS")?;
     Ok(key)
 }

@@ -11,9 +11,7 @@ use super::desired::{fmt_bytes, fmt_duration, Desired, Resource};
 use crate::engine::{Change, FieldChange};
 use crate::error::{fail, Kind};
 use anyhow::{Context as _, Result};
-use async_nats::jetstream::stream::{
-    Compression, Config, DiscardPolicy, Info, RetentionPolicy, StorageType,
-};
+use async_nats::jetstream::stream::{Compression, Config, DiscardPolicy, Info, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
 use serde::Serialize;
 use std::time::Duration;
@@ -61,31 +59,18 @@ impl Item {
         let label = self.resource.label();
         let c = match self.action() {
             Action::Unchanged => return None,
-            Action::Create => {
-                Change::new(STAGE, label, "create").note(describe(&self.resource.config))
-            }
+            Action::Create => Change::new(STAGE, label, "create").note(describe(&self.resource.config)),
             Action::Update => Change::new(STAGE, label, "update"),
             Action::Replace => {
-                let fixed: Vec<&str> = self
-                    .diffs
-                    .iter()
-                    .filter(|d| d.immutable)
-                    .map(|d| d.field)
-                    .collect();
-                Change::new(STAGE, label, "replace")
-                    .note(format!("replace required: {} cannot change in place; needs --allow-replace, and loses the stored messages", fixed.join(", ")))
+                let fixed: Vec<&str> = self.diffs.iter().filter(|d| d.immutable).map(|d| d.field).collect();
+                Change::new(STAGE, label, "replace").note(format!(
+                    "replace required: {} cannot change in place; needs --allow-replace, and loses the stored messages",
+                    fixed.join(", ")
+                ))
             }
         };
         let mut c = c;
-        c.fields = self
-            .diffs
-            .iter()
-            .map(|d| FieldChange {
-                field: d.field.to_string(),
-                from: d.from.clone(),
-                to: d.to.clone(),
-            })
-            .collect();
+        c.fields = self.diffs.iter().map(|d| FieldChange { field: d.field.to_string(), from: d.from.clone(), to: d.to.clone() }).collect();
         Some(c)
     }
 }
@@ -96,16 +81,8 @@ fn describe(c: &Config) -> String {
         c.name,
         c.subjects.join(","),
         storage_str(&c.storage),
-        if c.max_age.is_zero() {
-            "unlimited".into()
-        } else {
-            fmt_duration(c.max_age)
-        },
-        if c.max_bytes < 0 {
-            "unlimited".into()
-        } else {
-            fmt_bytes(c.max_bytes)
-        }
+        if c.max_age.is_zero() { "unlimited".into() } else { fmt_duration(c.max_age) },
+        if c.max_bytes < 0 { "unlimited".into() } else { fmt_bytes(c.max_bytes) }
     )
 }
 
@@ -114,15 +91,8 @@ pub async fn inspect(js: &Context, desired: &Desired) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for r in &desired.resources {
         let live = stream_info(js, r.stream_name()).await?;
-        let diffs = live
-            .as_ref()
-            .map(|i| diff(&i.config, &r.config))
-            .unwrap_or_default();
-        items.push(Item {
-            resource: r.clone(),
-            live,
-            diffs,
-        });
+        let diffs = live.as_ref().map(|i| diff(&i.config, &r.config)).unwrap_or_default();
+        items.push(Item { resource: r.clone(), live, diffs });
     }
     Ok(items)
 }
@@ -148,26 +118,14 @@ pub fn normalize(c: &Config) -> Config {
     c.max_bytes = unlimited(c.max_bytes);
     c.max_messages = unlimited(c.max_messages);
     c.max_messages_per_subject = unlimited(c.max_messages_per_subject);
-    c.max_consumers = if c.max_consumers <= 0 {
-        -1
-    } else {
-        c.max_consumers
-    };
-    c.max_message_size = if c.max_message_size <= 0 {
-        -1
-    } else {
-        c.max_message_size
-    };
+    c.max_consumers = if c.max_consumers <= 0 { -1 } else { c.max_consumers };
+    c.max_message_size = if c.max_message_size <= 0 { -1 } else { c.max_message_size };
     if c.num_replicas == 0 {
         c.num_replicas = 1;
     }
     if c.duplicate_window.is_zero() && c.mirror.is_none() {
         let def = Duration::from_secs(120);
-        c.duplicate_window = if !c.max_age.is_zero() && c.max_age < def {
-            c.max_age
-        } else {
-            def
-        };
+        c.duplicate_window = if !c.max_age.is_zero() && c.max_age < def { c.max_age } else { def };
     }
     if c.description.as_deref() == Some("") {
         c.description = None;
@@ -234,92 +192,40 @@ fn never(_: &Config, _: &Config) -> bool {
 }
 
 const FIELDS: &[Field] = &[
-    Field {
-        name: "subjects",
-        show: |c| c.subjects.join(","),
-        immutable: never,
-        set: |l, d| l.subjects = d.subjects.clone(),
-    },
+    Field { name: "subjects", show: |c| c.subjects.join(","), immutable: never, set: |l, d| l.subjects = d.subjects.clone() },
     Field {
         name: "description",
         show: |c| c.description.clone().unwrap_or_default(),
         immutable: never,
         set: |l, d| l.description = d.description.clone(),
     },
-    Field {
-        name: "storage",
-        show: |c| storage_str(&c.storage).into(),
-        immutable: |_, _| true,
-        set: |l, d| l.storage = d.storage,
-    },
+    Field { name: "storage", show: |c| storage_str(&c.storage).into(), immutable: |_, _| true, set: |l, d| l.storage = d.storage },
     Field {
         name: "retention",
         show: |c| retention_str(&c.retention).into(),
-        immutable: |f, t| {
-            f.retention == RetentionPolicy::WorkQueue || t.retention == RetentionPolicy::WorkQueue
-        },
+        immutable: |f, t| f.retention == RetentionPolicy::WorkQueue || t.retention == RetentionPolicy::WorkQueue,
         set: |l, d| l.retention = d.retention,
     },
-    Field {
-        name: "discard",
-        show: |c| discard_str(&c.discard).into(),
-        immutable: never,
-        set: |l, d| l.discard = d.discard,
-    },
-    Field {
-        name: "max_age",
-        show: |c| age(c.max_age),
-        immutable: never,
-        set: |l, d| l.max_age = d.max_age,
-    },
-    Field {
-        name: "max_bytes",
-        show: |c| bytes(c.max_bytes),
-        immutable: never,
-        set: |l, d| l.max_bytes = d.max_bytes,
-    },
-    Field {
-        name: "max_msgs",
-        show: |c| limit(c.max_messages),
-        immutable: never,
-        set: |l, d| l.max_messages = d.max_messages,
-    },
+    Field { name: "discard", show: |c| discard_str(&c.discard).into(), immutable: never, set: |l, d| l.discard = d.discard },
+    Field { name: "max_age", show: |c| age(c.max_age), immutable: never, set: |l, d| l.max_age = d.max_age },
+    Field { name: "max_bytes", show: |c| bytes(c.max_bytes), immutable: never, set: |l, d| l.max_bytes = d.max_bytes },
+    Field { name: "max_msgs", show: |c| limit(c.max_messages), immutable: never, set: |l, d| l.max_messages = d.max_messages },
     Field {
         name: "max_msgs_per_subject",
         show: |c| limit(c.max_messages_per_subject),
         immutable: never,
         set: |l, d| l.max_messages_per_subject = d.max_messages_per_subject,
     },
-    Field {
-        name: "max_msg_size",
-        show: |c| bytes(c.max_message_size as i64),
-        immutable: never,
-        set: |l, d| l.max_message_size = d.max_message_size,
-    },
-    Field {
-        name: "max_consumers",
-        show: |c| limit(c.max_consumers as i64),
-        immutable: never,
-        set: |l, d| l.max_consumers = d.max_consumers,
-    },
+    Field { name: "max_msg_size", show: |c| bytes(c.max_message_size as i64), immutable: never, set: |l, d| l.max_message_size = d.max_message_size },
+    Field { name: "max_consumers", show: |c| limit(c.max_consumers as i64), immutable: never, set: |l, d| l.max_consumers = d.max_consumers },
     Field {
         name: "duplicate_window",
         show: |c| fmt_duration(c.duplicate_window),
         immutable: never,
         set: |l, d| l.duplicate_window = d.duplicate_window,
     },
-    Field {
-        name: "replicas",
-        show: |c| c.num_replicas.to_string(),
-        immutable: never,
-        set: |l, d| l.num_replicas = d.num_replicas,
-    },
-    Field {
-        name: "allow_rollup_hdrs",
-        show: |c| c.allow_rollup.to_string(),
-        immutable: never,
-        set: |l, d| l.allow_rollup = d.allow_rollup,
-    },
+    Field { name: "replicas", show: |c| c.num_replicas.to_string(), immutable: never, set: |l, d| l.num_replicas = d.num_replicas },
+    Field { name: "allow_rollup_hdrs", show: |c| c.allow_rollup.to_string(), immutable: never, set: |l, d| l.allow_rollup = d.allow_rollup },
     Field {
         name: "deny_delete",
         show: |c| c.deny_delete.to_string(),
@@ -332,38 +238,18 @@ const FIELDS: &[Field] = &[
         immutable: |f, t| f.deny_purge && !t.deny_purge,
         set: |l, d| l.deny_purge = d.deny_purge,
     },
-    Field {
-        name: "allow_direct",
-        show: |c| c.allow_direct.to_string(),
-        immutable: never,
-        set: |l, d| l.allow_direct = d.allow_direct,
-    },
+    Field { name: "allow_direct", show: |c| c.allow_direct.to_string(), immutable: never, set: |l, d| l.allow_direct = d.allow_direct },
     Field {
         name: "allow_msg_ttl",
         show: |c| c.allow_message_ttl.to_string(),
         immutable: |f, t| f.allow_message_ttl && !t.allow_message_ttl,
         set: |l, d| l.allow_message_ttl = d.allow_message_ttl,
     },
-    Field {
-        name: "sealed",
-        show: |c| c.sealed.to_string(),
-        immutable: |f, t| f.sealed && !t.sealed,
-        set: |l, d| l.sealed = d.sealed,
-    },
-    Field {
-        name: "no_ack",
-        show: |c| c.no_ack.to_string(),
-        immutable: never,
-        set: |l, d| l.no_ack = d.no_ack,
-    },
+    Field { name: "sealed", show: |c| c.sealed.to_string(), immutable: |f, t| f.sealed && !t.sealed, set: |l, d| l.sealed = d.sealed },
+    Field { name: "no_ack", show: |c| c.no_ack.to_string(), immutable: never, set: |l, d| l.no_ack = d.no_ack },
     Field {
         name: "mirror",
-        show: |c| {
-            c.mirror
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| "none".into())
-        },
+        show: |c| c.mirror.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| "none".into()),
         immutable: |_, _| true,
         set: |l, d| l.mirror = d.mirror.clone(),
     },
@@ -372,12 +258,7 @@ const FIELDS: &[Field] = &[
         show: |c| {
             c.sources
                 .as_ref()
-                .map(|s| {
-                    s.iter()
-                        .map(|s| s.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(|s| s.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(","))
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "none".into())
         },
@@ -402,12 +283,7 @@ pub fn diff(live: &Config, want: &Config) -> Vec<FieldDiff> {
         .iter()
         .filter_map(|f| {
             let (from, to) = ((f.show)(&l), (f.show)(&w));
-            (from != to).then(|| FieldDiff {
-                field: f.name,
-                from,
-                to,
-                immutable: (f.immutable)(&l, &w),
-            })
+            (from != to).then(|| FieldDiff { field: f.name, from, to, immutable: (f.immutable)(&l, &w) })
         })
         .collect()
 }
@@ -444,20 +320,12 @@ pub async fn reconcile(
     confirm: Confirm<'_>,
 ) -> Result<Summary> {
     let items = inspect(js, desired).await?;
-    let replaces: Vec<&Item> = items
-        .iter()
-        .filter(|i| i.action() == Action::Replace)
-        .collect();
+    let replaces: Vec<&Item> = items.iter().filter(|i| i.action() == Action::Replace).collect();
     if !replaces.is_empty() && !allow_replace {
         let what: Vec<String> = replaces
             .iter()
             .map(|i| {
-                let f: Vec<String> = i
-                    .diffs
-                    .iter()
-                    .filter(|d| d.immutable)
-                    .map(|d| format!("{} {} -> {}", d.field, d.from, d.to))
-                    .collect();
+                let f: Vec<String> = i.diffs.iter().filter(|d| d.immutable).map(|d| format!("{} {} -> {}", d.field, d.from, d.to)).collect();
                 format!("{} ({})", i.resource.label(), f.join(", "))
             })
             .collect();
@@ -467,18 +335,12 @@ pub async fn reconcile(
     }
     for i in &replaces {
         let msgs = i.live.as_ref().map(|l| l.state.messages).unwrap_or(0);
-        let q = format!(
-            "{} must be deleted and recreated; its {msgs} stored message(s) will be lost",
-            i.resource.label()
-        );
+        let q = format!("{} must be deleted and recreated; its {msgs} stored message(s) will be lost", i.resource.label());
         warn(&q);
         if !confirm(&format!("{q}. Go ahead?"))? {
-            return Err(fail(
-                Kind::Config,
-                format!("replacing {} was declined", i.resource.label()),
-            )
-            .help("nothing was changed; rerun when you are ready, or change the configuration back")
-            .into());
+            return Err(fail(Kind::Config, format!("replacing {} was declined", i.resource.label()))
+                .help("nothing was changed; rerun when you are ready, or change the configuration back")
+                .into());
         }
     }
     let mut sum = Summary::default();
@@ -488,25 +350,17 @@ pub async fn reconcile(
         match i.action() {
             Action::Unchanged => sum.unchanged.push(name),
             Action::Create => {
-                js.create_stream(want.clone())
-                    .await
-                    .map_err(|e| api_error("create", &name, e))?;
+                js.create_stream(want.clone()).await.map_err(|e| api_error("create", &name, e))?;
                 sum.created.push(name);
             }
             Action::Update => {
                 let live = &i.live.as_ref().context("live config of an update")?.config;
-                js.update_stream(merged(live, want))
-                    .await
-                    .map_err(|e| api_error("update", &name, e))?;
+                js.update_stream(merged(live, want)).await.map_err(|e| api_error("update", &name, e))?;
                 sum.updated.push(name);
             }
             Action::Replace => {
-                js.delete_stream(want.name.as_str())
-                    .await
-                    .map_err(|e| api_error("delete", &name, e))?;
-                js.create_stream(want.clone())
-                    .await
-                    .map_err(|e| api_error("recreate", &name, e))?;
+                js.delete_stream(want.name.as_str()).await.map_err(|e| api_error("delete", &name, e))?;
+                js.create_stream(want.clone()).await.map_err(|e| api_error("recreate", &name, e))?;
                 sum.replaced.push(name);
             }
         }
@@ -542,15 +396,7 @@ mod tests {
         let mut changed = base();
         changed.max_age = Duration::from_secs(14 * 86400);
         let d = diff(&base(), &changed);
-        assert_eq!(
-            d,
-            vec![FieldDiff {
-                field: "max_age",
-                from: "7d".into(),
-                to: "14d".into(),
-                immutable: false
-            }]
-        );
+        assert_eq!(d, vec![FieldDiff { field: "max_age", from: "7d".into(), to: "14d".into(), immutable: false }]);
     }
 
     #[test]
@@ -566,10 +412,7 @@ mod tests {
         assert!(diff(&base(), &wq)[0].immutable);
         let mut deny = base();
         deny.deny_delete = true;
-        assert!(
-            !diff(&base(), &deny)[0].immutable,
-            "turning deny_delete on is allowed"
-        );
+        assert!(!diff(&base(), &deny)[0].immutable, "turning deny_delete on is allowed");
         assert!(diff(&deny, &base())[0].immutable, "turning it off is not");
     }
 }

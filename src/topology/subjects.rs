@@ -55,15 +55,8 @@ pub fn unescape_token(t: &str) -> Option<String> {
 
 /// `github.<org>.<repo>.<event>`: where a delivery is published.
 pub fn event_subject(org: &str, repo: Option<&str>, event: &str) -> String {
-    let repo = repo
-        .map(escape_token)
-        .unwrap_or_else(|| ORG_TOKEN.to_string());
-    format!(
-        "github.{}.{}.{}",
-        escape_token(org),
-        repo,
-        escape_token(event)
-    )
+    let repo = repo.map(escape_token).unwrap_or_else(|| ORG_TOKEN.to_string());
+    format!("github.{}.{}.{}", escape_token(org), repo, escape_token(event))
 }
 
 /// Everything the org's events stream captures. The events stream is the only one under `github.<org>.`.
@@ -78,15 +71,8 @@ pub fn push_filter(org: &str, repo: &str) -> String {
 
 /// Dead letters live outside `github.>` so the events stream never captures them.
 pub fn dead_letter_subject(org: &str, repo: Option<&str>, event: &str) -> String {
-    let repo = repo
-        .map(escape_token)
-        .unwrap_or_else(|| ORG_TOKEN.to_string());
-    format!(
-        "ghboot.dlq.{}.{}.{}",
-        escape_token(org),
-        repo,
-        escape_token(event)
-    )
+    let repo = repo.map(escape_token).unwrap_or_else(|| ORG_TOKEN.to_string());
+    format!("ghboot.dlq.{}.{}.{}", escape_token(org), repo, escape_token(event))
 }
 
 pub fn dead_letter_filter(org: &str) -> String {
@@ -104,15 +90,7 @@ pub fn ghboot_events_filter(org: &str) -> String {
 
 /// Stream names may not contain `.`, `*`, `>`, whitespace or path separators: map everything else to `_`.
 pub fn stream_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 pub fn events_stream(org: &str) -> String {
@@ -135,17 +113,7 @@ pub const WORKFLOWS_BUCKET: &str = "workflows";
 pub fn kv_key(parts: &[&str]) -> String {
     parts
         .iter()
-        .map(|p| {
-            p.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '='
-                    }
-                })
-                .collect::<String>()
-        })
+        .map(|p| p.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '=' }).collect::<String>())
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -173,51 +141,26 @@ mod tests {
 
     #[test]
     fn hostile_names_become_single_valid_tokens() {
-        for name in [
-            "my.repo",
-            "a*b",
-            "x>y",
-            "with space",
-            "tab\there",
-            "~tilde",
-            "",
-            "ünïcode.ok",
-            "..",
-            ">",
-        ] {
+        for name in ["my.repo", "a*b", "x>y", "with space", "tab\there", "~tilde", "", "ünïcode.ok", "..", ">"] {
             let t = escape_token(name);
             assert!(!t.is_empty(), "{name:?}");
             assert!(!t.contains(['.', '*', '>', ' ', '\t']), "{name:?} -> {t:?}");
-            assert_eq!(
-                unescape_token(&t).as_deref(),
-                Some(name),
-                "round trip of {name:?}"
-            );
+            assert_eq!(unescape_token(&t).as_deref(), Some(name), "round trip of {name:?}");
         }
     }
 
     #[test]
     fn escaping_is_injective_on_lookalikes() {
         let names = ["a.b", "a~2Eb", "a_b", "a-b", "a b"];
-        let tokens: std::collections::HashSet<String> =
-            names.iter().map(|n| escape_token(n)).collect();
+        let tokens: std::collections::HashSet<String> = names.iter().map(|n| escape_token(n)).collect();
         assert_eq!(tokens.len(), names.len());
     }
 
     #[test]
     fn subjects_have_fixed_shape() {
-        assert_eq!(
-            event_subject("acme", Some("my.repo"), "push"),
-            "github.acme.my~2Erepo.push"
-        );
-        assert_eq!(
-            event_subject("acme", None, "organization"),
-            "github.acme.~org.organization"
-        );
-        assert_eq!(
-            event_subject("acme", Some("r"), "push").split('.').count(),
-            4
-        );
+        assert_eq!(event_subject("acme", Some("my.repo"), "push"), "github.acme.my~2Erepo.push");
+        assert_eq!(event_subject("acme", None, "organization"), "github.acme.~org.organization");
+        assert_eq!(event_subject("acme", Some("r"), "push").split('.').count(), 4);
         assert!(!dead_letter_subject("acme", Some("r"), "push").starts_with("github."));
     }
 }

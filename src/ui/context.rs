@@ -30,8 +30,7 @@ fn description(layout: &Layout) -> String {
 }
 
 pub fn write(layout: &Layout, url: &str, user: &str, password: &str) -> Result<PathBuf> {
-    let dir =
-        context_dir().ok_or_else(|| anyhow::anyhow!("no config dir for the NATS CLI context"))?;
+    let dir = context_dir().ok_or_else(|| anyhow::anyhow!("no config dir for the NATS CLI context"))?;
     crate::fsutil::create_private_dir(&dir)?;
     let path = dir.join(format!("{}.json", context_name(layout)));
     let ctx = serde_json::json!({
@@ -51,9 +50,7 @@ pub fn remove_for(layout: &Layout) {
     let mine = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| {
-            v.get("description").and_then(|d| d.as_str()) == Some(&description(layout))
-        });
+        .is_some_and(|v| v.get("description").and_then(|d| d.as_str()) == Some(&description(layout)));
     if mine {
         let _ = std::fs::remove_file(&path);
     }

@@ -18,9 +18,7 @@ pub enum Style {
 
 /// A terminal that can take colour: kind's rule (a tty, not NO_COLOR, not TERM=dumb), decided in one place.
 pub fn smart_terminal() -> bool {
-    std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none()
-        && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
 }
 
 #[derive(Debug, Clone)]
@@ -40,25 +38,15 @@ impl Reporter {
         } else {
             Style::Plain
         };
-        Reporter {
-            style,
-            color,
-            spinner: Default::default(),
-        }
+        Reporter { style, color, spinner: Default::default() }
     }
     pub fn quiet() -> Self {
-        Reporter {
-            style: Style::Quiet,
-            color: false,
-            spinner: Default::default(),
-        }
+        Reporter { style: Style::Quiet, color: false, spinner: Default::default() }
     }
 
     fn spin(&self, msg: String) {
         let pb = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}") {
             pb.set_style(style);
         }
         pb.set_message(msg);
@@ -85,11 +73,7 @@ impl Reporter {
     }
 
     fn line(&self, mark: &str, color: &str, text: &str) {
-        let mark = if self.color {
-            format!("\x1b[{color}m{mark}\x1b[0m")
-        } else {
-            mark.to_string()
-        };
+        let mark = if self.color { format!("\x1b[{color}m{mark}\x1b[0m") } else { mark.to_string() };
         eprintln!("{mark} {text}");
     }
 
@@ -103,7 +87,9 @@ impl Reporter {
     }
     pub fn finished(&self, stage: &str, took: Duration, detail: &str) {
         match self.style {
-            Style::Json => self.event(serde_json::json!({"event": "stage_finished", "stage": stage, "detail": detail, "duration_ms": took.as_millis() as u64, "ts": now()})),
+            Style::Json => self.event(
+                serde_json::json!({"event": "stage_finished", "stage": stage, "detail": detail, "duration_ms": took.as_millis() as u64, "ts": now()}),
+            ),
             Style::Plain | Style::Tty => {
                 self.unspin();
                 self.line("✓", "32", &format!("{stage}: {detail} ({})", fmt_duration(took)))
@@ -133,9 +119,7 @@ impl Reporter {
     }
     pub fn note(&self, stage: &str, text: &str) {
         match self.style {
-            Style::Json => self.event(
-                serde_json::json!({"event": "note", "stage": stage, "text": text, "ts": now()}),
-            ),
+            Style::Json => self.event(serde_json::json!({"event": "note", "stage": stage, "text": text, "ts": now()})),
             Style::Plain => self.line(" ", "0", &format!("{stage}: {text}")),
             Style::Tty => match self.spinner.lock().ok().and_then(|g| g.clone()) {
                 Some(pb) => pb.println(format!("  {stage}: {text}")),
@@ -146,9 +130,7 @@ impl Reporter {
     }
     pub fn info(&self, text: &str) {
         match self.style {
-            Style::Json => {
-                self.event(serde_json::json!({"event": "info", "text": text, "ts": now()}))
-            }
+            Style::Json => self.event(serde_json::json!({"event": "info", "text": text, "ts": now()})),
             Style::Plain | Style::Tty => eprintln!("{text}"),
             Style::Quiet => {}
         }
@@ -156,9 +138,7 @@ impl Reporter {
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 pub fn fmt_duration(d: Duration) -> String {
@@ -171,23 +151,10 @@ pub fn fmt_duration(d: Duration) -> String {
 
 /// A boxed summary for people: title and aligned `key  value` rows.
 pub fn summary_box(title: &str, rows: &[(&str, String)]) -> String {
-    let kw = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
+    let kw = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
     let lines: Vec<String> = rows.iter().map(|(k, v)| format!("{k:<kw$}  {v}")).collect();
-    let w = lines
-        .iter()
-        .map(|l| l.chars().count())
-        .chain([title.chars().count()])
-        .max()
-        .unwrap_or(0);
-    let mut s = format!(
-        "╭{}╮\n│ {title:<w$} │\n├{}┤\n",
-        "─".repeat(w + 2),
-        "─".repeat(w + 2)
-    );
+    let w = lines.iter().map(|l| l.chars().count()).chain([title.chars().count()]).max().unwrap_or(0);
+    let mut s = format!("╭{}╮\n│ {title:<w$} │\n├{}┤\n", "─".repeat(w + 2), "─".repeat(w + 2));
     for l in lines {
         s.push_str(&format!("│ {l:<w$} │\n"));
     }

@@ -36,38 +36,23 @@ pub struct WebhookConfig {
     pub public_url: Option<String>,
 }
 
-const KNOWN_KEYS: [&str; 6] = [
-    "port",
-    "path",
-    "repos",
-    "secret_file",
-    "events",
-    "public_url",
-];
+const KNOWN_KEYS: [&str; 6] = ["port", "path", "repos", "secret_file", "events", "public_url"];
 
 impl WebhookConfig {
     pub fn from_settings(s: &Settings) -> Result<Self> {
         let t = &s.file.webhook;
         let bad = |key: &str, want: &str| -> anyhow::Error {
-            fail(Kind::Config, format!("[webhook] {key} must be {want}"))
-                .help("fix ghboot.toml; see README.md")
-                .into()
+            fail(Kind::Config, format!("[webhook] {key} must be {want}")).help("fix ghboot.toml; see README.md").into()
         };
         if let Some(k) = t.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            return Err(fail(
-                Kind::Config,
-                format!("unknown key [webhook] {k} in ghboot.toml"),
-            )
-            .help(format!("known keys: {}", KNOWN_KEYS.join(", ")))
-            .into());
+            return Err(fail(Kind::Config, format!("unknown key [webhook] {k} in ghboot.toml"))
+                .help(format!("known keys: {}", KNOWN_KEYS.join(", ")))
+                .into());
         }
         let string = |key: &str| -> Result<Option<String>> {
             match t.get(key) {
                 None => Ok(None),
-                Some(v) => v
-                    .as_str()
-                    .map(|s| Some(s.to_string()))
-                    .ok_or_else(|| bad(key, "a string")),
+                Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| bad(key, "a string")),
             }
         };
         let list = |key: &str| -> Result<Option<Vec<String>>> {
@@ -75,11 +60,7 @@ impl WebhookConfig {
                 None => Ok(None),
                 Some(toml::Value::Array(a)) => a
                     .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| bad(key, "a list of strings"))
-                    })
+                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad(key, "a list of strings")))
                     .collect::<Result<Vec<_>>>()
                     .map(Some),
                 Some(_) => Err(bad(key, "a list of strings")),
@@ -93,26 +74,17 @@ impl WebhookConfig {
         }
         let repos = list("repos")?.unwrap_or_default();
         for r in &repos {
-            let ok =
-                !r.is_empty() && r.split('/').count() <= 2 && r.split('/').all(|p| !p.is_empty());
+            let ok = !r.is_empty() && r.split('/').count() <= 2 && r.split('/').all(|p| !p.is_empty());
             if !ok {
                 return Err(bad("repos", "a list of `owner/name` or `name`"));
             }
         }
-        let secret_file = string("secret_file")?.map(PathBuf::from).map(|p| {
-            match (&s.config_file, p.is_relative()) {
-                (Some(cfg), true) => cfg.parent().map(|d| d.join(&p)).unwrap_or(p),
-                _ => p,
-            }
+        let secret_file = string("secret_file")?.map(PathBuf::from).map(|p| match (&s.config_file, p.is_relative()) {
+            (Some(cfg), true) => cfg.parent().map(|d| d.join(&p)).unwrap_or(p),
+            _ => p,
         });
         let public_url = s.webhook_public_url.clone().or(string("public_url")?);
-        Ok(WebhookConfig {
-            path,
-            repos,
-            secret_file,
-            events,
-            public_url,
-        })
+        Ok(WebhookConfig { path, repos, secret_file, events, public_url })
     }
 }
 
@@ -124,12 +96,7 @@ pub fn validate_path(path: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(fail(
-            Kind::Config,
-            format!("webhook path {path:?} is not a URL path"),
-        )
-        .help("use something like /webhook")
-        .into())
+        Err(fail(Kind::Config, format!("webhook path {path:?} is not a URL path")).help("use something like /webhook").into())
     }
 }
 
@@ -149,20 +116,13 @@ pub fn load_secret(s: &Settings, cfg: &WebhookConfig) -> Result<Option<(Secret, 
     }
     if let Some(p) = &cfg.secret_file {
         let sec = crate::secret::read_secret_file(p).map_err(|e| {
-            fail(
-                Kind::Config,
-                format!("cannot read the webhook secret file {}: {e:#}", p.display()),
-            )
-            .help("fix [webhook] secret_file in ghboot.toml")
+            fail(Kind::Config, format!("cannot read the webhook secret file {}: {e:#}", p.display())).help("fix [webhook] secret_file in ghboot.toml")
         })?;
         return Ok(Some((non_empty(sec, p)?, SecretSource::File)));
     }
     let p = s.layout.webhook_secret_file();
     match std::fs::metadata(&p) {
-        Ok(_) => Ok(Some((
-            non_empty(crate::secret::read_secret_file(&p)?, &p)?,
-            SecretSource::Generated,
-        ))),
+        Ok(_) => Ok(Some((non_empty(crate::secret::read_secret_file(&p)?, &p)?, SecretSource::Generated))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", p.display()))),
     }
@@ -170,12 +130,9 @@ pub fn load_secret(s: &Settings, cfg: &WebhookConfig) -> Result<Option<(Secret, 
 
 fn non_empty(sec: Secret, p: &std::path::Path) -> Result<Secret> {
     if sec.expose().is_empty() {
-        return Err(fail(
-            Kind::Data,
-            format!("the webhook secret file {} is empty", p.display()),
-        )
-        .help("put the secret in it, or remove it to have one generated")
-        .into());
+        return Err(fail(Kind::Data, format!("the webhook secret file {} is empty", p.display()))
+            .help("put the secret in it, or remove it to have one generated")
+            .into());
     }
     Ok(sec)
 }
@@ -194,11 +151,7 @@ pub fn ensure_secret(s: &Settings, cfg: &WebhookConfig) -> Result<(Secret, Secre
 /// `http://HOST:PORT/PATH` for a receiver bound to `bind`.
 pub fn local_url(bind: &str, port: u16, path: &str) -> String {
     let host = crate::stages::nats::url_host(bind);
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
     format!("http://{host}:{port}{path}")
 }
 
@@ -206,27 +159,14 @@ pub fn local_url(bind: &str, port: u16, path: &str) -> String {
 pub fn base_of(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
     let host = u.host_str()?;
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    Some(format!(
-        "{}://{}:{}",
-        u.scheme(),
-        host,
-        u.port_or_known_default()?
-    ))
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    Some(format!("{}://{}:{}", u.scheme(), host, u.port_or_known_default()?))
 }
 
 /// The instance's receiver URL as the live supervisor recorded it.
 pub fn recorded_url(s: &Settings) -> Option<String> {
     let rt = crate::state::Runtime::load(&s.layout).filter(|r| r.supervisor_alive())?;
-    rt.components
-        .get("webhook")?
-        .get("url")?
-        .as_str()
-        .map(str::to_string)
+    rt.components.get("webhook")?.get("url")?.as_str().map(str::to_string)
 }
 
 /// Is the receiver at `url` ready (NATS connected and events stream present)? `None`: not answering at all.
@@ -241,25 +181,14 @@ pub async fn probe_ready(url: &str) -> Option<bool> {
 pub fn instance_url(s: &Settings) -> Option<String> {
     recorded_url(s).or_else(|| {
         let st = crate::state::StateFile::load(&s.layout).ok().flatten()?;
-        st.stage("webhooks")?
-            .outputs
-            .get("url")?
-            .as_str()
-            .map(str::to_string)
+        st.stage("webhooks")?.outputs.get("url")?.as_str().map(str::to_string)
     })
 }
 
 /// `webhook` in `status --json`: `{url, ready}` (ready read live from `/readyz`). Never the secret.
 pub async fn status(s: &Settings, state: &crate::state::StateFile) -> serde_json::Value {
     let live = recorded_url(s);
-    let url = live.clone().or_else(|| {
-        state
-            .stage("webhooks")?
-            .outputs
-            .get("url")?
-            .as_str()
-            .map(str::to_string)
-    });
+    let url = live.clone().or_else(|| state.stage("webhooks")?.outputs.get("url")?.as_str().map(str::to_string));
     let ready = match &live {
         Some(u) => probe_ready(u).await.unwrap_or(false),
         None => false,

@@ -41,13 +41,7 @@ pub struct ReceiverConfig {
 
 impl ReceiverConfig {
     pub fn new(org: &str, path: &str, secret: Secret) -> Self {
-        ReceiverConfig {
-            org: org.into(),
-            path: path.into(),
-            secret,
-            max_body: super::MAX_BODY,
-            ack_timeout: Duration::from_secs(5),
-        }
+        ReceiverConfig { org: org.into(), path: path.into(), secret, max_body: super::MAX_BODY, ack_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -73,23 +67,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        cfg: ReceiverConfig,
-        client: async_nats::Client,
-        on_first_ping: Option<PingHook>,
-    ) -> Arc<Self> {
+    pub fn new(cfg: ReceiverConfig, client: async_nats::Client, on_first_ping: Option<PingHook>) -> Arc<Self> {
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(cfg.ack_timeout);
         let stream = subjects::events_stream(&cfg.org);
-        Arc::new(Shared {
-            cfg,
-            client,
-            js,
-            stream,
-            metrics: Metrics::default(),
-            first_ping: Mutex::new(None),
-            on_first_ping,
-        })
+        Arc::new(Shared { cfg, client, js, stream, metrics: Metrics::default(), first_ping: Mutex::new(None), on_first_ping })
     }
     pub fn first_ping(&self) -> Option<Ping> {
         self.first_ping.lock().ok().and_then(|g| g.clone())
@@ -99,10 +81,7 @@ impl Shared {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return false;
         }
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), self.js.get_stream(&self.stream)).await,
-            Ok(Ok(_))
-        )
+        matches!(tokio::time::timeout(Duration::from_secs(2), self.js.get_stream(&self.stream)).await, Ok(Ok(_)))
     }
     pub fn config(&self) -> &ReceiverConfig {
         &self.cfg
@@ -157,9 +136,7 @@ impl Reason {
 }
 
 /// Publish latency buckets, seconds.
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 /// Counters of the receiver. The Prometheus text format is written by hand ([`Metrics::render`]): a dozen
 /// atomics do not justify a metrics crate and its registry/global state (the `prometheus` crate pulls in
@@ -183,11 +160,7 @@ impl Metrics {
         }
     }
     pub fn rejected(&self, r: Reason) -> u64 {
-        Reason::ALL
-            .iter()
-            .position(|x| *x == r)
-            .map(|i| self.rejected[i].load(Relaxed))
-            .unwrap_or(0)
+        Reason::ALL.iter().position(|x| *x == r).map(|i| self.rejected[i].load(Relaxed)).unwrap_or(0)
     }
     fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
@@ -203,25 +176,12 @@ impl Metrics {
         use std::fmt::Write;
         let mut o = String::with_capacity(2048);
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = write!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-            );
+            let _ = write!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
         };
-        counter(
-            &mut o,
-            "ghboot_webhook_received_total",
-            "Deliveries received, whatever their outcome.",
-            self.received.load(Relaxed),
-        );
+        counter(&mut o, "ghboot_webhook_received_total", "Deliveries received, whatever their outcome.", self.received.load(Relaxed));
         let _ = write!(o, "# HELP ghboot_webhook_rejected_total Deliveries refused, by reason.\n# TYPE ghboot_webhook_rejected_total counter\n");
         for (i, r) in Reason::ALL.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "ghboot_webhook_rejected_total{{reason=\"{}\"}} {}",
-                r.label(),
-                self.rejected[i].load(Relaxed)
-            );
+            let _ = writeln!(o, "ghboot_webhook_rejected_total{{reason=\"{}\"}} {}", r.label(), self.rejected[i].load(Relaxed));
         }
         counter(
             &mut o,
@@ -229,34 +189,16 @@ impl Metrics {
             "Deliveries acknowledged by JetStream (duplicates included).",
             self.published.load(Relaxed),
         );
-        counter(
-            &mut o,
-            "ghboot_webhook_duplicates_total",
-            "Deliveries JetStream already had (same delivery id).",
-            self.duplicates.load(Relaxed),
-        );
-        counter(
-            &mut o,
-            "ghboot_webhook_pings_total",
-            "ping events received.",
-            self.pings.load(Relaxed),
-        );
+        counter(&mut o, "ghboot_webhook_duplicates_total", "Deliveries JetStream already had (same delivery id).", self.duplicates.load(Relaxed));
+        counter(&mut o, "ghboot_webhook_pings_total", "ping events received.", self.pings.load(Relaxed));
         let name = "ghboot_webhook_publish_seconds";
         let _ = write!(o, "# HELP {name} Time from publish to JetStream acknowledgement.\n# TYPE {name} histogram\n");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "{name}_bucket{{le=\"{b}\"}} {}",
-                self.latency_buckets[i].load(Relaxed)
-            );
+            let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {}", self.latency_buckets[i].load(Relaxed));
         }
         let count = self.latency_count.load(Relaxed);
         let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            o,
-            "{name}_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(o, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(o, "{name}_count {count}");
         o
     }
@@ -282,21 +224,14 @@ pub struct Running {
 
 /// Serve on `listener` until `shutdown` becomes true (or its sender is dropped); in-flight deliveries are
 /// finished first. This is also the entry point for ingest benchmarks.
-pub fn spawn(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<Running> {
+pub fn spawn(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let app = router(shared.clone());
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|v| *v).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
             tracing::error!("webhook receiver stopped: {e}");
         }
     });
@@ -307,26 +242,12 @@ async fn readyz(State(sh): State<Arc<Shared>>) -> Response {
     if sh.ready().await {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: NATS disconnected or stream {} missing\n",
-                sh.stream
-            ),
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: NATS disconnected or stream {} missing\n", sh.stream)).into_response()
     }
 }
 
 async fn metrics(State(sh): State<Arc<Shared>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        sh.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], sh.metrics.render()).into_response()
 }
 
 struct Rejection {
@@ -383,53 +304,25 @@ async fn deliver(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
         Err(r) => {
             sh.metrics.reject(r.reason);
             tracing::info!(reason = r.reason.label(), status = r.reason.status().as_u16(), event = ?event, delivery = ?delivery, "delivery refused: {}", r.detail);
-            let mut resp = (
-                r.reason.status(),
-                format!("{}: {}\n", r.reason.label(), r.detail),
-            )
-                .into_response();
+            let mut resp = (r.reason.status(), format!("{}: {}\n", r.reason.label(), r.detail)).into_response();
             if r.reason == Reason::TooLarge {
                 // the rest of the body is not read: the connection cannot be reused
-                resp.headers_mut().insert(
-                    header::CONNECTION,
-                    header::HeaderValue::from_static("close"),
-                );
+                resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
             }
             resp
         }
     }
 }
 
-async fn accept(
-    sh: &Shared,
-    headers: &HeaderMap,
-    event: Option<&str>,
-    delivery: Option<&str>,
-    body: Body,
-) -> Result<Response, Rejection> {
+async fn accept(sh: &Shared, headers: &HeaderMap, event: Option<&str>, delivery: Option<&str>, body: Body) -> Result<Response, Rejection> {
     let max = sh.cfg.max_body;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(reject(
-            Reason::TooLarge,
-            "body over the size limit (Content-Length)",
-        ));
+        return Err(reject(Reason::TooLarge, "body over the size limit (Content-Length)"));
     }
-    let kind = content_kind(headers).ok_or(reject(
-        Reason::ContentType,
-        "expected application/json or application/x-www-form-urlencoded",
-    ))?;
-    let event = event.ok_or(reject(
-        Reason::MissingHeader,
-        "X-GitHub-Event missing or invalid",
-    ))?;
-    let delivery = delivery.ok_or(reject(
-        Reason::MissingHeader,
-        "X-GitHub-Delivery missing or invalid",
-    ))?;
+    let kind = content_kind(headers).ok_or(reject(Reason::ContentType, "expected application/json or application/x-www-form-urlencoded"))?;
+    let event = event.ok_or(reject(Reason::MissingHeader, "X-GitHub-Event missing or invalid"))?;
+    let delivery = delivery.ok_or(reject(Reason::MissingHeader, "X-GitHub-Delivery missing or invalid"))?;
 
     // Read the body, never more than `max` bytes.
     let mut raw = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(max as u64) as usize);
@@ -443,45 +336,22 @@ async fn accept(
     }
     let raw = raw.freeze();
 
-    verify::verify(
-        sh.cfg.secret.expose().as_bytes(),
-        &raw,
-        headers.get(verify::HEADER).map(|v| v.as_bytes()),
-    )
-    .map_err(|e| match e {
+    verify::verify(sh.cfg.secret.expose().as_bytes(), &raw, headers.get(verify::HEADER).map(|v| v.as_bytes())).map_err(|e| match e {
         verify::Refused::Missing => reject(Reason::SignatureMissing, "X-Hub-Signature-256 missing"),
-        _ => reject(
-            Reason::SignatureInvalid,
-            "X-Hub-Signature-256 does not match",
-        ),
+        _ => reject(Reason::SignatureInvalid, "X-Hub-Signature-256 does not match"),
     })?;
 
     let json: bytes::Bytes = match kind {
         Kind::Json => raw,
         Kind::Form => {
-            let p = form_urlencoded::parse(&raw)
-                .find(|(k, _)| k == "payload")
-                .map(|(_, v)| v.into_owned());
-            bytes::Bytes::from(p.ok_or(reject(
-                Reason::Malformed,
-                "form body without a payload field",
-            ))?)
+            let p = form_urlencoded::parse(&raw).find(|(k, _)| k == "payload").map(|(_, v)| v.into_owned());
+            bytes::Bytes::from(p.ok_or(reject(Reason::Malformed, "form body without a payload field"))?)
         }
     };
-    let meta: Meta = serde_json::from_slice(&json)
-        .map_err(|_| reject(Reason::Malformed, "payload is not a JSON object"))?;
-    let action = meta
-        .action
-        .as_ref()
-        .and_then(|a| a.as_str())
-        .filter(|a| !a.is_empty() && a.len() <= 100 && a.bytes().all(|b| b.is_ascii_graphic()));
-    let repo = meta
-        .repository
-        .as_ref()
-        .map(|r| r.name.as_str())
-        .filter(|r| !r.is_empty());
-    let hook_id = token_header(headers, "x-github-hook-id", 32)
-        .filter(|v| v.bytes().all(|b| b.is_ascii_digit()));
+    let meta: Meta = serde_json::from_slice(&json).map_err(|_| reject(Reason::Malformed, "payload is not a JSON object"))?;
+    let action = meta.action.as_ref().and_then(|a| a.as_str()).filter(|a| !a.is_empty() && a.len() <= 100 && a.bytes().all(|b| b.is_ascii_graphic()));
+    let repo = meta.repository.as_ref().map(|r| r.name.as_str()).filter(|r| !r.is_empty());
+    let hook_id = token_header(headers, "x-github-hook-id", 32).filter(|v| v.bytes().all(|b| b.is_ascii_digit()));
 
     let subject = subjects::event_subject(&sh.cfg.org, repo, event);
     let mut h = async_nats::HeaderMap::new();
@@ -494,10 +364,7 @@ async fn accept(
     if let Some(a) = action {
         h.insert(subjects::headers::ACTION, a);
     }
-    for name in [
-        "x-github-hook-installation-target-type",
-        "x-github-hook-installation-target-id",
-    ] {
+    for name in ["x-github-hook-installation-target-type", "x-github-hook-installation-target-id"] {
         if let Some(v) = token_header(headers, name, 64) {
             h.insert(name, v);
         }
@@ -512,32 +379,20 @@ async fn accept(
     let max_payload = sh.client.server_info().max_payload;
     if max_payload > 0 && json.len() + 1024 > max_payload {
         tracing::warn!(delivery = ?delivery, size = json.len(), max_payload, "payload larger than the NATS server's max_payload");
-        return Err(reject(
-            Reason::TooLarge,
-            "payload larger than the NATS server's max_payload",
-        ));
+        return Err(reject(Reason::TooLarge, "payload larger than the NATS server's max_payload"));
     }
     let t0 = Instant::now();
     let ack = async {
         let fut = sh.js.publish_with_headers(subject.clone(), h, json).await?;
         fut.await
     };
-    let ack = match tokio::time::timeout(sh.cfg.ack_timeout + Duration::from_millis(500), ack).await
-    {
+    let ack = match tokio::time::timeout(sh.cfg.ack_timeout + Duration::from_millis(500), ack).await {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
             tracing::warn!(delivery = ?delivery, subject = %subject, "JetStream did not acknowledge: {e}");
-            return Err(reject(
-                Reason::NatsUnavailable,
-                "JetStream did not acknowledge",
-            ));
+            return Err(reject(Reason::NatsUnavailable, "JetStream did not acknowledge"));
         }
-        Err(_) => {
-            return Err(reject(
-                Reason::NatsUnavailable,
-                "JetStream acknowledgement timed out",
-            ))
-        }
+        Err(_) => return Err(reject(Reason::NatsUnavailable, "JetStream acknowledgement timed out")),
     };
     sh.metrics.observe(t0.elapsed());
     sh.metrics.published.fetch_add(1, Relaxed);
@@ -560,14 +415,8 @@ fn record_ping(sh: &Shared, delivery: &str, hook_id: Option<&str>) {
     if first.is_some() {
         return;
     }
-    let at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let p = Ping {
-        at,
-        delivery: delivery.to_string(),
-        hook_id: hook_id.map(str::to_string),
-    };
+    let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let p = Ping { at, delivery: delivery.to_string(), hook_id: hook_id.map(str::to_string) };
     tracing::info!(delivery = %p.delivery, hook_id = ?p.hook_id, "first ping received: the hook reaches this receiver");
     *first = Some(p.clone());
     drop(first);

@@ -45,14 +45,8 @@ impl Target {
     /// `owner/name` or `name` (in `org`) from `[webhook] repos`.
     pub fn repo(org: &str, spec: &str) -> Target {
         match spec.split_once('/') {
-            Some((o, n)) => Target::Repo {
-                owner: o.into(),
-                name: n.into(),
-            },
-            None => Target::Repo {
-                owner: org.into(),
-                name: spec.into(),
-            },
+            Some((o, n)) => Target::Repo { owner: o.into(), name: n.into() },
+            None => Target::Repo { owner: org.into(), name: spec.into() },
         }
     }
     fn hooks_path(&self) -> String {
@@ -134,24 +128,15 @@ pub struct Registered {
 
 impl GitHub {
     pub fn new(base: Option<&str>, token: Secret) -> Result<Self> {
-        let base = base
-            .unwrap_or(DEFAULT_API)
-            .trim_end_matches('/')
-            .to_string();
+        let base = base.unwrap_or(DEFAULT_API).trim_end_matches('/').to_string();
         let parsed = url::Url::parse(&base).map_err(|_| {
-            fail(
-                Kind::Config,
-                format!("GitHub API URL {base:?} is not a URL"),
-            )
-            .help("use https://api.github.com, or https://HOST/api/v3 for Enterprise Server")
+            fail(Kind::Config, format!("GitHub API URL {base:?} is not a URL"))
+                .help("use https://api.github.com, or https://HOST/api/v3 for Enterprise Server")
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(fail(
-                Kind::Config,
-                format!("GitHub API URL {base:?} is not http(s)"),
-            )
-            .help("use https://HOST/api/v3 for Enterprise Server")
-            .into());
+            return Err(fail(Kind::Config, format!("GitHub API URL {base:?} is not http(s)"))
+                .help("use https://HOST/api/v3 for Enterprise Server")
+                .into());
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -191,21 +176,13 @@ impl GitHub {
     ) -> Result<(StatusCode, HeaderMap, Value)> {
         let mut waited = Duration::ZERO;
         let pause = self.exhausted_until.lock().ok().and_then(|mut g| g.take());
-        if let Some(wait) =
-            pause.and_then(|until| until.checked_duration_since(std::time::Instant::now()))
-        {
+        if let Some(wait) = pause.and_then(|until| until.checked_duration_since(std::time::Instant::now())) {
             if wait > self.max_wait {
-                return Err(fail(
-                    Kind::TempFail,
-                    format!("GitHub rate limit used up (resets in {}s)", wait.as_secs()),
-                )
-                .help("wait and run `ghboot up` again; the hook is then created or updated")
-                .into());
+                return Err(fail(Kind::TempFail, format!("GitHub rate limit used up (resets in {}s)", wait.as_secs()))
+                    .help("wait and run `ghboot up` again; the hook is then created or updated")
+                    .into());
             }
-            tracing::warn!(
-                "GitHub rate limit used up: waiting {}s for the reset",
-                wait.as_secs_f32().ceil()
-            );
+            tracing::warn!("GitHub rate limit used up: waiting {}s for the reset", wait.as_secs_f32().ceil());
             tokio::time::sleep(wait).await;
             waited += wait;
         }
@@ -228,24 +205,10 @@ impl GitHub {
                     continue;
                 }
                 Err(e) => {
-                    let what = if e.is_timeout() {
-                        "timed out"
-                    } else {
-                        "failed"
-                    };
-                    return Err(fail(
-                        Kind::Unavailable,
-                        format!(
-                            "GitHub API request {what} ({} {})",
-                            method,
-                            self.path_of(url)
-                        ),
-                    )
-                    .help(format!(
-                        "check the network and the API URL {} (--github-api-url)",
-                        self.base
-                    ))
-                    .into());
+                    let what = if e.is_timeout() { "timed out" } else { "failed" };
+                    return Err(fail(Kind::Unavailable, format!("GitHub API request {what} ({} {})", method, self.path_of(url)))
+                        .help(format!("check the network and the API URL {} (--github-api-url)", self.base))
+                        .into());
                 }
             };
             let status = resp.status();
@@ -258,25 +221,14 @@ impl GitHub {
             if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
                 if let Some(wait) = self.rate_limit_wait(status, &headers, &value) {
                     if waited + wait <= self.max_wait && attempt < 6 {
-                        tracing::warn!(
-                            "GitHub rate limit on {}: waiting {}s",
-                            target.label(),
-                            wait.as_secs_f32().ceil()
-                        );
+                        tracing::warn!("GitHub rate limit on {}: waiting {}s", target.label(), wait.as_secs_f32().ceil());
                         tokio::time::sleep(wait).await;
                         waited += wait;
                         continue;
                     }
-                    return Err(fail(
-                        Kind::TempFail,
-                        format!(
-                            "GitHub rate limit reached for {} (retry in {}s)",
-                            target.label(),
-                            wait.as_secs()
-                        ),
-                    )
-                    .help("wait and run `ghboot up` again; the hook is then created or updated")
-                    .into());
+                    return Err(fail(Kind::TempFail, format!("GitHub rate limit reached for {} (retry in {}s)", target.label(), wait.as_secs()))
+                        .help("wait and run `ghboot up` again; the hook is then created or updated")
+                        .into());
                 }
             }
             if status.is_server_error() && attempt < 3 {
@@ -316,51 +268,25 @@ impl GitHub {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             return Some(Duration::from_secs((reset - now).max(0) as u64 + 1));
         }
-        let msg = body
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if status == StatusCode::TOO_MANY_REQUESTS
-            || msg.contains("secondary rate limit")
-            || msg.contains("abuse")
-        {
+        let msg = body.get("message").and_then(|m| m.as_str()).unwrap_or("").to_ascii_lowercase();
+        if status == StatusCode::TOO_MANY_REQUESTS || msg.contains("secondary rate limit") || msg.contains("abuse") {
             return Some(self.secondary_wait);
         }
         None
     }
 
     fn path_of<'a>(&self, url: &'a str) -> &'a str {
-        url.strip_prefix(self.base.as_str())
-            .unwrap_or(url)
-            .split('?')
-            .next()
-            .unwrap_or("")
+        url.strip_prefix(self.base.as_str()).unwrap_or(url).split('?').next().unwrap_or("")
     }
 
-    fn error(
-        &self,
-        status: StatusCode,
-        body: &Value,
-        target: &Target,
-        secret: &Secret,
-    ) -> anyhow::Error {
-        let message = body
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .to_string();
+    fn error(&self, status: StatusCode, body: &Value, target: &Target, secret: &Secret) -> anyhow::Error {
+        let message = body.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
         let details: Vec<String> = body
             .get("errors")
             .and_then(|e| e.as_array())
             .map(|a| {
                 a.iter()
-                    .filter_map(|e| {
-                        e.get("message")
-                            .and_then(|m| m.as_str())
-                            .map(str::to_string)
-                            .or_else(|| e.as_str().map(str::to_string))
-                    })
+                    .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_string).or_else(|| e.as_str().map(str::to_string)))
                     .collect()
             })
             .unwrap_or_default();
@@ -376,9 +302,11 @@ impl GitHub {
             403 => fail(Kind::Config, format!("the token may not manage the hooks of {t} (403 {said})")).help(target.permission()),
             404 => fail(Kind::Config, format!("{t} not found, or the token cannot see its hooks (404)"))
                 .help(format!("check the name; GitHub also answers 404 when {}", target.permission())),
-            422 => fail(Kind::Config, format!("GitHub refused the hook on {t} (422 {said})"))
-                .help("the URL must be reachable from GitHub (public https, not localhost) and the events valid; see --webhook-url and [webhook] events"),
-            _ => fail(Kind::Error, format!("GitHub API error on {t} ({} {said})", status.as_u16())).help("retry later; see https://www.githubstatus.com"),
+            422 => fail(Kind::Config, format!("GitHub refused the hook on {t} (422 {said})")).help(
+                "the URL must be reachable from GitHub (public https, not localhost) and the events valid; see --webhook-url and [webhook] events",
+            ),
+            _ => fail(Kind::Error, format!("GitHub API error on {t} ({} {said})", status.as_u16()))
+                .help("retry later; see https://www.githubstatus.com"),
         };
         f.into()
     }
@@ -392,14 +320,9 @@ impl GitHub {
             match v {
                 Value::Array(a) => out.extend(a),
                 _ => {
-                    return Err(fail(
-                        Kind::Data,
-                        format!(
-                            "GitHub answered the hook list of {} with something that is not a list",
-                            target.label()
-                        ),
+                    return Err(
+                        fail(Kind::Data, format!("GitHub answered the hook list of {} with something that is not a list", target.label())).into()
                     )
-                    .into())
                 }
             }
             match next_link(&headers).filter(|n| same_origin(n, &self.base)) {
@@ -411,17 +334,9 @@ impl GitHub {
     }
 
     /// What would have to change for `want` to hold on `target` (reads only).
-    pub async fn inspect(
-        &self,
-        target: &Target,
-        want: &Desired,
-        known_fingerprint: Option<&str>,
-    ) -> Result<Needed> {
+    pub async fn inspect(&self, target: &Target, want: &Desired, known_fingerprint: Option<&str>) -> Result<Needed> {
         let hooks = self.list(target, &want.secret).await?;
-        let Some(h) = hooks
-            .iter()
-            .find(|h| h.pointer("/config/url").and_then(|u| u.as_str()) == Some(want.url.as_str()))
-        else {
+        let Some(h) = hooks.iter().find(|h| h.pointer("/config/url").and_then(|u| u.as_str()) == Some(want.url.as_str())) else {
             return Ok(Needed::Create);
         };
         let hook_id = h.get("id").and_then(|i| i.as_u64()).unwrap_or_default();
@@ -429,22 +344,12 @@ impl GitHub {
         if h.get("active").and_then(|a| a.as_bool()) != Some(true) {
             why.push("inactive".to_string());
         }
-        let have: BTreeSet<String> = h
-            .get("events")
-            .and_then(|e| e.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let have: BTreeSet<String> =
+            h.get("events").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect()).unwrap_or_default();
         if have != want.event_set() {
             why.push(format!("events {:?} -> {:?}", have, want.event_set()));
         }
-        let ct = h
-            .pointer("/config/content_type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("form");
+        let ct = h.pointer("/config/content_type").and_then(|v| v.as_str()).unwrap_or("form");
         if ct != "json" {
             why.push(format!("content_type {ct} -> json"));
         }
@@ -458,61 +363,33 @@ impl GitHub {
         }
         match h.pointer("/config/secret") {
             None | Some(Value::Null) => why.push("no secret set".into()),
-            Some(_) if known_fingerprint != Some(want.fingerprint().as_str()) => {
-                why.push("secret differs from the one ghboot verifies with".into())
-            }
+            Some(_) if known_fingerprint != Some(want.fingerprint().as_str()) => why.push("secret differs from the one ghboot verifies with".into()),
             Some(_) => {}
         }
-        Ok(if why.is_empty() {
-            Needed::Nothing { hook_id }
-        } else {
-            Needed::Update { hook_id, why }
-        })
+        Ok(if why.is_empty() { Needed::Nothing { hook_id } } else { Needed::Update { hook_id, why } })
     }
 
     /// Make `want` hold on `target`: create, update (one PATCH) or leave alone.
-    pub async fn ensure(
-        &self,
-        target: &Target,
-        want: &Desired,
-        known_fingerprint: Option<&str>,
-    ) -> Result<Registered> {
+    pub async fn ensure(&self, target: &Target, want: &Desired, known_fingerprint: Option<&str>) -> Result<Registered> {
         let needed = self.inspect(target, want, known_fingerprint).await?;
         let events: Vec<String> = want.event_set().into_iter().collect();
         let (hook_id, action) = match needed {
             Needed::Nothing { hook_id } => (hook_id, "unchanged"),
             Needed::Update { hook_id, why } => {
-                tracing::info!(
-                    "updating the hook on {} ({})",
-                    target.label(),
-                    why.join(", ")
-                );
+                tracing::info!("updating the hook on {} ({})", target.label(), why.join(", "));
                 let url = format!("{}{}/{hook_id}", self.base, target.hooks_path());
                 let body = json!({"config": want.config(), "events": events, "active": true});
-                self.call(Method::PATCH, &url, Some(&body), target, &want.secret)
-                    .await?;
+                self.call(Method::PATCH, &url, Some(&body), target, &want.secret).await?;
                 (hook_id, "updated")
             }
             Needed::Create => {
                 let url = format!("{}{}", self.base, target.hooks_path());
                 let body = json!({"name": "web", "config": want.config(), "events": events, "active": true});
-                let (_, _, v) = self
-                    .call(Method::POST, &url, Some(&body), target, &want.secret)
-                    .await?;
-                (
-                    v.get("id").and_then(|i| i.as_u64()).unwrap_or_default(),
-                    "created",
-                )
+                let (_, _, v) = self.call(Method::POST, &url, Some(&body), target, &want.secret).await?;
+                (v.get("id").and_then(|i| i.as_u64()).unwrap_or_default(), "created")
             }
         };
-        Ok(Registered {
-            target: target.key(),
-            hook_id,
-            action: action.into(),
-            url: want.url.clone(),
-            events,
-            secret_fingerprint: want.fingerprint(),
-        })
+        Ok(Registered { target: target.key(), hook_id, action: action.into(), url: want.url.clone(), events, secret_fingerprint: want.fingerprint() })
     }
 }
 
@@ -525,12 +402,7 @@ pub fn next_link(h: &HeaderMap) -> Option<String> {
             let p = p.trim().replace(' ', "");
             p == "rel=\"next\"" || p == "rel=next"
         });
-        is_next.then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
+        is_next.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
 }
 
@@ -552,33 +424,16 @@ mod tests {
             "link",
             "<https://api.github.com/orgs/a/hooks?page=2>; rel=\"next\", <https://api.github.com/orgs/a/hooks?page=5>; rel=\"last\"".parse().unwrap(),
         );
-        assert_eq!(
-            next_link(&h).as_deref(),
-            Some("https://api.github.com/orgs/a/hooks?page=2")
-        );
-        h.insert(
-            "link",
-            "<https://api.github.com/orgs/a/hooks?page=1>; rel=\"prev\""
-                .parse()
-                .unwrap(),
-        );
+        assert_eq!(next_link(&h).as_deref(), Some("https://api.github.com/orgs/a/hooks?page=2"));
+        h.insert("link", "<https://api.github.com/orgs/a/hooks?page=1>; rel=\"prev\"".parse().unwrap());
         assert_eq!(next_link(&h), None);
     }
 
     #[test]
     fn targets() {
-        assert_eq!(
-            Target::repo("acme", "x.y"),
-            Target::Repo {
-                owner: "acme".into(),
-                name: "x.y".into()
-            }
-        );
+        assert_eq!(Target::repo("acme", "x.y"), Target::Repo { owner: "acme".into(), name: "x.y".into() });
         assert_eq!(Target::repo("acme", "o/r").hooks_path(), "/repos/o/r/hooks");
         assert_eq!(Target::Org("acme".into()).hooks_path(), "/orgs/acme/hooks");
-        assert!(!same_origin(
-            "https://evil.example/x",
-            "https://api.github.com"
-        ));
+        assert!(!same_origin("https://evil.example/x", "https://api.github.com"));
     }
 }

@@ -27,30 +27,20 @@ pub struct Answer {
 pub fn encode(d: &Delivery) -> (Vec<u8>, &'static str) {
     if d.form {
         let p = String::from_utf8_lossy(d.payload);
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("payload", &p)
-            .finish();
+        let body = form_urlencoded::Serializer::new(String::new()).append_pair("payload", &p).finish();
         (body.into_bytes(), "application/x-www-form-urlencoded")
     } else {
         (d.payload.to_vec(), "application/json")
     }
 }
 
-pub async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    secret: &Secret,
-    d: &Delivery<'_>,
-) -> Result<Answer> {
+pub async fn send(client: &reqwest::Client, url: &str, secret: &Secret, d: &Delivery<'_>) -> Result<Answer> {
     let (body, content_type) = encode(d);
     let sig = verify::sign(secret.expose().as_bytes(), &body);
     let resp = client
         .post(url)
         .header("Content-Type", content_type)
-        .header(
-            "User-Agent",
-            concat!("ghboot/", env!("CARGO_PKG_VERSION"), " (webhook send)"),
-        )
+        .header("User-Agent", concat!("ghboot/", env!("CARGO_PKG_VERSION"), " (webhook send)"))
         .header("X-GitHub-Event", d.event)
         .header("X-GitHub-Delivery", d.id)
         .header(verify::HEADER, sig)
@@ -58,11 +48,8 @@ pub async fn send(
         .send()
         .await
         .map_err(|e| {
-            fail(
-                Kind::Unavailable,
-                format!("cannot post to {url}: {}", without_url(&e)),
-            )
-            .help("is the receiver running? `ghboot status` shows its URL; `ghboot up` starts it")
+            fail(Kind::Unavailable, format!("cannot post to {url}: {}", without_url(&e)))
+                .help("is the receiver running? `ghboot status` shows its URL; `ghboot up` starts it")
         })?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
@@ -70,11 +57,7 @@ pub async fn send(
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .no_proxy()
-        .build()
-        .unwrap_or_default()
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).no_proxy().build().unwrap_or_default()
 }
 
 fn without_url(e: &reqwest::Error) -> String {

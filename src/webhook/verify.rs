@@ -13,8 +13,7 @@ const PREFIX: &str = "sha256=";
 
 fn mac(secret: &[u8], body: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut m = HmacSha256::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut m = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(body);
     m.finalize().into_bytes().into()
 }
@@ -35,9 +34,7 @@ pub enum Refused {
 /// Check a `X-Hub-Signature-256` value against `body`, in constant time.
 pub fn verify(secret: &[u8], body: &[u8], header: Option<&[u8]>) -> Result<(), Refused> {
     let header = header.ok_or(Refused::Missing)?;
-    let hex_part = header
-        .strip_prefix(PREFIX.as_bytes())
-        .ok_or(Refused::Malformed)?;
+    let hex_part = header.strip_prefix(PREFIX.as_bytes()).ok_or(Refused::Malformed)?;
     let mut given = [0u8; 32];
     hex::decode_to_slice(hex_part, &mut given).map_err(|_| Refused::Malformed)?;
     let expected = mac(secret, body);
@@ -62,18 +59,8 @@ mod tests {
     #[test]
     fn github_test_vector() {
         let s = sign(b"It's a Secret to Everybody", b"Hello, World!");
-        assert_eq!(
-            s,
-            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-        );
-        assert_eq!(
-            verify(
-                b"It's a Secret to Everybody",
-                b"Hello, World!",
-                Some(s.as_bytes())
-            ),
-            Ok(())
-        );
+        assert_eq!(s, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+        assert_eq!(verify(b"It's a Secret to Everybody", b"Hello, World!", Some(s.as_bytes())), Ok(()));
     }
 
     #[test]
@@ -83,15 +70,9 @@ mod tests {
         assert_eq!(verify(k, b"x", Some(b"sha1=abcd")), Err(Refused::Malformed));
         assert_eq!(verify(k, b"x", Some(b"sha256=zz")), Err(Refused::Malformed));
         let other = sign(b"other", b"x");
-        assert_eq!(
-            verify(k, b"x", Some(other.as_bytes())),
-            Err(Refused::Mismatch)
-        );
+        assert_eq!(verify(k, b"x", Some(other.as_bytes())), Err(Refused::Mismatch));
         let good = sign(k, b"x");
-        assert_eq!(
-            verify(k, b"y", Some(good.as_bytes())),
-            Err(Refused::Mismatch)
-        );
+        assert_eq!(verify(k, b"y", Some(good.as_bytes())), Err(Refused::Mismatch));
     }
 
     #[test]

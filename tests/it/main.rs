@@ -2,6 +2,7 @@
 //! built `ghboot`, a real `nats-server`, real sockets and files. See common.rs for the shared harness.
 mod bundled;
 mod ci;
+mod cluster;
 mod common;
 mod containers;
 mod core;

@@ -27,23 +27,13 @@ async fn create_stream(client: &async_nats::Client, org: &str) {
 
 async fn stored(client: &async_nats::Client, org: &str) -> u64 {
     let js = async_nats::jetstream::new(client.clone());
-    let mut s = js
-        .get_stream(subjects::events_stream(org))
-        .await
-        .expect("stream");
+    let mut s = js.get_stream(subjects::events_stream(org)).await.expect("stream");
     s.info().await.expect("info").state.messages
 }
 
-async fn message(
-    client: &async_nats::Client,
-    org: &str,
-    seq: u64,
-) -> async_nats::jetstream::message::StreamMessage {
+async fn message(client: &async_nats::Client, org: &str, seq: u64) -> async_nats::jetstream::message::StreamMessage {
     let js = async_nats::jetstream::new(client.clone());
-    let s = js
-        .get_stream(subjects::events_stream(org))
-        .await
-        .expect("stream");
+    let s = js.get_stream(subjects::events_stream(org)).await.expect("stream");
     s.get_raw_message(seq).await.expect("message")
 }
 
@@ -55,56 +45,30 @@ struct Rx {
 }
 
 impl Rx {
-    async fn start(
-        client: async_nats::Client,
-        org: &str,
-        secret: &str,
-        max_body: Option<usize>,
-    ) -> Rx {
+    async fn start(client: async_nats::Client, org: &str, secret: &str, max_body: Option<usize>) -> Rx {
         let mut cfg = receive::ReceiverConfig::new(org, "/webhook", Secret::new(secret));
         cfg.ack_timeout = Duration::from_secs(2);
         if let Some(m) = max_body {
             cfg.max_body = m;
         }
         let shared = receive::Shared::new(cfg, client, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let (stop, rx) = tokio::sync::watch::channel(false);
         let running = receive::spawn(listener, shared, rx).expect("spawn");
         let base = format!("http://{}", running.addr);
-        Rx {
-            url: format!("{base}/webhook"),
-            base,
-            running,
-            stop,
-        }
+        Rx { url: format!("{base}/webhook"), base, running, stop }
     }
     async fn stop(self) {
         let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(10), self.running.task)
-            .await
-            .expect("receiver stops on shutdown")
-            .expect("join");
+        tokio::time::timeout(Duration::from_secs(10), self.running.task).await.expect("receiver stops on shutdown").expect("join");
     }
     async fn metrics(&self) -> String {
-        http()
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+        http().get(format!("{}/metrics", self.base)).send().await.expect("metrics").text().await.expect("text")
     }
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().expect("client")
 }
 
 /// Post with full control over headers (None = header left out).
@@ -131,28 +95,11 @@ async fn post(
     }
     r = r.header("X-GitHub-Hook-ID", "4242");
     let resp = r.send().await.expect("post");
-    (
-        resp.status().as_u16(),
-        resp.text().await.unwrap_or_default(),
-    )
+    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
 }
 
-async fn post_signed(
-    url: &str,
-    secret: &str,
-    event: &str,
-    delivery: &str,
-    body: &[u8],
-) -> (u16, String) {
-    post(
-        url,
-        Some("application/json"),
-        Some(event),
-        Some(delivery),
-        Some(verify::sign(secret.as_bytes(), body)),
-        body.to_vec(),
-    )
-    .await
+async fn post_signed(url: &str, secret: &str, event: &str, delivery: &str, body: &[u8]) -> (u16, String) {
+    post(url, Some("application/json"), Some(event), Some(delivery), Some(verify::sign(secret.as_bytes(), body)), body.to_vec()).await
 }
 
 fn push_payload(repo: &str) -> Vec<u8> {
@@ -162,11 +109,7 @@ fn push_payload(repo: &str) -> Vec<u8> {
 }
 
 fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX)
+    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,24 +123,11 @@ async fn valid_delivery_is_stored_once_with_subject_and_headers() {
     assert_eq!(status, 200, "{text}");
     assert_eq!(stored(&client, ORG).await, 1);
     let m = message(&client, ORG, 1).await;
-    assert_eq!(
-        m.subject.as_str(),
-        "github.acme.my~2Erepo.push",
-        "a repository name with '.' is one escaped token"
-    );
-    assert_eq!(
-        m.payload.as_ref(),
-        body.as_slice(),
-        "the raw payload is relayed"
-    );
+    assert_eq!(m.subject.as_str(), "github.acme.my~2Erepo.push", "a repository name with '.' is one escaped token");
+    assert_eq!(m.payload.as_ref(), body.as_slice(), "the raw payload is relayed");
     let h = |n: &str| m.headers.get(n).map(|v| v.as_str().to_string());
     // async-nats parses this one as a standard name: look it up with its constant
-    assert_eq!(
-        m.headers
-            .get(async_nats::header::NATS_MESSAGE_ID)
-            .map(|v| v.as_str()),
-        Some("d-0001")
-    );
+    assert_eq!(m.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str()), Some("d-0001"));
     assert_eq!(h(subjects::headers::EVENT).as_deref(), Some("push"));
     assert_eq!(h(subjects::headers::DELIVERY).as_deref(), Some("d-0001"));
     assert_eq!(h(subjects::headers::HOOK_ID).as_deref(), Some("4242"));
@@ -210,29 +140,16 @@ async fn valid_delivery_is_stored_once_with_subject_and_headers() {
     assert_eq!(stored(&client, ORG).await, 1);
 
     // an org-level event (no repository) gets the fixed token
-    let (status, _) = post_signed(
-        &rx.url,
-        SECRET,
-        "organization",
-        "d-0002",
-        br#"{"action":"member_added"}"#,
-    )
-    .await;
+    let (status, _) = post_signed(&rx.url, SECRET, "organization", "d-0002", br#"{"action":"member_added"}"#).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        message(&client, ORG, 2).await.subject.as_str(),
-        "github.acme.~org.organization"
-    );
+    assert_eq!(message(&client, ORG, 2).await.subject.as_str(), "github.acme.~org.organization");
 
     let m = rx.metrics().await;
     assert_eq!(metric(&m, "ghboot_webhook_received_total "), 3);
     assert_eq!(metric(&m, "ghboot_webhook_published_total "), 3);
     assert_eq!(metric(&m, "ghboot_webhook_duplicates_total "), 1);
     assert_eq!(metric(&m, "ghboot_webhook_publish_seconds_count "), 3);
-    assert!(
-        m.contains("# TYPE ghboot_webhook_publish_seconds histogram"),
-        "{m}"
-    );
+    assert!(m.contains("# TYPE ghboot_webhook_publish_seconds histogram"), "{m}");
     rx.stop().await;
 }
 
@@ -247,27 +164,11 @@ async fn github_signature_test_vector_is_accepted() {
     create_stream(&client, ORG).await;
     let rx = Rx::start(client.clone(), ORG, secret, None).await;
     // the signature passes (not 401); "Hello, World!" is then refused as a payload, not as a forgery
-    let (status, text) = post(
-        &rx.url,
-        Some("application/json"),
-        Some("push"),
-        Some("tv"),
-        Some(expected.into()),
-        b"Hello, World!".to_vec(),
-    )
-    .await;
+    let (status, text) = post(&rx.url, Some("application/json"), Some("push"), Some("tv"), Some(expected.into()), b"Hello, World!".to_vec()).await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("malformed_payload"), "{text}");
     let wrong = expected.replace("757", "758");
-    let (status, _) = post(
-        &rx.url,
-        Some("application/json"),
-        Some("push"),
-        Some("tv"),
-        Some(wrong),
-        b"Hello, World!".to_vec(),
-    )
-    .await;
+    let (status, _) = post(&rx.url, Some("application/json"), Some("push"), Some("tv"), Some(wrong), b"Hello, World!".to_vec()).await;
     assert_eq!(status, 401);
     assert_eq!(stored(&client, ORG).await, 0);
     rx.stop().await;
@@ -280,15 +181,9 @@ async fn raw_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> u16
     s.write_all(head.as_bytes()).await.expect("write head");
     let _ = s.write_all(body).await;
     let mut buf = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("answer in time")
-        .expect("read");
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("answer in time").expect("read");
     let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,91 +197,20 @@ async fn every_refusal_has_its_status_and_stores_nothing() {
     let json = Some("application/json");
 
     let bad = Some(verify::sign(b"not the secret", &body));
-    assert_eq!(
-        post(&rx.url, json, Some("push"), Some("a1"), bad, body.clone())
-            .await
-            .0,
-        401,
-        "bad signature"
-    );
-    assert_eq!(
-        post(&rx.url, json, Some("push"), Some("a2"), None, body.clone())
-            .await
-            .0,
-        401,
-        "missing signature"
-    );
-    assert_eq!(
-        post(
-            &rx.url,
-            json,
-            Some("push"),
-            Some("a2b"),
-            Some("sha256=nothex".into()),
-            body.clone()
-        )
-        .await
-        .0,
-        401,
-        "garbled signature"
-    );
-    assert_eq!(
-        post(&rx.url, json, None, Some("a3"), sig(), body.clone())
-            .await
-            .0,
-        400,
-        "missing X-GitHub-Event"
-    );
-    assert_eq!(
-        post(&rx.url, json, Some("push"), None, sig(), body.clone())
-            .await
-            .0,
-        400,
-        "missing X-GitHub-Delivery"
-    );
+    assert_eq!(post(&rx.url, json, Some("push"), Some("a1"), bad, body.clone()).await.0, 401, "bad signature");
+    assert_eq!(post(&rx.url, json, Some("push"), Some("a2"), None, body.clone()).await.0, 401, "missing signature");
+    assert_eq!(post(&rx.url, json, Some("push"), Some("a2b"), Some("sha256=nothex".into()), body.clone()).await.0, 401, "garbled signature");
+    assert_eq!(post(&rx.url, json, None, Some("a3"), sig(), body.clone()).await.0, 400, "missing X-GitHub-Event");
+    assert_eq!(post(&rx.url, json, Some("push"), None, sig(), body.clone()).await.0, 400, "missing X-GitHub-Delivery");
     let broken = b"{\"repository\": {\"name\": ".to_vec();
     let bsig = Some(verify::sign(SECRET.as_bytes(), &broken));
-    assert_eq!(
-        post(&rx.url, json, Some("push"), Some("a4"), bsig, broken)
-            .await
-            .0,
-        400,
-        "malformed JSON"
-    );
-    assert_eq!(
-        post(
-            &rx.url,
-            Some("text/plain"),
-            Some("push"),
-            Some("a5"),
-            sig(),
-            body.clone()
-        )
-        .await
-        .0,
-        415,
-        "wrong content type"
-    );
-    assert_eq!(
-        post(&rx.url, None, Some("push"), Some("a6"), sig(), body.clone())
-            .await
-            .0,
-        415,
-        "no content type"
-    );
+    assert_eq!(post(&rx.url, json, Some("push"), Some("a4"), bsig, broken).await.0, 400, "malformed JSON");
+    assert_eq!(post(&rx.url, Some("text/plain"), Some("push"), Some("a5"), sig(), body.clone()).await.0, 415, "wrong content type");
+    assert_eq!(post(&rx.url, None, Some("push"), Some("a6"), sig(), body.clone()).await.0, 415, "no content type");
     let form_no_payload = b"other=1".to_vec();
     let fsig = Some(verify::sign(SECRET.as_bytes(), &form_no_payload));
     assert_eq!(
-        post(
-            &rx.url,
-            Some("application/x-www-form-urlencoded"),
-            Some("push"),
-            Some("a7"),
-            fsig,
-            form_no_payload
-        )
-        .await
-        .0,
+        post(&rx.url, Some("application/x-www-form-urlencoded"), Some("push"), Some("a7"), fsig, form_no_payload).await.0,
         400,
         "form without payload"
     );
@@ -396,55 +220,24 @@ async fn every_refusal_has_its_status_and_stores_nothing() {
         "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: a8\r\nContent-Length: {}\r\n\r\n",
         25 * 1024 * 1024 + 1
     );
-    assert_eq!(
-        raw_request(rx.running.addr, &head, b"").await,
-        413,
-        "oversize by Content-Length"
-    );
-    assert_eq!(
-        stored(&client, ORG).await,
-        0,
-        "nothing stored by any refusal"
-    );
+    assert_eq!(raw_request(rx.running.addr, &head, b"").await, 413, "oversize by Content-Length");
+    assert_eq!(stored(&client, ORG).await, 0, "nothing stored by any refusal");
 
     let m = rx.metrics().await;
-    for (reason, n) in [
-        ("signature_invalid", 2),
-        ("signature_missing", 1),
-        ("missing_header", 2),
-        ("malformed_payload", 2),
-        ("content_type", 2),
-        ("too_large", 1),
-    ] {
-        assert_eq!(
-            metric(
-                &m,
-                &format!("ghboot_webhook_rejected_total{{reason=\"{reason}\"}} ")
-            ),
-            n,
-            "{reason} in\n{m}"
-        );
+    for (reason, n) in
+        [("signature_invalid", 2), ("signature_missing", 1), ("missing_header", 2), ("malformed_payload", 2), ("content_type", 2), ("too_large", 1)]
+    {
+        assert_eq!(metric(&m, &format!("ghboot_webhook_rejected_total{{reason=\"{reason}\"}} ")), n, "{reason} in\n{m}");
     }
     assert_eq!(metric(&m, "ghboot_webhook_published_total "), 0);
 
     // form-encoded (GitHub's default content type for API-created hooks): verified over the raw bytes
-    let d = send::Delivery {
-        event: "push",
-        id: "f1",
-        payload: &body,
-        form: true,
-    };
-    let a = send::send(&send::client(), &rx.url, &Secret::new(SECRET), &d)
-        .await
-        .expect("send");
+    let d = send::Delivery { event: "push", id: "f1", payload: &body, form: true };
+    let a = send::send(&send::client(), &rx.url, &Secret::new(SECRET), &d).await.expect("send");
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(stored(&client, ORG).await, 1);
     let m = message(&client, ORG, 1).await;
-    assert_eq!(
-        m.payload.as_ref(),
-        body.as_slice(),
-        "the JSON from payload= is stored, not the form"
-    );
+    assert_eq!(m.payload.as_ref(), body.as_slice(), "the JSON from payload= is stored, not the form");
     assert_eq!(m.subject.as_str(), "github.acme.r.push");
     rx.stop().await;
 }
@@ -468,78 +261,31 @@ async fn a_streamed_body_over_the_limit_is_refused_without_reading_it_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_gives_503_and_the_redelivery_is_stored_once_after_restart() {
     let server = TestServer::start();
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(server.url())
-        .await
-        .expect("connect");
+    let client = async_nats::ConnectOptions::new().retry_on_initial_connect().connect(server.url()).await.expect("connect");
     create_stream(&client, ORG).await;
     let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
     let body = push_payload("r");
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "push", "n-1", &body).await.0,
-        200
-    );
+    assert_eq!(post_signed(&rx.url, SECRET, "push", "n-1", &body).await.0, 200);
     let readyz = format!("{}/readyz", rx.base);
-    assert_eq!(
-        http()
-            .get(&readyz)
-            .send()
-            .await
-            .expect("readyz")
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(http().get(&readyz).send().await.expect("readyz").status().as_u16(), 200);
 
     let (dir, port, mport) = server.stop();
     let (status, text) = post_signed(&rx.url, SECRET, "push", "n-2", &body).await;
     assert_eq!(status, 503, "{text}");
-    assert_eq!(
-        http()
-            .get(&readyz)
-            .send()
-            .await
-            .expect("readyz")
-            .status()
-            .as_u16(),
-        503
-    );
+    assert_eq!(http().get(&readyz).send().await.expect("readyz").status().as_u16(), 503);
 
     let server = TestServer::start_at(dir, port, mport, &[]);
     let until = std::time::Instant::now() + Duration::from_secs(30);
-    while http()
-        .get(&readyz)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(
-            std::time::Instant::now() < until,
-            "receiver not ready again after the NATS restart"
-        );
+    while http().get(&readyz).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(std::time::Instant::now() < until, "receiver not ready again after the NATS restart");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // GitHub (or a person) redelivers n-2: stored; once more: still once
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "push", "n-2", &body).await.0,
-        200
-    );
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "push", "n-2", &body).await.0,
-        200
-    );
+    assert_eq!(post_signed(&rx.url, SECRET, "push", "n-2", &body).await.0, 200);
+    assert_eq!(post_signed(&rx.url, SECRET, "push", "n-2", &body).await.0, 200);
     assert_eq!(stored(&client, ORG).await, 2, "n-1 and n-2, each once");
     let m = rx.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "ghboot_webhook_rejected_total{reason=\"nats_unavailable\"} "
-        ),
-        1
-    );
+    assert_eq!(metric(&m, "ghboot_webhook_rejected_total{reason=\"nats_unavailable\"} "), 1);
     rx.stop().await;
     drop(server);
 }
@@ -549,62 +295,20 @@ async fn readyz_needs_the_events_stream_and_ping_is_recorded() {
     let server = TestServer::start();
     let client = server.client().await;
     let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
-    assert_eq!(
-        http()
-            .get(format!("{}/healthz", rx.base))
-            .send()
-            .await
-            .expect("healthz")
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        http()
-            .get(format!("{}/readyz", rx.base))
-            .send()
-            .await
-            .expect("readyz")
-            .status()
-            .as_u16(),
-        503,
-        "no stream yet"
-    );
+    assert_eq!(http().get(format!("{}/healthz", rx.base)).send().await.expect("healthz").status().as_u16(), 200);
+    assert_eq!(http().get(format!("{}/readyz", rx.base)).send().await.expect("readyz").status().as_u16(), 503, "no stream yet");
     // without the stream nothing can be acknowledged: 503, so GitHub's delivery is not lost as "delivered"
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "push", "p-0", &push_payload("r"))
-            .await
-            .0,
-        503
-    );
+    assert_eq!(post_signed(&rx.url, SECRET, "push", "p-0", &push_payload("r")).await.0, 503);
     create_stream(&client, ORG).await;
-    assert_eq!(
-        http()
-            .get(format!("{}/readyz", rx.base))
-            .send()
-            .await
-            .expect("readyz")
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(http().get(format!("{}/readyz", rx.base)).send().await.expect("readyz").status().as_u16(), 200);
     assert!(rx.running.shared.first_ping().is_none());
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":4242}"#;
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "ping", "p-1", ping).await.0,
-        200
-    );
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "ping", "p-2", ping).await.0,
-        200
-    );
+    assert_eq!(post_signed(&rx.url, SECRET, "ping", "p-1", ping).await.0, 200);
+    assert_eq!(post_signed(&rx.url, SECRET, "ping", "p-2", ping).await.0, 200);
     let first = rx.running.shared.first_ping().expect("ping recorded");
     assert_eq!(first.delivery, "p-1");
     assert_eq!(first.hook_id.as_deref(), Some("4242"));
-    assert_eq!(
-        metric(&rx.metrics().await, "ghboot_webhook_pings_total "),
-        2
-    );
+    assert_eq!(metric(&rx.metrics().await, "ghboot_webhook_pings_total "), 2);
     rx.stop().await;
 }
 
@@ -645,21 +349,10 @@ mod fake_github {
 
     impl Gh {
         pub fn writes(&self) -> Vec<String> {
-            self.log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(m, _, _)| m != "GET")
-                .map(|(m, p, _)| format!("{m} {p}"))
-                .collect()
+            self.log.lock().unwrap().iter().filter(|(m, _, _)| m != "GET").map(|(m, p, _)| format!("{m} {p}")).collect()
         }
         pub fn gets(&self) -> usize {
-            self.log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(m, _, _)| m == "GET")
-                .count()
+            self.log.lock().unwrap().iter().filter(|(m, _, _)| m == "GET").count()
         }
         pub fn add(&self, key: &str, url: &str, events: &[&str], secret: Option<&str>) -> u64 {
             let mut id = self.next_id.lock().unwrap();
@@ -669,22 +362,11 @@ mod fake_github {
                 config["secret"] = s.into();
             }
             let h = json!({"type": "Organization", "id": *id, "name": "web", "active": true, "events": events, "config": config});
-            self.hooks
-                .lock()
-                .unwrap()
-                .entry(key.to_string())
-                .or_default()
-                .push(h);
+            self.hooks.lock().unwrap().entry(key.to_string()).or_default().push(h);
             *id
         }
         pub fn hook(&self, key: &str, url: &str) -> Option<Value> {
-            self.hooks
-                .lock()
-                .unwrap()
-                .get(key)?
-                .iter()
-                .find(|h| h["config"]["url"] == url)
-                .cloned()
+            self.hooks.lock().unwrap().get(key)?.iter().find(|h| h["config"]["url"] == url).cloned()
         }
     }
 
@@ -699,81 +381,38 @@ mod fake_github {
     type S = State<Arc<Gh>>;
 
     fn gate(gh: &Gh, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
-        gh.log
-            .lock()
-            .unwrap()
-            .push((method.to_string(), path.to_string(), Instant::now()));
+        gh.log.lock().unwrap().push((method.to_string(), path.to_string(), Instant::now()));
         if let Some((status, body)) = gh.fail_all.lock().unwrap().clone() {
             return Some((StatusCode::from_u16(status).unwrap(), Json(body)).into_response());
         }
         if let Some((status, body, hdrs)) = gh.fail_next.lock().unwrap().take() {
             let mut r = (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
             for (k, v) in hdrs {
-                r.headers_mut().insert(
-                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    v.parse().unwrap(),
-                );
+                r.headers_mut().insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
             }
             return Some(r);
         }
-        let auth_ok = headers.get("authorization").and_then(|v| v.to_str().ok())
-            == Some(&format!("Bearer {TOKEN}"));
+        let auth_ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
         if !auth_ok {
-            return Some(
-                (
-                    StatusCode::UNAUTHORIZED,
-                    Json(json!({"message": "Bad credentials"})),
-                )
-                    .into_response(),
-            );
+            return Some((StatusCode::UNAUTHORIZED, Json(json!({"message": "Bad credentials"}))).into_response());
         }
-        if headers
-            .get("x-github-api-version")
-            .and_then(|v| v.to_str().ok())
-            != Some("2022-11-28")
-        {
-            return Some(
-                (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({"message": "missing API version"})),
-                )
-                    .into_response(),
-            );
+        if headers.get("x-github-api-version").and_then(|v| v.to_str().ok()) != Some("2022-11-28") {
+            return Some((StatusCode::BAD_REQUEST, Json(json!({"message": "missing API version"}))).into_response());
         }
         None
     }
 
-    async fn list(
-        gh: S,
-        key: String,
-        path: String,
-        q: HashMap<String, String>,
-        headers: HeaderMap,
-    ) -> Response {
+    async fn list(gh: S, key: String, path: String, q: HashMap<String, String>, headers: HeaderMap) -> Response {
         if let Some(r) = gate(&gh, "GET", &path, &headers) {
             return r;
         }
-        let all = gh
-            .hooks
-            .lock()
-            .unwrap()
-            .get(&key)
-            .cloned()
-            .unwrap_or_default();
+        let all = gh.hooks.lock().unwrap().get(&key).cloned().unwrap_or_default();
         let per = *gh.page_size.lock().unwrap();
         let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-        let items: Vec<Value> = all
-            .iter()
-            .skip((page - 1) * per)
-            .take(per)
-            .map(masked)
-            .collect();
+        let items: Vec<Value> = all.iter().skip((page - 1) * per).take(per).map(masked).collect();
         let mut r = Json(Value::Array(items)).into_response();
         for (k, v) in std::mem::take(&mut *gh.list_headers_next.lock().unwrap()) {
-            r.headers_mut().insert(
-                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
+            r.headers_mut().insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         if page * per < all.len() {
             let base = gh.base.lock().unwrap().clone();
@@ -787,10 +426,7 @@ mod fake_github {
         if let Some(r) = gate(&gh, "POST", &path, &headers) {
             return r;
         }
-        let url = body["config"]["url"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let url = body["config"]["url"].as_str().unwrap_or_default().to_string();
         if gh.hook(&key, &url).is_some() {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -798,38 +434,20 @@ mod fake_github {
             )
                 .into_response();
         }
-        let events: Vec<&str> = body["events"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
-            .unwrap_or_default();
+        let events: Vec<&str> = body["events"].as_array().map(|a| a.iter().filter_map(|e| e.as_str()).collect()).unwrap_or_default();
         let id = gh.add(&key, &url, &events, body["config"]["secret"].as_str());
         let mut hooks = gh.hooks.lock().unwrap();
-        let h = hooks
-            .get_mut(&key)
-            .unwrap()
-            .iter_mut()
-            .find(|h| h["id"] == id)
-            .unwrap();
+        let h = hooks.get_mut(&key).unwrap().iter_mut().find(|h| h["id"] == id).unwrap();
         h["config"]["content_type"] = body["config"]["content_type"].clone();
         (StatusCode::CREATED, Json(masked(h))).into_response()
     }
 
-    async fn update(
-        gh: S,
-        key: String,
-        path: String,
-        id: u64,
-        headers: HeaderMap,
-        body: Value,
-    ) -> Response {
+    async fn update(gh: S, key: String, path: String, id: u64, headers: HeaderMap, body: Value) -> Response {
         if let Some(r) = gate(&gh, "PATCH", &path, &headers) {
             return r;
         }
         let mut hooks = gh.hooks.lock().unwrap();
-        let Some(h) = hooks
-            .get_mut(&key)
-            .and_then(|v| v.iter_mut().find(|h| h["id"] == id))
-        else {
+        let Some(h) = hooks.get_mut(&key).and_then(|v| v.iter_mut().find(|h| h["id"] == id)) else {
             return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
         };
         if let Some(c) = body.get("config") {
@@ -848,95 +466,34 @@ mod fake_github {
         Router::new()
             .route(
                 "/api/v3/orgs/{org}/hooks",
-                get(
-                    |s: S,
-                     Path(org): Path<String>,
-                     Query(q): Query<HashMap<String, String>>,
-                     h: HeaderMap| async move {
-                        list(
-                            s,
-                            format!("org:{org}"),
-                            format!("/api/v3/orgs/{org}/hooks"),
-                            q,
-                            h,
-                        )
-                        .await
-                    },
-                )
-                .post(
-                    |s: S, Path(org): Path<String>, h: HeaderMap, Json(b): Json<Value>| async move {
-                        create(
-                            s,
-                            format!("org:{org}"),
-                            format!("/api/v3/orgs/{org}/hooks"),
-                            h,
-                            b,
-                        )
-                        .await
-                    },
-                ),
+                get(|s: S, Path(org): Path<String>, Query(q): Query<HashMap<String, String>>, h: HeaderMap| async move {
+                    list(s, format!("org:{org}"), format!("/api/v3/orgs/{org}/hooks"), q, h).await
+                })
+                .post(|s: S, Path(org): Path<String>, h: HeaderMap, Json(b): Json<Value>| async move {
+                    create(s, format!("org:{org}"), format!("/api/v3/orgs/{org}/hooks"), h, b).await
+                }),
             )
             .route(
                 "/api/v3/orgs/{org}/hooks/{id}",
-                patch(
-                    |s: S,
-                     Path((org, id)): Path<(String, u64)>,
-                     h: HeaderMap,
-                     Json(b): Json<Value>| async move {
-                        update(
-                            s,
-                            format!("org:{org}"),
-                            format!("/api/v3/orgs/{org}/hooks/{id}"),
-                            id,
-                            h,
-                            b,
-                        )
-                        .await
-                    },
-                ),
+                patch(|s: S, Path((org, id)): Path<(String, u64)>, h: HeaderMap, Json(b): Json<Value>| async move {
+                    update(s, format!("org:{org}"), format!("/api/v3/orgs/{org}/hooks/{id}"), id, h, b).await
+                }),
             )
             .route(
                 "/api/v3/repos/{o}/{r}/hooks",
-                get(
-                    |s: S,
-                     Path((o, r)): Path<(String, String)>,
-                     Query(q): Query<HashMap<String, String>>,
-                     h: HeaderMap| async move {
-                        list(
-                            s,
-                            format!("repo:{o}/{r}"),
-                            format!("/api/v3/repos/{o}/{r}/hooks"),
-                            q,
-                            h,
-                        )
-                        .await
-                    },
-                )
-                .post(
-                    |s: S,
-                     Path((o, r)): Path<(String, String)>,
-                     h: HeaderMap,
-                     Json(b): Json<Value>| async move {
-                        create(
-                            s,
-                            format!("repo:{o}/{r}"),
-                            format!("/api/v3/repos/{o}/{r}/hooks"),
-                            h,
-                            b,
-                        )
-                        .await
-                    },
-                ),
+                get(|s: S, Path((o, r)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>, h: HeaderMap| async move {
+                    list(s, format!("repo:{o}/{r}"), format!("/api/v3/repos/{o}/{r}/hooks"), q, h).await
+                })
+                .post(|s: S, Path((o, r)): Path<(String, String)>, h: HeaderMap, Json(b): Json<Value>| async move {
+                    create(s, format!("repo:{o}/{r}"), format!("/api/v3/repos/{o}/{r}/hooks"), h, b).await
+                }),
             )
             .with_state(gh)
     }
 
     /// Start the fake on a free port; returns its API base (Enterprise Server style: .../api/v3).
     pub async fn start() -> (Arc<Gh>, String) {
-        let gh = Arc::new(Gh {
-            page_size: Mutex::new(100),
-            ..Default::default()
-        });
+        let gh = Arc::new(Gh { page_size: Mutex::new(100), ..Default::default() });
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let root = format!("http://{}", l.local_addr().unwrap());
         *gh.base.lock().unwrap() = root.clone();
@@ -951,11 +508,7 @@ mod fake_github {
 const HOOK_URL: &str = "https://hooks.example.com/webhook";
 
 fn desired(secret: &str, events: &[&str]) -> Desired {
-    Desired {
-        url: HOOK_URL.into(),
-        events: events.iter().map(|e| e.to_string()).collect(),
-        secret: Secret::new(secret),
-    }
+    Desired { url: HOOK_URL.into(), events: events.iter().map(|e| e.to_string()).collect(), secret: Secret::new(secret) }
 }
 
 fn gh(api: &str) -> GitHub {
@@ -971,71 +524,32 @@ async fn registration_creates_then_leaves_alone_then_updates_once() {
 
     let r = g.ensure(&org, &want, None).await.expect("create");
     assert_eq!(r.action, "created");
-    assert_eq!(
-        fake.writes(),
-        vec!["POST /api/v3/orgs/acme/hooks".to_string()]
-    );
+    assert_eq!(fake.writes(), vec!["POST /api/v3/orgs/acme/hooks".to_string()]);
     let h = fake.hook("org:acme", HOOK_URL).expect("hook exists");
-    assert_eq!(
-        h["config"]["secret"], SECRET,
-        "the secret we verify with is set on the hook"
-    );
+    assert_eq!(h["config"]["secret"], SECRET, "the secret we verify with is set on the hook");
     assert_eq!(h["config"]["content_type"], "json");
     assert_eq!(h["events"], serde_json::json!(["*"]));
     assert_eq!(r.secret_fingerprint, verify::fingerprint(SECRET.as_bytes()));
-    assert!(
-        !serde_json::to_string(&r).unwrap().contains(SECRET),
-        "outputs hold a fingerprint, never the secret"
-    );
+    assert!(!serde_json::to_string(&r).unwrap().contains(SECRET), "outputs hold a fingerprint, never the secret");
 
     // unchanged: no write at all
-    let r2 = g
-        .ensure(&org, &want, Some(&r.secret_fingerprint))
-        .await
-        .expect("unchanged");
+    let r2 = g.ensure(&org, &want, Some(&r.secret_fingerprint)).await.expect("unchanged");
     assert_eq!(r2.action, "unchanged");
     assert_eq!(r2.hook_id, r.hook_id);
     assert_eq!(fake.writes().len(), 1);
 
     // drift (someone narrowed the events): exactly one PATCH
-    fake.hooks.lock().unwrap().get_mut("org:acme").unwrap()[0]["events"] =
-        serde_json::json!(["push"]);
-    let r3 = g
-        .ensure(&org, &want, Some(&r.secret_fingerprint))
-        .await
-        .expect("update");
+    fake.hooks.lock().unwrap().get_mut("org:acme").unwrap()[0]["events"] = serde_json::json!(["push"]);
+    let r3 = g.ensure(&org, &want, Some(&r.secret_fingerprint)).await.expect("update");
     assert_eq!(r3.action, "updated");
-    assert_eq!(
-        fake.writes(),
-        vec![
-            "POST /api/v3/orgs/acme/hooks".to_string(),
-            format!("PATCH /api/v3/orgs/acme/hooks/{}", r.hook_id)
-        ]
-    );
-    assert_eq!(
-        fake.hook("org:acme", HOOK_URL).unwrap()["events"],
-        serde_json::json!(["*"])
-    );
-    assert_eq!(
-        fake.hook("org:acme", HOOK_URL).unwrap()["config"]["secret"],
-        SECRET,
-        "the PATCH keeps the secret"
-    );
+    assert_eq!(fake.writes(), vec!["POST /api/v3/orgs/acme/hooks".to_string(), format!("PATCH /api/v3/orgs/acme/hooks/{}", r.hook_id)]);
+    assert_eq!(fake.hook("org:acme", HOOK_URL).unwrap()["events"], serde_json::json!(["*"]));
+    assert_eq!(fake.hook("org:acme", HOOK_URL).unwrap()["config"]["secret"], SECRET, "the PATCH keeps the secret");
 
     // a new secret (GitHub masks the old one: only our fingerprint tells): one more PATCH
-    let r4 = g
-        .ensure(
-            &org,
-            &desired("a-new-secret-value", &["*"]),
-            Some(&r.secret_fingerprint),
-        )
-        .await
-        .expect("rotate");
+    let r4 = g.ensure(&org, &desired("a-new-secret-value", &["*"]), Some(&r.secret_fingerprint)).await.expect("rotate");
     assert_eq!(r4.action, "updated");
-    assert_eq!(
-        fake.hook("org:acme", HOOK_URL).unwrap()["config"]["secret"],
-        "a-new-secret-value"
-    );
+    assert_eq!(fake.hook("org:acme", HOOK_URL).unwrap()["config"]["secret"], "a-new-secret-value");
     assert_eq!(fake.writes().len(), 3);
 }
 
@@ -1044,45 +558,22 @@ async fn registration_follows_pagination_and_handles_repo_hooks() {
     let (fake, api) = fake_github::start().await;
     *fake.page_size.lock().unwrap() = 2;
     for i in 0..5 {
-        fake.add(
-            "org:acme",
-            &format!("https://other.example/{i}"),
-            &["push"],
-            Some("x"),
-        );
+        fake.add("org:acme", &format!("https://other.example/{i}"), &["push"], Some("x"));
     }
     fake.add("org:acme", HOOK_URL, &["*"], Some(SECRET));
     let g = gh(&api);
     let fp = verify::fingerprint(SECRET.as_bytes());
-    let r = g
-        .ensure(
-            &Target::Org(ORG.into()),
-            &desired(SECRET, &["*"]),
-            Some(&fp),
-        )
-        .await
-        .expect("found on page 3");
+    let r = g.ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), Some(&fp)).await.expect("found on page 3");
     assert_eq!(r.action, "unchanged");
     assert_eq!(fake.gets(), 3, "three pages listed");
     assert!(fake.writes().is_empty(), "no duplicate hook created");
 
     // a repository with '.' in its name
     let t = Target::repo(ORG, "my.repo");
-    let r = g
-        .ensure(&t, &desired(SECRET, &["push", "pull_request"]), None)
-        .await
-        .expect("repo create");
+    let r = g.ensure(&t, &desired(SECRET, &["push", "pull_request"]), None).await.expect("repo create");
     assert_eq!(r.action, "created");
-    assert!(
-        fake.writes()
-            .contains(&"POST /api/v3/repos/acme/my.repo/hooks".to_string()),
-        "{:?}",
-        fake.writes()
-    );
-    assert_eq!(
-        r.events,
-        vec!["pull_request".to_string(), "push".to_string()]
-    );
+    assert!(fake.writes().contains(&"POST /api/v3/repos/acme/my.repo/hooks".to_string()), "{:?}", fake.writes());
+    assert_eq!(r.events, vec!["pull_request".to_string(), "push".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1092,55 +583,26 @@ async fn registration_errors_name_the_permission_and_never_leak_secrets() {
     let want = desired(SECRET, &["*"]);
 
     let bad = GitHub::new(Some(&api), Secret::new("wrong-token-value")).unwrap();
-    let e = format!(
-        "{:#}",
-        bad.ensure(&org, &want, None).await.expect_err("401")
-    );
-    let help = |e: &anyhow::Error| {
-        ghboot::error::find_failure(e)
-            .and_then(|f| f.help.clone())
-            .unwrap_or_default()
-    };
+    let e = format!("{:#}", bad.ensure(&org, &want, None).await.expect_err("401"));
+    let help = |e: &anyhow::Error| ghboot::error::find_failure(e).and_then(|f| f.help.clone()).unwrap_or_default();
     let err = bad.ensure(&org, &want, None).await.expect_err("401");
     assert!(e.contains("401"), "{e}");
     assert!(help(&err).contains("admin:org_hook"), "{}", help(&err));
 
-    *fake.fail_all.lock().unwrap() = Some((
-        403,
-        serde_json::json!({"message": "Must have admin rights to Repository."}),
-    ));
+    *fake.fail_all.lock().unwrap() = Some((403, serde_json::json!({"message": "Must have admin rights to Repository."})));
     let err = gh(&api).ensure(&org, &want, None).await.expect_err("403");
     let all = format!("{err:#} {}", help(&err));
-    assert!(
-        all.contains("403") && all.contains("admin:org_hook") && all.contains("Webhooks"),
-        "{all}"
-    );
-    let err = gh(&api)
-        .ensure(&Target::repo(ORG, "r"), &want, None)
-        .await
-        .expect_err("403 repo");
+    assert!(all.contains("403") && all.contains("admin:org_hook") && all.contains("Webhooks"), "{all}");
+    let err = gh(&api).ensure(&Target::repo(ORG, "r"), &want, None).await.expect_err("403 repo");
     assert!(help(&err).contains("admin:repo_hook"), "{}", help(&err));
 
     // a 422 that echoes things back: still no token, no secret
-    let echo = format!(
-        "Validation Failed for {} with {}",
-        fake_github::TOKEN,
-        SECRET
-    );
-    *fake.fail_all.lock().unwrap() = Some((
-        422,
-        serde_json::json!({"message": echo, "errors": [{"message": "url is not reachable"}]}),
-    ));
+    let echo = format!("Validation Failed for {} with {}", fake_github::TOKEN, SECRET);
+    *fake.fail_all.lock().unwrap() = Some((422, serde_json::json!({"message": echo, "errors": [{"message": "url is not reachable"}]})));
     let err = gh(&api).ensure(&org, &want, None).await.expect_err("422");
     let all = format!("{err:#} {} {err:?}", help(&err));
-    assert!(
-        all.contains("422") && all.contains("url is not reachable"),
-        "{all}"
-    );
-    assert!(
-        !all.contains(fake_github::TOKEN) && !all.contains(SECRET),
-        "{all}"
-    );
+    assert!(all.contains("422") && all.contains("url is not reachable"), "{all}");
+    assert!(!all.contains(fake_github::TOKEN) && !all.contains(SECRET), "{all}");
 
     *fake.fail_all.lock().unwrap() = Some((404, serde_json::json!({"message": "Not Found"})));
     let err = gh(&api).ensure(&org, &want, None).await.expect_err("404");
@@ -1156,63 +618,33 @@ async fn registration_honours_retry_after() {
         serde_json::json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}),
         vec![("retry-after".into(), "1".into())],
     ));
-    let r = gh(&api)
-        .ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), None)
-        .await
-        .expect("succeeds after waiting");
+    let r = gh(&api).ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), None).await.expect("succeeds after waiting");
     assert_eq!(r.action, "created");
     let log = fake.log.lock().unwrap().clone();
     assert!(log.len() >= 2);
     let gap = log[1].2.duration_since(log[0].2);
-    assert!(
-        gap >= Duration::from_secs(1),
-        "retried after {gap:?}, before Retry-After: 1"
-    );
+    assert!(gap >= Duration::from_secs(1), "retried after {gap:?}, before Retry-After: 1");
 
     // a success that used up the primary limit: the next call waits for x-ratelimit-reset
     let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 1;
-    *fake.list_headers_next.lock().unwrap() = vec![
-        ("x-ratelimit-remaining".into(), "0".into()),
-        ("x-ratelimit-reset".into(), reset.to_string()),
-    ];
+    *fake.list_headers_next.lock().unwrap() = vec![("x-ratelimit-remaining".into(), "0".into()), ("x-ratelimit-reset".into(), reset.to_string())];
     let before = fake.log.lock().unwrap().len();
     let g = gh(&api);
     let fp = verify::fingerprint(SECRET.as_bytes());
-    g.ensure(
-        &Target::Org(ORG.into()),
-        &desired(SECRET, &["*"]),
-        Some(&fp),
-    )
-    .await
-    .expect("list");
-    g.ensure(
-        &Target::Org(ORG.into()),
-        &desired(SECRET, &["*"]),
-        Some(&fp),
-    )
-    .await
-    .expect("list after the reset");
+    g.ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), Some(&fp)).await.expect("list");
+    g.ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), Some(&fp)).await.expect("list after the reset");
     let log = fake.log.lock().unwrap().clone();
     let gap = log[before + 1].2.duration_since(log[before].2);
-    assert!(
-        gap >= Duration::from_secs(1),
-        "the call after an exhausted limit came {gap:?} later, before the reset"
-    );
+    assert!(gap >= Duration::from_secs(1), "the call after an exhausted limit came {gap:?} later, before the reset");
 
     // a primary limit whose reset is far away: a clear error instead of a long hang
     let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
     *fake.fail_next.lock().unwrap() = Some((
         403,
         serde_json::json!({"message": "API rate limit exceeded"}),
-        vec![
-            ("x-ratelimit-remaining".into(), "0".into()),
-            ("x-ratelimit-reset".into(), reset.to_string()),
-        ],
+        vec![("x-ratelimit-remaining".into(), "0".into()), ("x-ratelimit-reset".into(), reset.to_string())],
     ));
-    let err = gh(&api)
-        .ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), None)
-        .await
-        .expect_err("rate limited");
+    let err = gh(&api).ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), None).await.expect_err("rate limited");
     assert!(format!("{err:#}").contains("rate limit"), "{err:#}");
 }
 
@@ -1223,157 +655,63 @@ async fn registration_honours_retry_after() {
 async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
     let inst = Instance::new();
     let printed = common::ok(&inst.up(&[]));
-    assert!(
-        printed.contains("gh webhook forward --org=YOUR_ORG --events='*' --url=http://127.0.0.1:"),
-        "local only says how to forward:\n{printed}"
-    );
+    assert!(printed.contains("gh webhook forward --org=YOUR_ORG --events='*' --url=http://127.0.0.1:"), "local only says how to forward:\n{printed}");
     let st = inst.status();
-    let url = st["webhook"]["url"]
-        .as_str()
-        .expect("status --json has webhook.url")
-        .to_string();
-    assert_eq!(
-        url,
-        format!("http://127.0.0.1:{}/webhook", inst.webhook_port)
-    );
+    let url = st["webhook"]["url"].as_str().expect("status --json has webhook.url").to_string();
+    assert_eq!(url, format!("http://127.0.0.1:{}/webhook", inst.webhook_port));
     let stages = st["stages"].as_array().unwrap();
-    let w = stages
-        .iter()
-        .find(|s| s["name"] == "webhooks")
-        .expect("webhooks stage");
+    let w = stages.iter().find(|s| s["name"] == "webhooks").expect("webhooks stage");
     assert_eq!(w["status"], "done", "{w}");
     let env = inst.env_json();
-    assert_eq!(
-        env["GHBOOT_WEBHOOK_URL"],
-        url.as_str(),
-        "env prints the full URL, path included"
-    );
+    assert_eq!(env["GHBOOT_WEBHOOK_URL"], url.as_str(), "env prints the full URL, path included");
 
     // the events stream comes from the topology (nats stage): the receiver is ready right after up
     let client = inst.client().await;
-    assert_eq!(
-        inst.status()["webhook"]["ready"],
-        true,
-        "NATS connected and the events stream present"
-    );
+    assert_eq!(inst.status()["webhook"]["ready"], true, "NATS connected and the events stream present");
     assert_eq!(inst.status()["components"]["webhook"]["ready"], true);
 
-    let secret = common::ok(&inst.run(&["webhook", "secret"]))
-        .trim()
-        .to_string();
+    let secret = common::ok(&inst.run(&["webhook", "secret"])).trim().to_string();
     assert!(secret.len() >= 32);
     let secret_file = inst.state_dir().join("secrets/webhook-secret");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&secret_file)
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    for out in [
-        inst.run(&["status", "--json"]),
-        inst.run(&["env"]),
-        inst.run(&["env", "--format", "json"]),
-    ] {
-        assert!(
-            !String::from_utf8_lossy(&out.stdout).contains(&secret),
-            "the secret leaked"
-        );
+    for out in [inst.run(&["status", "--json"]), inst.run(&["env"]), inst.run(&["env", "--format", "json"])] {
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret), "the secret leaked");
     }
     let state = std::fs::read_to_string(inst.state_dir().join("state.json")).unwrap();
     assert!(!state.contains(&secret));
 
     let payload = inst.dir.path().join("push.json");
     std::fs::write(&payload, push_payload("my.repo")).unwrap();
-    let out = inst.run(&[
-        "webhook",
-        "send",
-        "--event",
-        "push",
-        "--payload",
-        payload.to_str().unwrap(),
-        "--delivery",
-        "e2e-1",
-    ]);
+    let out = inst.run(&["webhook", "send", "--event", "push", "--payload", payload.to_str().unwrap(), "--delivery", "e2e-1"]);
     let printed = common::ok(&out);
     assert!(printed.starts_with("200"), "{printed}");
-    let out = inst.run(&[
-        "webhook",
-        "send",
-        "--event",
-        "push",
-        "--payload",
-        payload.to_str().unwrap(),
-        "--delivery",
-        "e2e-1",
-        "--form",
-    ]);
+    let out = inst.run(&["webhook", "send", "--event", "push", "--payload", payload.to_str().unwrap(), "--delivery", "e2e-1", "--form"]);
     common::ok(&out);
-    assert_eq!(
-        stored(&client, "local").await,
-        1,
-        "sent twice with one delivery id: stored once"
-    );
-    assert_eq!(
-        message(&client, "local", 1).await.subject.as_str(),
-        "github.local.my~2Erepo.push"
-    );
+    assert_eq!(stored(&client, "local").await, 1, "sent twice with one delivery id: stored once");
+    assert_eq!(message(&client, "local", 1).await.subject.as_str(), "github.local.my~2Erepo.push");
 
     // the first ping is recorded in the runtime components (proof a hook reaches the receiver)
     std::fs::write(&payload, br#"{"zen":"Design for failure.","hook_id":7}"#).unwrap();
-    common::ok(&inst.run(&[
-        "webhook",
-        "send",
-        "--event",
-        "ping",
-        "--payload",
-        payload.to_str().unwrap(),
-        "--delivery",
-        "ping-1",
-    ]));
+    common::ok(&inst.run(&["webhook", "send", "--event", "ping", "--payload", payload.to_str().unwrap(), "--delivery", "ping-1"]));
     let st = inst.status();
-    assert_eq!(
-        st["components"]["webhook"]["first_ping"]["delivery"], "ping-1",
-        "{}",
-        st["components"]
-    );
+    assert_eq!(st["components"]["webhook"]["first_ping"]["delivery"], "ping-1", "{}", st["components"]);
 
     // a payload the receiver refuses: non-zero exit, status printed
     std::fs::write(&payload, b"not json").unwrap();
-    let out = inst.run(&[
-        "webhook",
-        "send",
-        "--event",
-        "push",
-        "--payload",
-        payload.to_str().unwrap(),
-    ]);
+    let out = inst.run(&["webhook", "send", "--event", "push", "--payload", payload.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("400"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("400"), "{}", String::from_utf8_lossy(&out.stdout));
 
     // a rerun changes nothing and keeps the receiver; plan is clean
     let pid = st["supervisor"]["pid"].clone();
     common::ok(&inst.up(&[]));
-    assert_eq!(
-        inst.status()["supervisor"]["pid"],
-        pid,
-        "rerun replaced the supervisor"
-    );
+    assert_eq!(inst.status()["supervisor"]["pid"], pid, "rerun replaced the supervisor");
     let plan = inst.run(&["plan"]);
-    assert!(
-        plan.status.success(),
-        "plan after up: {}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    assert!(plan.status.success(), "plan after up: {}", String::from_utf8_lossy(&plan.stdout));
     let summary = String::from_utf8_lossy(&inst.run(&["status", "--json"]).stdout).to_string();
     assert!(!summary.contains(&secret));
     drop(client);
@@ -1383,42 +721,16 @@ async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
 async fn a_free_webhook_port_is_picked_once_and_kept() {
     let inst = Instance::new();
     let mut c = inst.cmd();
-    c.args([
-        "--mode",
-        "dev",
-        "--detach",
-        "--non-interactive",
-        "--port",
-        &inst.port.to_string(),
-        "--monitor-port",
-        &inst.monitor_port.to_string(),
-    ]);
+    c.args(["--mode", "dev", "--detach", "--non-interactive", "--port", &inst.port.to_string(), "--monitor-port", &inst.monitor_port.to_string()]);
     common::ok(&c.output().expect("up"));
-    let url = inst.status()["webhook"]["url"]
-        .as_str()
-        .expect("url")
-        .to_string();
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches("/webhook")
-        .parse()
-        .expect("port in url");
+    let url = inst.status()["webhook"]["url"].as_str().expect("url").to_string();
+    let port: u16 = url.rsplit(':').next().unwrap().trim_end_matches("/webhook").parse().expect("port in url");
     assert!(port > 0);
     common::ok(&inst.run(&["down"]));
     common::ok(&c.output().expect("up again"));
-    assert_eq!(
-        inst.status()["webhook"]["url"].as_str(),
-        Some(url.as_str()),
-        "the picked port is kept"
-    );
+    assert_eq!(inst.status()["webhook"]["url"].as_str(), Some(url.as_str()), "the picked port is kept");
     let out = inst.run(&["plan"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1429,14 +741,7 @@ async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
         tokio::task::spawn_blocking(move || {
             let mut c = inst.cmd();
             c.env("GITHUB_TOKEN", fake_github::TOKEN)
-                .args([
-                    "--mode",
-                    "dev",
-                    "--detach",
-                    "--non-interactive",
-                    "--org",
-                    ORG,
-                ])
+                .args(["--mode", "dev", "--detach", "--non-interactive", "--org", ORG])
                 .args([
                     "--port",
                     &inst.port.to_string(),
@@ -1451,84 +756,39 @@ async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
     };
     let out = up(inst.clone(), api.clone()).await.unwrap();
     let printed = common::ok(&out);
-    assert_eq!(
-        fake.writes(),
-        vec!["POST /api/v3/orgs/acme/hooks".to_string()],
-        "{printed}"
-    );
+    assert_eq!(fake.writes(), vec!["POST /api/v3/orgs/acme/hooks".to_string()], "{printed}");
     let i2 = inst.clone();
-    let secret = tokio::task::spawn_blocking(move || common::ok(&i2.run(&["webhook", "secret"])))
-        .await
-        .unwrap()
-        .trim()
-        .to_string();
+    let secret = tokio::task::spawn_blocking(move || common::ok(&i2.run(&["webhook", "secret"]))).await.unwrap().trim().to_string();
     let hook = fake.hook("org:acme", HOOK_URL).expect("hook registered");
-    assert_eq!(
-        hook["config"]["secret"],
-        secret.as_str(),
-        "the hook signs with the secret the receiver verifies with"
-    );
+    assert_eq!(hook["config"]["secret"], secret.as_str(), "the hook signs with the secret the receiver verifies with");
     let state = std::fs::read_to_string(inst.state_dir().join("state.json")).unwrap();
-    assert!(
-        state.contains(&verify::fingerprint(secret.as_bytes())),
-        "the fingerprint is recorded"
-    );
-    assert!(
-        !state.contains(&secret) && !state.contains(fake_github::TOKEN),
-        "no secret, no token in state.json"
-    );
-    let log =
-        std::fs::read_to_string(inst.state_dir().join("logs/supervisor.log")).unwrap_or_default();
-    assert!(
-        !log.contains(&secret) && !log.contains(fake_github::TOKEN),
-        "no secret, no token in the log"
-    );
+    assert!(state.contains(&verify::fingerprint(secret.as_bytes())), "the fingerprint is recorded");
+    assert!(!state.contains(&secret) && !state.contains(fake_github::TOKEN), "no secret, no token in state.json");
+    let log = std::fs::read_to_string(inst.state_dir().join("logs/supervisor.log")).unwrap_or_default();
+    assert!(!log.contains(&secret) && !log.contains(fake_github::TOKEN), "no secret, no token in the log");
 
     // rerun while running: verified from the record, nothing written to GitHub
     common::ok(&up(inst.clone(), api.clone()).await.unwrap());
     assert_eq!(fake.writes().len(), 1, "{:?}", fake.writes());
     // drift on GitHub's side is found by plan and fixed by one PATCH on the next apply
-    fake.hooks.lock().unwrap().get_mut("org:acme").unwrap()[0]["events"] =
-        serde_json::json!(["push"]);
+    fake.hooks.lock().unwrap().get_mut("org:acme").unwrap()[0]["events"] = serde_json::json!(["push"]);
     let i2 = inst.clone();
     let api2 = api.clone();
     let plan = tokio::task::spawn_blocking(move || {
         let mut c = i2.cmd();
-        c.env("GITHUB_TOKEN", fake_github::TOKEN).args([
-            "plan",
-            "--webhook-url",
-            HOOK_URL,
-            "--github-api-url",
-            &api2,
-        ]);
+        c.env("GITHUB_TOKEN", fake_github::TOKEN).args(["plan", "--webhook-url", HOOK_URL, "--github-api-url", &api2]);
         c.output().unwrap()
     })
     .await
     .unwrap();
-    assert_eq!(
-        plan.status.code(),
-        Some(2),
-        "plan shows the hook update: {}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
-    assert!(
-        String::from_utf8_lossy(&plan.stdout).contains("update"),
-        "{}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    assert_eq!(plan.status.code(), Some(2), "plan shows the hook update: {}", String::from_utf8_lossy(&plan.stdout));
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("update"), "{}", String::from_utf8_lossy(&plan.stdout));
     assert_eq!(fake.writes().len(), 1, "plan writes nothing");
     // the next up finds the drift on GitHub (a read) and puts the hook back with one PATCH
     common::ok(&up(inst.clone(), api.clone()).await.unwrap());
     assert_eq!(fake.writes().len(), 2, "{:?}", fake.writes());
-    assert!(
-        fake.writes()[1].starts_with("PATCH /api/v3/orgs/acme/hooks/"),
-        "{:?}",
-        fake.writes()
-    );
-    assert_eq!(
-        fake.hook("org:acme", HOOK_URL).unwrap()["events"],
-        serde_json::json!(["*"])
-    );
+    assert!(fake.writes()[1].starts_with("PATCH /api/v3/orgs/acme/hooks/"), "{:?}", fake.writes());
+    assert_eq!(fake.hook("org:acme", HOOK_URL).unwrap()["events"], serde_json::json!(["*"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1541,72 +801,36 @@ async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigte
     let mut serve = inst
         .cmd()
         .env("GHBOOT_WEBHOOK_SECRET", SECRET)
-        .args([
-            "webhook",
-            "serve",
-            "--org",
-            ORG,
-            "--nats-url",
-            &server.url(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["webhook", "serve", "--org", ORG, "--nats-url", &server.url(), "--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start webhook serve");
-    wait_for(Duration::from_secs(20), "standalone receiver ready", || {
-        (common::http_status(port, "/readyz")? == 200).then_some(())
-    });
+    wait_for(Duration::from_secs(20), "standalone receiver ready", || (common::http_status(port, "/readyz")? == 200).then_some(()));
     let payload = inst.dir.path().join("p.json");
     std::fs::write(&payload, push_payload("svc")).unwrap();
     let url = format!("http://127.0.0.1:{port}/webhook");
     let out = inst
         .cmd()
         .env("GHBOOT_WEBHOOK_SECRET", SECRET)
-        .args([
-            "webhook",
-            "send",
-            "--event",
-            "push",
-            "--payload",
-            payload.to_str().unwrap(),
-            "--url",
-            &url,
-            "--delivery",
-            "s-1",
-        ])
+        .args(["webhook", "send", "--event", "push", "--payload", payload.to_str().unwrap(), "--url", &url, "--delivery", "s-1"])
         .output()
         .unwrap();
     assert!(common::ok(&out).starts_with("200"));
     assert_eq!(stored(&client, ORG).await, 1);
-    assert_eq!(
-        message(&client, ORG, 1).await.subject.as_str(),
-        "github.acme.svc.push"
-    );
+    assert_eq!(message(&client, ORG, 1).await.subject.as_str(), "github.acme.svc.push");
     // signed with another secret: 401, and `send` exits non-zero
     let out = inst
         .cmd()
         .env("GHBOOT_WEBHOOK_SECRET", "another-secret")
-        .args([
-            "webhook",
-            "send",
-            "--event",
-            "push",
-            "--payload",
-            payload.to_str().unwrap(),
-            "--url",
-            &url,
-        ])
+        .args(["webhook", "send", "--event", "push", "--payload", payload.to_str().unwrap(), "--url", &url])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("401"));
     let pid = serve.id() as i32;
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || {
-        serve.try_wait().ok().flatten()
-    });
+    let status = wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || serve.try_wait().ok().flatten());
     assert!(status.success(), "{status:?}");
     let mut err = String::new();
     std::io::Read::read_to_string(serve.stderr.as_mut().unwrap(), &mut err).unwrap();
@@ -1619,41 +843,21 @@ async fn a_new_operator_secret_restarts_the_receiver_with_it() {
     common::ok(&inst.up(&[]));
     let pid = inst.status()["supervisor"]["pid"].clone();
     let mut c = inst.cmd();
-    c.env("GHBOOT_WEBHOOK_SECRET", "operator-supplied-secret-1")
-        .args(["--mode", "dev", "--detach", "--non-interactive"])
-        .args([
-            "--port",
-            &inst.port.to_string(),
-            "--monitor-port",
-            &inst.monitor_port.to_string(),
-            "--webhook-port",
-            &inst.webhook_port.to_string(),
-        ]);
+    c.env("GHBOOT_WEBHOOK_SECRET", "operator-supplied-secret-1").args(["--mode", "dev", "--detach", "--non-interactive"]).args([
+        "--port",
+        &inst.port.to_string(),
+        "--monitor-port",
+        &inst.monitor_port.to_string(),
+        "--webhook-port",
+        &inst.webhook_port.to_string(),
+    ]);
     common::ok(&c.output().unwrap());
-    assert_ne!(
-        inst.status()["supervisor"]["pid"],
-        pid,
-        "the supervisor was restarted for the new secret"
-    );
-    let url = inst.status()["webhook"]["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_ne!(inst.status()["supervisor"]["pid"], pid, "the supervisor was restarted for the new secret");
+    let url = inst.status()["webhook"]["url"].as_str().unwrap().to_string();
     let body = push_payload("r");
-    assert_eq!(
-        post_signed(&url, "operator-supplied-secret-1", "push", "op-1", &body)
-            .await
-            .0,
-        200
-    );
-    let generated = common::ok(&inst.run(&["webhook", "secret"]))
-        .trim()
-        .to_string();
-    assert_eq!(
-        post_signed(&url, &generated, "push", "op-2", &body).await.0,
-        401,
-        "the generated secret no longer verifies"
-    );
+    assert_eq!(post_signed(&url, "operator-supplied-secret-1", "push", "op-1", &body).await.0, 200);
+    let generated = common::ok(&inst.run(&["webhook", "secret"])).trim().to_string();
+    assert_eq!(post_signed(&url, &generated, "push", "op-2", &body).await.0, 401, "the generated secret no longer verifies");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1664,19 +868,9 @@ async fn a_payload_over_nats_max_payload_is_413_not_an_endless_503() {
     let client = server.client().await;
     create_stream(&client, ORG).await;
     let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
-    let big = serde_json::json!({"repository": {"name": "r"}, "pad": "y".repeat(20_000)})
-        .to_string()
-        .into_bytes();
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "push", "big-1", &big).await.0,
-        413
-    );
-    assert_eq!(
-        post_signed(&rx.url, SECRET, "push", "small-1", &push_payload("r"))
-            .await
-            .0,
-        200
-    );
+    let big = serde_json::json!({"repository": {"name": "r"}, "pad": "y".repeat(20_000)}).to_string().into_bytes();
+    assert_eq!(post_signed(&rx.url, SECRET, "push", "big-1", &big).await.0, 413);
+    assert_eq!(post_signed(&rx.url, SECRET, "push", "small-1", &push_payload("r")).await.0, 200);
     assert_eq!(stored(&client, ORG).await, 1);
     rx.stop().await;
 }

@@ -25,11 +25,7 @@ pub struct Figure {
 
 impl Figure {
     pub fn new(name: &str, unit: &'static str, samples: Vec<f64>) -> Self {
-        Figure {
-            name: name.into(),
-            unit,
-            samples,
-        }
+        Figure { name: name.into(), unit, samples }
     }
     pub fn median(&self) -> f64 {
         let mut s = self.samples.clone();
@@ -48,10 +44,7 @@ impl Figure {
         self.samples.iter().copied().fold(f64::INFINITY, f64::min)
     }
     pub fn max(&self) -> f64 {
-        self.samples
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max)
+        self.samples.iter().copied().fold(f64::NEG_INFINITY, f64::max)
     }
 }
 
@@ -64,31 +57,17 @@ pub struct Table {
 }
 
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<_> = (0..n)
-        .filter_map(|_| std::net::TcpListener::bind("127.0.0.1:0").ok())
-        .collect();
-    ls.iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.port())
-        .collect()
+    let ls: Vec<_> = (0..n).filter_map(|_| std::net::TcpListener::bind("127.0.0.1:0").ok()).collect();
+    ls.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect()
 }
 
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut s = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_millis(200),
-    )
-    .ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).ok()?;
-    std::str::from_utf8(&buf[..n])
-        .ok()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn wait_healthz(port: u16, deadline: Duration) -> Result<()> {
@@ -114,21 +93,10 @@ impl Drop for Killed {
 pub fn bare_start(env: &Env, store: Option<&Path>) -> Result<f64> {
     let p = free_ports(2);
     let dir = tempfile::tempdir_in(env.tmp.path())?;
-    let store = store
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.path().join("js"));
+    let store = store.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("js"));
     let t = Instant::now();
     let child = Command::new(&env.nats_server)
-        .args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &p[0].to_string(),
-            "-m",
-            &p[1].to_string(),
-            "-sd",
-        ])
+        .args(["-js", "-a", "127.0.0.1", "-p", &p[0].to_string(), "-m", &p[1].to_string(), "-sd"])
         .arg(&store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -169,12 +137,8 @@ pub struct Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = Command::new(&self.ghboot)
-            .args(["down", "--purge", "--state-dir"])
-            .arg(&self.state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ =
+            Command::new(&self.ghboot).args(["down", "--purge", "--state-dir"]).arg(&self.state).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
@@ -182,23 +146,15 @@ impl Drop for Instance {
 pub fn cold_up(env: &Env) -> Result<(f64, Instance)> {
     let p = free_ports(3);
     let state = tempfile::tempdir_in(env.tmp.path())?.keep().join("state");
-    let inst = Instance {
-        state: state.clone(),
-        monitor_port: p[1],
-        ghboot: env.ghboot.clone(),
-    };
-    let ms = run_ok(
-        ghboot(env, &state)
-            .args(["--mode", "dev", "--detach", "--non-interactive"])
-            .args([
-                "--port",
-                &p[0].to_string(),
-                "--monitor-port",
-                &p[1].to_string(),
-                "--webhook-port",
-                &p[2].to_string(),
-            ]),
-    )?;
+    let inst = Instance { state: state.clone(), monitor_port: p[1], ghboot: env.ghboot.clone() };
+    let ms = run_ok(ghboot(env, &state).args(["--mode", "dev", "--detach", "--non-interactive"]).args([
+        "--port",
+        &p[0].to_string(),
+        "--monitor-port",
+        &p[1].to_string(),
+        "--webhook-port",
+        &p[2].to_string(),
+    ]))?;
     Ok((ms, inst))
 }
 
@@ -213,12 +169,7 @@ pub fn status(env: &Env, inst: &Instance) -> Result<serde_json::Value> {
 
 fn vm_hwm_kib(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn startup(env: &Env) -> Result<Vec<Table>> {
@@ -235,12 +186,7 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
         bare.push(bare_start(env, None)?);
         let (ms, inst) = cold_up(env)?;
         cold.push(ms);
-        noop.push(run_ok(ghboot(env, &inst.state).args([
-            "--mode",
-            "dev",
-            "--detach",
-            "--non-interactive",
-        ]))?);
+        noop.push(run_ok(ghboot(env, &inst.state).args(["--mode", "dev", "--detach", "--non-interactive"]))?);
         let st = status(env, &inst)?;
         let sup = st["supervisor"]["pid"].as_u64().context("supervisor pid")? as u32;
         let nats = st["nats"]["pid"].as_u64().context("nats pid")? as u32;
@@ -248,15 +194,11 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
         rss_nats.push(vm_hwm_kib(nats).unwrap_or(f64::NAN) / 1024.0);
         // recovery: SIGKILL nats-server, time until the supervisor's replacement answers healthz
         let t = Instant::now();
-        Command::new("kill")
-            .args(["-9", &nats.to_string()])
-            .status()?;
+        Command::new("kill").args(["-9", &nats.to_string()]).status()?;
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let alive_old = std::fs::metadata(format!("/proc/{nats}")).is_ok();
-            if !alive_old
-                && http_status(inst.monitor_port, "/healthz?js-enabled-only=true") == Some(200)
-            {
+            if !alive_old && http_status(inst.monitor_port, "/healthz?js-enabled-only=true") == Some(200) {
                 break;
             }
             if Instant::now() > until {
@@ -288,22 +230,11 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .find(|e| e["event"] == "ready")
             .context("ephemeral up printed no ready event")?;
-        let sd = ready["state_dir"]
-            .as_str()
-            .context("state dir")?
-            .to_string();
-        Command::new(&env.ghboot)
-            .args(["down", "--purge", "--state-dir", &sd])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
+        let sd = ready["state_dir"].as_str().context("state dir")?.to_string();
+        Command::new(&env.ghboot).args(["down", "--purge", "--state-dir", &sd]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
     }
     let alt = alternatives(env)?;
-    let mut eph_rows = vec![Figure::new(
-        "`ghboot --mode dev --ephemeral --detach` to ready (JetStream topology included)",
-        "ms",
-        eph.clone(),
-    )];
+    let mut eph_rows = vec![Figure::new("`ghboot --mode dev --ephemeral --detach` to ready (JetStream topology included)", "ms", eph.clone())];
     eph_rows.extend(alt);
     Ok(vec![
         Table {
@@ -354,15 +285,8 @@ n.stop()
     for _ in 0..env.reps {
         let port = free_ports(1)[0];
         let path = std::env::join_paths(
-            std::iter::once(
-                env.nats_server
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-            )
-            .chain(std::env::split_paths(
-                &std::env::var_os("PATH").unwrap_or_default(),
-            )),
+            std::iter::once(env.nats_server.parent().map(Path::to_path_buf).unwrap_or_default())
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
         )?;
         let t = Instant::now();
         let mut child = Command::new(&env.python)
@@ -405,22 +329,9 @@ pub fn render(tables: &[Table], header: &str) -> String {
     s.push_str(header);
     s.push_str("\nEvery figure is the median of repeated runs, with the min–max spread, and its ratio to the baseline of its table measured in the same run (ratio = figure ÷ baseline; for throughput, higher is better). Regenerate with `cargo xtask bench`.\n");
     for t in tables {
-        s.push_str(&format!(
-            "\n## {}\n\n{}\n\n| | median | min–max | ratio to baseline |\n|---|---:|---:|---:|\n",
-            t.title, t.note
-        ));
+        s.push_str(&format!("\n## {}\n\n{}\n\n| | median | min–max | ratio to baseline |\n|---|---:|---:|---:|\n", t.title, t.note));
         let b = t.baseline.median();
-        let row = |f: &Figure, ratio: String| {
-            format!(
-                "| {} | {:.1} {} | {:.1}–{:.1} | {} |\n",
-                f.name,
-                f.median(),
-                f.unit,
-                f.min(),
-                f.max(),
-                ratio
-            )
-        };
+        let row = |f: &Figure, ratio: String| format!("| {} | {:.1} {} | {:.1}–{:.1} | {} |\n", f.name, f.median(), f.unit, f.min(), f.max(), ratio);
         s.push_str(&row(&t.baseline, "1.00× (baseline)".into()));
         for f in &t.rows {
             s.push_str(&row(f, format!("{:.2}×", f.median() / b)));

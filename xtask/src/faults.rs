@@ -28,13 +28,7 @@ pub struct Inst<'a> {
 impl<'a> Inst<'a> {
     pub fn new(env: &'a Env) -> Result<Self> {
         let p = free_ports(3);
-        Ok(Inst {
-            env,
-            dir: tempfile::tempdir_in(env.tmp.path())?,
-            port: p[0],
-            monitor_port: p[1],
-            webhook_port: p[2],
-        })
+        Ok(Inst { env, dir: tempfile::tempdir_in(env.tmp.path())?, port: p[0], monitor_port: p[1], webhook_port: p[2] })
     }
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state")
@@ -69,16 +63,10 @@ impl<'a> Inst<'a> {
         .collect()
     }
     pub fn up(&self) -> Output {
-        self.cmd()
-            .args(self.up_args())
-            .output()
-            .unwrap_or_else(|e| failed_output(&e.to_string()))
+        self.cmd().args(self.up_args()).output().unwrap_or_else(|e| failed_output(&e.to_string()))
     }
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd()
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| failed_output(&e.to_string()))
+        self.cmd().args(args).output().unwrap_or_else(|e| failed_output(&e.to_string()))
     }
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_slice(&self.run(&["status", "--json"]).stdout).unwrap_or_default()
@@ -87,22 +75,13 @@ impl<'a> Inst<'a> {
 
 impl Drop for Inst<'_> {
     fn drop(&mut self) {
-        let _ = self
-            .cmd()
-            .arg("down")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.cmd().arg("down").stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
 fn failed_output(e: &str) -> Output {
     use std::os::unix::process::ExitStatusExt;
-    Output {
-        status: std::process::ExitStatus::from_raw(1 << 8),
-        stdout: vec![],
-        stderr: e.as_bytes().to_vec(),
-    }
+    Output { status: std::process::ExitStatus::from_raw(1 << 8), stdout: vec![], stderr: e.as_bytes().to_vec() }
 }
 
 fn code(o: &Output) -> i32 {
@@ -111,18 +90,11 @@ fn code(o: &Output) -> i32 {
 
 fn first_err(o: &Output) -> String {
     let e = String::from_utf8_lossy(&o.stderr);
-    e.lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| e.lines().last().unwrap_or(""))
-        .chars()
-        .take(140)
-        .collect()
+    e.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| e.lines().last().unwrap_or("")).chars().take(140).collect()
 }
 
 fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z"))
-        .unwrap_or(false)
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z")).unwrap_or(false)
 }
 
 fn wait(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -137,21 +109,11 @@ fn wait(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn done_stages(st: &serde_json::Value) -> usize {
-    st["stages"]
-        .as_array()
-        .map(|a| a.iter().filter(|s| s["status"] == "done").count())
-        .unwrap_or(0)
+    st["stages"].as_array().map(|a| a.iter().filter(|s| s["status"] == "done").count()).unwrap_or(0)
 }
 
 /// Expected exit code and message fragment of a CLI error.
-fn expect_error(
-    fault: &str,
-    reproduce: &str,
-    o: &Output,
-    want_code: i32,
-    want_text: &str,
-    extra_ok: bool,
-) -> Row {
+fn expect_error(fault: &str, reproduce: &str, o: &Output, want_code: i32, want_text: &str, extra_ok: bool) -> Row {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     let pass = code(o) == want_code && err.contains(want_text) && err.contains("help:") && extra_ok;
     Row {
@@ -171,12 +133,12 @@ pub fn matrix(env: &Env) -> Result<Vec<Row>> {
     rows.push(kill_nats_server(env)?);
     rows.push(kill_supervisor(env)?);
     rows.push(kill_foreground(env)?);
+    rows.push(corrupt_state(env, "{ not json", "corrupt state file (not JSON)")?);
     rows.push(corrupt_state(
         env,
-        "{ not json",
-        "corrupt state file (not JSON)",
+        r#"{"version": 99, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}"#,
+        "state file from a newer ghboot (version 99)",
     )?);
-    rows.push(corrupt_state(env, r#"{"version": 99, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}"#, "state file from a newer ghboot (version 99)")?);
     rows.push(port_stolen(env)?);
     rows.push(state_dir_full(env)?);
     rows.push(state_dir_read_only(env)?);
@@ -186,36 +148,23 @@ pub fn matrix(env: &Env) -> Result<Vec<Row>> {
 
 fn kill_after_stage(env: &Env, stage: &str) -> Result<Row> {
     let i = Inst::new(env)?;
-    let crashed = i
-        .cmd()
-        .env("GHBOOT_FAULT_KILL_AFTER", stage)
-        .args(i.up_args().iter().filter(|a| *a != "--detach"))
-        .output()?;
-    let recorded = i.status()["stages"]
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|s| s["name"] == stage)
-                .map(|s| s["status"] == "done")
-        })
-        .unwrap_or(false);
+    let crashed = i.cmd().env("GHBOOT_FAULT_KILL_AFTER", stage).args(i.up_args().iter().filter(|a| *a != "--detach")).output()?;
+    let recorded =
+        i.status()["stages"].as_array().and_then(|a| a.iter().find(|s| s["name"] == stage).map(|s| s["status"] == "done")).unwrap_or(false);
     let rerun = i.up();
     let st = i.status();
     let healthy = st["nats"]["healthy"] == true;
     let n = done_stages(&st);
     Ok(Row {
         fault: format!("SIGKILL of ghboot right after stage `{stage}` is persisted"),
-        expected: "the stage is recorded done; a rerun re-verifies it, resumes, ends healthy"
-            .into(),
+        expected: "the stage is recorded done; a rerun re-verifies it, resumes, ends healthy".into(),
         observed: format!(
             "killed: {}; recorded: {recorded}; rerun exit {}, healthy={healthy}, {n} stages done",
             !crashed.status.success(),
             code(&rerun)
         ),
         pass: !crashed.status.success() && recorded && rerun.status.success() && healthy && n >= 3,
-        reproduce: format!(
-            "GHBOOT_FAULT_KILL_AFTER={stage} ghboot --mode dev; ghboot --mode dev --detach"
-        ),
+        reproduce: format!("GHBOOT_FAULT_KILL_AFTER={stage} ghboot --mode dev; ghboot --mode dev --detach"),
     })
 }
 
@@ -223,9 +172,7 @@ fn kill_nats_server(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     let up = i.up();
     let pid = i.status()["nats"]["pid"].as_u64().unwrap_or(0);
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()?;
+    Command::new("kill").args(["-9", &pid.to_string()]).status()?;
     let t = Instant::now();
     let back = wait(Duration::from_secs(30), || {
         let st = i.status();
@@ -244,13 +191,8 @@ fn kill_supervisor(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     let up = i.up();
     let st = i.status();
-    let (sup, nats) = (
-        st["supervisor"]["pid"].as_u64().unwrap_or(0),
-        st["nats"]["pid"].as_u64().unwrap_or(0),
-    );
-    Command::new("kill")
-        .args(["-9", &sup.to_string()])
-        .status()?;
+    let (sup, nats) = (st["supervisor"]["pid"].as_u64().unwrap_or(0), st["nats"]["pid"].as_u64().unwrap_or(0));
+    Command::new("kill").args(["-9", &sup.to_string()]).status()?;
     let orphan_gone = wait(Duration::from_secs(10), || !alive(nats));
     let unhealthy = i.status()["nats"]["healthy"] == false;
     let rerun = i.up();
@@ -258,7 +200,11 @@ fn kill_supervisor(env: &Env) -> Result<Row> {
     Ok(Row {
         fault: "SIGKILL of the detached supervisor".into(),
         expected: "its nats-server dies with it (no orphan); status says unhealthy at once; a rerun converges".into(),
-        observed: format!("up exit {}; nats-server gone: {orphan_gone}; status unhealthy: {unhealthy}; rerun exit {}, healthy={healthy}", code(&up), code(&rerun)),
+        observed: format!(
+            "up exit {}; nats-server gone: {orphan_gone}; status unhealthy: {unhealthy}; rerun exit {}, healthy={healthy}",
+            code(&up),
+            code(&rerun)
+        ),
         pass: up.status.success() && orphan_gone && unhealthy && rerun.status.success() && healthy,
         reproduce: "ghboot --mode dev --detach; kill -9 $(ghboot status --json | jq .supervisor.pid); ghboot status".into(),
     })
@@ -266,17 +212,8 @@ fn kill_supervisor(env: &Env) -> Result<Row> {
 
 fn kill_foreground(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
-    let args: Vec<String> = i
-        .up_args()
-        .into_iter()
-        .filter(|a| a != "--detach")
-        .collect();
-    let mut child = i
-        .cmd()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let args: Vec<String> = i.up_args().into_iter().filter(|a| a != "--detach").collect();
+    let mut child = i.cmd().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     let mut nats = 0;
     let ready = wait(Duration::from_secs(30), || {
         let st = i.status();
@@ -302,30 +239,12 @@ fn corrupt_state(env: &Env, content: &str, fault: &str) -> Result<Row> {
     std::fs::write(&path, content)?;
     let o = i.up();
     let untouched = std::fs::read_to_string(&path)? == content;
-    Ok(expect_error(
-        fault,
-        "echo '{ not json' > $STATE/state.json; ghboot --mode dev --detach",
-        &o,
-        65,
-        "state file",
-        untouched,
-    ))
+    Ok(expect_error(fault, "echo '{ not json' > $STATE/state.json; ghboot --mode dev --detach", &o, 65, "state file", untouched))
 }
 
 fn port_stolen(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
-    let plan = i
-        .cmd()
-        .args([
-            "plan",
-            "--port",
-            &i.port.to_string(),
-            "--monitor-port",
-            &i.monitor_port.to_string(),
-            "--mode",
-            "dev",
-        ])
-        .output()?;
+    let plan = i.cmd().args(["plan", "--port", &i.port.to_string(), "--monitor-port", &i.monitor_port.to_string(), "--mode", "dev"]).output()?;
     let _thief = std::net::TcpListener::bind(("127.0.0.1", i.port))?;
     let o = i.up();
     let mut r = expect_error(
@@ -336,24 +255,14 @@ fn port_stolen(env: &Env) -> Result<Row> {
         &i.port.to_string(),
         code(&plan) == 2,
     );
-    r.observed = format!(
-        "plan exit {} (changes pending, port free); then {}",
-        code(&plan),
-        r.observed
-    );
+    r.observed = format!("plan exit {} (changes pending, port free); then {}", code(&plan), r.observed);
     Ok(r)
 }
 
 /// Mount a small tmpfs (root only); None when this machine cannot.
 fn tmpfs(dir: &Path, size: &str) -> Option<()> {
     std::fs::create_dir_all(dir).ok()?;
-    Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .status()
-        .ok()?
-        .success()
-        .then_some(())
+    Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status().ok()?.success().then_some(())
 }
 
 fn umount(dir: &Path) {
@@ -362,7 +271,8 @@ fn umount(dir: &Path) {
 
 /// A ghboot.toml with a small topology, so that a small filesystem is enough for a first run.
 fn small_topology(i: &Inst) -> Result<()> {
-    let t = "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n";
+    let t =
+        "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n";
     Ok(std::fs::write(i.dir.path().join("ghboot.toml"), t)?)
 }
 
@@ -383,28 +293,11 @@ fn state_dir_full(env: &Env) -> Result<Row> {
     }
     // a state dir with a finished bootstrap, then the disk fills up
     let state = mnt.join("state");
-    let first = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .args(i.up_args())
-        .output()?;
-    i.cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .arg("down")
-        .output()?;
+    let first = i.cmd().env("GHBOOT_STATE_DIR", &state).args(i.up_args()).output()?;
+    i.cmd().env("GHBOOT_STATE_DIR", &state).arg("down").output()?;
     let before = std::fs::read(state.join("state.json")).unwrap_or_default();
-    let fill = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cat /dev/zero > '{}' 2>/dev/null; true",
-            mnt.join("fill").display()
-        ))
-        .status();
-    let o = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .args(i.up_args())
-        .output()?;
+    let fill = Command::new("sh").arg("-c").arg(format!("cat /dev/zero > '{}' 2>/dev/null; true", mnt.join("fill").display())).status();
+    let o = i.cmd().env("GHBOOT_STATE_DIR", &state).args(i.up_args()).output()?;
     let after = std::fs::read(state.join("state.json")).unwrap_or_default();
     let intact = !before.is_empty() && serde_json::from_slice::<serde_json::Value>(&after).is_ok();
     let _ = i.cmd().env("GHBOOT_STATE_DIR", &state).arg("down").output();
@@ -412,9 +305,7 @@ fn state_dir_full(env: &Env) -> Result<Row> {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     Ok(Row {
         fault: "state dir on a full filesystem".into(),
-        expected:
-            "up fails with a clear error naming the cause; state.json stays a whole, valid file"
-                .into(),
+        expected: "up fails with a clear error naming the cause; state.json stays a whole, valid file".into(),
         observed: format!(
             "first up exit {}; fill ok {}; up on full disk exit {}: {}; state.json valid: {intact}",
             code(&first),
@@ -422,11 +313,7 @@ fn state_dir_full(env: &Env) -> Result<Row> {
             code(&o),
             first_err(&o)
         ),
-        pass: first.status.success()
-            && !o.status.success()
-            && err.contains("help:")
-            && err.contains("free")
-            && intact,
+        pass: first.status.success() && !o.status.success() && err.contains("help:") && err.contains("free") && intact,
         reproduce: reproduce.into(),
     })
 }
@@ -435,7 +322,8 @@ fn state_dir_read_only(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     small_topology(&i)?;
     let mnt = i.dir.path().join("ro");
-    let reproduce = "mount -t tmpfs tmpfs $STATE; ghboot --mode dev --state-dir $STATE; mount -o remount,ro $STATE; ghboot --mode dev --state-dir $STATE";
+    let reproduce =
+        "mount -t tmpfs tmpfs $STATE; ghboot --mode dev --state-dir $STATE; mount -o remount,ro $STATE; ghboot --mode dev --state-dir $STATE";
     if tmpfs(&mnt, "400m").is_none() {
         return Ok(Row {
             fault: "read-only state dir".into(),
@@ -446,35 +334,14 @@ fn state_dir_read_only(env: &Env) -> Result<Row> {
         });
     }
     let state = mnt.join("state");
-    let first = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .args(i.up_args())
-        .output()?;
-    i.cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .arg("down")
-        .output()?;
+    let first = i.cmd().env("GHBOOT_STATE_DIR", &state).args(i.up_args()).output()?;
+    i.cmd().env("GHBOOT_STATE_DIR", &state).arg("down").output()?;
     let before = std::fs::read(state.join("state.json")).unwrap_or_default();
-    Command::new("mount")
-        .args(["-o", "remount,ro"])
-        .arg(&mnt)
-        .status()?;
-    let o = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .args(i.up_args())
-        .output()?;
+    Command::new("mount").args(["-o", "remount,ro"]).arg(&mnt).status()?;
+    let o = i.cmd().env("GHBOOT_STATE_DIR", &state).args(i.up_args()).output()?;
     let after = std::fs::read(state.join("state.json")).unwrap_or_default();
     umount(&mnt);
-    Ok(expect_error(
-        "read-only state dir",
-        reproduce,
-        &o,
-        73,
-        "lock",
-        first.status.success() && before == after && !o.status.success(),
-    ))
+    Ok(expect_error("read-only state dir", reproduce, &o, 73, "lock", first.status.success() && before == after && !o.status.success()))
 }
 
 fn cli_bad_inputs(env: &Env) -> Result<Vec<Row>> {
@@ -490,85 +357,24 @@ fn cli_bad_inputs(env: &Env) -> Result<Vec<Row>> {
         reproduce: "ghboot --mode nonsense".into(),
     });
     let o = i.run(&["--mode", "dev", "--org", "not valid!", "--detach"]);
-    rows.push(expect_error(
-        "invalid GitHub org name",
-        "ghboot --org 'not valid!'",
-        &o,
-        78,
-        "organisation",
-        true,
-    ));
+    rows.push(expect_error("invalid GitHub org name", "ghboot --org 'not valid!'", &o, 78, "organisation", true));
     std::fs::write(i.dir.path().join("bad.toml"), "org = [")?;
     let o = i.cmd().args(["--config", "bad.toml", "plan"]).output()?;
-    rows.push(expect_error(
-        "unparsable ghboot.toml",
-        "echo 'org = [' > ghboot.toml; ghboot plan",
-        &o,
-        78,
-        "config file",
-        true,
-    ));
+    rows.push(expect_error("unparsable ghboot.toml", "echo 'org = [' > ghboot.toml; ghboot plan", &o, 78, "config file", true));
     std::fs::write(i.dir.path().join("typo.toml"), "orgg = \"acme\"")?;
-    let o = i
-        .cmd()
-        .args(["--config", "typo.toml", "--mode", "dev", "--detach"])
-        .output()?;
-    rows.push(expect_error(
-        "unknown key in ghboot.toml (typo)",
-        "echo 'orgg = \"acme\"' > ghboot.toml; ghboot up",
-        &o,
-        78,
-        "orgg",
-        true,
-    ));
-    let o = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", i.dir.path().join("missing"))
-        .args(["status", "--json"])
-        .output()?;
-    rows.push(expect_error(
-        "`status` on a state dir that does not exist",
-        "ghboot status --state-dir /nonexistent",
-        &o,
-        66,
-        "does not exist",
-        true,
-    ));
-    let o = i
-        .cmd()
-        .env("GHBOOT_NATS_SERVER", i.dir.path().join("nope"))
-        .args(i.up_args())
-        .output()?;
-    rows.push(expect_error(
-        "nats-server missing",
-        "ghboot --mode dev --nats-server /nonexistent",
-        &o,
-        69,
-        "nats-server",
-        true,
-    ));
+    let o = i.cmd().args(["--config", "typo.toml", "--mode", "dev", "--detach"]).output()?;
+    rows.push(expect_error("unknown key in ghboot.toml (typo)", "echo 'orgg = \"acme\"' > ghboot.toml; ghboot up", &o, 78, "orgg", true));
+    let o = i.cmd().env("GHBOOT_STATE_DIR", i.dir.path().join("missing")).args(["status", "--json"]).output()?;
+    rows.push(expect_error("`status` on a state dir that does not exist", "ghboot status --state-dir /nonexistent", &o, 66, "does not exist", true));
+    let o = i.cmd().env("GHBOOT_NATS_SERVER", i.dir.path().join("nope")).args(i.up_args()).output()?;
+    rows.push(expect_error("nats-server missing", "ghboot --mode dev --nats-server /nonexistent", &o, 69, "nats-server", true));
     let old = i.dir.path().join("old-nats-server");
     std::fs::write(&old, "#!/bin/sh\necho 'nats-server: v2.9.10'\n")?;
     Command::new("chmod").arg("755").arg(&old).status()?;
-    let o = i
-        .cmd()
-        .env("GHBOOT_NATS_SERVER", &old)
-        .args(i.up_args())
-        .output()?;
-    rows.push(expect_error(
-        "nats-server too old (2.9.10)",
-        "ghboot --mode dev --nats-server ./nats-server-2.9",
-        &o,
-        69,
-        "2.9.10",
-        true,
-    ));
+    let o = i.cmd().env("GHBOOT_NATS_SERVER", &old).args(i.up_args()).output()?;
+    rows.push(expect_error("nats-server too old (2.9.10)", "ghboot --mode dev --nats-server ./nats-server-2.9", &o, 69, "2.9.10", true));
     std::fs::write(i.dir.path().join("file"), "x")?;
-    let o = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", i.dir.path().join("file/state"))
-        .args(i.up_args())
-        .output()?;
+    let o = i.cmd().env("GHBOOT_STATE_DIR", i.dir.path().join("file/state")).args(i.up_args()).output()?;
     rows.push(expect_error(
         "state dir cannot be created (a file is in the way)",
         "touch f; ghboot --mode dev --state-dir f/state",
@@ -580,17 +386,8 @@ fn cli_bad_inputs(env: &Env) -> Result<Vec<Row>> {
     // a second ghboot while one holds the lock: hold it with flock(1) for the duration
     std::fs::create_dir_all(i.state())?;
     let lock = i.state().join("lock");
-    let mut holder = Command::new("flock")
-        .arg(&lock)
-        .args(["sh", "-c", "echo 4242 > \"$1\"; sleep 30", "sh"])
-        .arg(&lock)
-        .spawn()
-        .context("flock")?;
-    wait(Duration::from_secs(5), || {
-        std::fs::read_to_string(&lock)
-            .map(|s| s.contains("4242"))
-            .unwrap_or(false)
-    });
+    let mut holder = Command::new("flock").arg(&lock).args(["sh", "-c", "echo 4242 > \"$1\"; sleep 30", "sh"]).arg(&lock).spawn().context("flock")?;
+    wait(Duration::from_secs(5), || std::fs::read_to_string(&lock).map(|s| s.contains("4242")).unwrap_or(false));
     let o = i.up();
     let _ = holder.kill();
     let _ = holder.wait();

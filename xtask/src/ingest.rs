@@ -10,9 +10,7 @@ const PER_SENDER: usize = 250;
 
 fn payload() -> Vec<u8> {
     // a push payload of a few KB, shaped like GitHub's
-    let files: Vec<String> = (0..40)
-        .map(|i| format!("\"templates/workflows/file-{i:03}.yml\""))
-        .collect();
+    let files: Vec<String> = (0..40).map(|i| format!("\"templates/workflows/file-{i:03}.yml\"")).collect();
     format!(
         r#"{{"ref":"refs/heads/main","before":"{z}","after":"{z}","repository":{{"name":"bench","full_name":"local/bench"}},"pusher":{{"name":"bench"}},"head_commit":{{"id":"{z}","message":"bench","author":{{"name":"bench","email":"bench@example.com"}},"modified":[{}]}},"padding":"{}"}}"#,
         files.join(","),
@@ -38,11 +36,7 @@ struct Run {
 fn summarize(lat: Vec<f64>, total: Duration) -> Run {
     let mut l = lat;
     l.sort_by(|a, b| a.total_cmp(b));
-    Run {
-        per_sec: l.len() as f64 / total.as_secs_f64(),
-        p50: pct(&l, 0.5),
-        p99: pct(&l, 0.99),
-    }
+    Run { per_sec: l.len() as f64 / total.as_secs_f64(), p50: pct(&l, 0.5), p99: pct(&l, 0.99) }
 }
 
 async fn raw(js: &async_nats::jetstream::Context, body: &[u8], run: usize) -> Result<Run> {
@@ -55,14 +49,9 @@ async fn raw(js: &async_nats::jetstream::Context, body: &[u8], run: usize) -> Re
             let mut lat = Vec::with_capacity(PER_SENDER);
             for i in 0..PER_SENDER {
                 let mut h = async_nats::HeaderMap::new();
-                h.insert(
-                    async_nats::header::NATS_MESSAGE_ID,
-                    format!("raw-{run}-{s}-{i}").as_str(),
-                );
+                h.insert(async_nats::header::NATS_MESSAGE_ID, format!("raw-{run}-{s}-{i}").as_str());
                 let t = Instant::now();
-                js.publish_with_headers("github.local.bench.push", h, body.clone())
-                    .await?
-                    .await?;
+                js.publish_with_headers("github.local.bench.push", h, body.clone()).await?.await?;
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             anyhow::Ok(lat)
@@ -76,15 +65,12 @@ async fn raw(js: &async_nats::jetstream::Context, body: &[u8], run: usize) -> Re
 }
 
 async fn webhook(url: &str, secret: &str, body: &[u8], run: usize) -> Result<Run> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(SENDERS)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(SENDERS).build()?;
     let sig = ghboot::webhook::verify::sign(secret.as_bytes(), body);
     let t = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..SENDERS {
-        let (client, url, sig, body) =
-            (client.clone(), url.to_string(), sig.clone(), body.to_vec());
+        let (client, url, sig, body) = (client.clone(), url.to_string(), sig.clone(), body.to_vec());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(PER_SENDER);
             for i in 0..PER_SENDER {
@@ -114,48 +100,24 @@ async fn webhook(url: &str, secret: &str, body: &[u8], run: usize) -> Result<Run
 fn vm_hwm_mib(pid: u64) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<f64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
         .map(|k| k / 1024.0)
         .unwrap_or(f64::NAN)
 }
 
 pub fn ingest(env: &Env) -> Result<Vec<Table>> {
     let (_, inst) = cold_up(env)?;
-    let out = ghboot(env, &inst.state)
-        .args(["env", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .output()?;
+    let out = ghboot(env, &inst.state).args(["env", "--format", "json"]).stdout(std::process::Stdio::piped()).output()?;
     let vars: serde_json::Value = serde_json::from_slice(&out.stdout).context("env json")?;
-    let secret = ghboot(env, &inst.state)
-        .args(["webhook", "secret"])
-        .stdout(std::process::Stdio::piped())
-        .output()?;
+    let secret = ghboot(env, &inst.state).args(["webhook", "secret"]).stdout(std::process::Stdio::piped()).output()?;
     let secret = String::from_utf8_lossy(&secret.stdout).trim().to_string();
-    let url = vars["GHBOOT_WEBHOOK_URL"]
-        .as_str()
-        .context("GHBOOT_WEBHOOK_URL")?
-        .to_string();
+    let url = vars["GHBOOT_WEBHOOK_URL"].as_str().context("GHBOOT_WEBHOOK_URL")?.to_string();
     let nats_url = vars["NATS_URL"].as_str().context("NATS_URL")?.to_string();
-    let (user, pass) = (
-        vars["NATS_USER"].as_str().unwrap_or_default().to_string(),
-        vars["NATS_PASSWORD"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    );
+    let (user, pass) = (vars["NATS_USER"].as_str().unwrap_or_default().to_string(), vars["NATS_PASSWORD"].as_str().unwrap_or_default().to_string());
     let body = payload();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (raw_runs, hook_runs) = rt.block_on(async {
-        let nc = async_nats::ConnectOptions::with_user_and_password(user, pass)
-            .connect(nats_url)
-            .await?;
+        let nc = async_nats::ConnectOptions::with_user_and_password(user, pass).connect(nats_url).await?;
         let js = async_nats::jetstream::new(nc);
         let (mut r, mut h) = (Vec::new(), Vec::new());
         for run in 0..env.reps {
@@ -164,14 +126,10 @@ pub fn ingest(env: &Env) -> Result<Vec<Table>> {
         }
         anyhow::Ok((r, h))
     })?;
-    let sup = status(env, &inst)?["supervisor"]["pid"]
-        .as_u64()
-        .unwrap_or(0);
+    let sup = status(env, &inst)?["supervisor"]["pid"].as_u64().unwrap_or(0);
     let rss = vm_hwm_mib(sup);
     let n = SENDERS * PER_SENDER;
-    let fig = |name: &str, unit: &'static str, runs: &[Run], f: fn(&Run) -> f64| {
-        Figure::new(name, unit, runs.iter().map(f).collect())
-    };
+    let fig = |name: &str, unit: &'static str, runs: &[Run], f: fn(&Run) -> f64| Figure::new(name, unit, runs.iter().map(f).collect());
     Ok(vec![
         Table {
             title: "Webhook ingest: throughput".into(),

