@@ -91,6 +91,9 @@ pub struct GlobalArgs {
     /// Seconds `up --detach` waits for readiness
     #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
     pub wait_timeout: u64,
+    /// Container image to run instead of the one ghboot builds locally (docker, kubernetes): nats=REF or ghboot=REF
+    #[arg(long, global = true, value_name = "NAME=IMAGE")]
+    pub image: Vec<String>,
     /// Public URL GitHub posts deliveries to; with GITHUB_TOKEN, `up` registers the org (or repo) hook
     #[arg(
         long,
@@ -143,6 +146,15 @@ pub enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Write the deployment files of --mode kubernetes (manifests) or --mode docker (a Compose file), applying nothing
+    Render {
+        /// Directory to write them to
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Internal: a container health check (`http://host:port/path` must answer 2xx; `tcp://host:port` must accept)
+    #[command(hide = true)]
+    Healthcheck { url: String },
     /// Manage the nats-server executable ghboot runs
     #[command(subcommand)]
     NatsServer(NatsServerCmd),

@@ -97,6 +97,10 @@ pub struct Settings {
     pub debug: bool,
     pub wait_timeout: std::time::Duration,
     pub supervisor_child: bool,
+    /// `--image NAME=REF` overrides of container images (docker, kubernetes)
+    pub images: Vec<(String, String)>,
+    /// Why `--mode auto` chose the mode it did (set by `containers::auto`)
+    pub mode_reason: Option<String>,
     /// Public URL for the GitHub hook (`--webhook-url`); with `github_token`, `up` registers it.
     pub webhook_public_url: Option<String>,
     /// GitHub API base (`--github-api-url`, GITHUB_API_URL); None: https://api.github.com
@@ -278,6 +282,19 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
             .and_then(|v| v.as_integer())
             .map(|p| p as u16))
         .or(rec.webhook_port);
+    let images = g
+        .image
+        .iter()
+        .map(|i| match i.split_once('=') {
+            Some((k @ ("nats" | "ghboot"), v)) if !v.is_empty() => {
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => Err(
+                fail(Kind::Config, format!("--image {i:?} is not NAME=IMAGE"))
+                    .help("use --image nats=REF or --image ghboot=REF"),
+            ),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let nats_url = g.nats_url.clone().or(rec.nats_url.clone());
     let hub_url = g.hub_url.clone().or(rec.hub_url.clone());
     for u in [&nats_url, &hub_url].into_iter().flatten() {
@@ -319,6 +336,8 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         debug,
         wait_timeout: std::time::Duration::from_secs(g.wait_timeout),
         supervisor_child: g.supervisor_child,
+        images,
+        mode_reason: None,
         webhook_public_url: g.webhook_url.clone().filter(|u| !u.is_empty()),
         github_api_url: g.github_api_url.clone().filter(|u| !u.is_empty()),
         github_token: env_secret("GITHUB_TOKEN"),

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod containers;
 pub mod controller;
 pub mod engine;
 pub mod error;
@@ -22,6 +23,7 @@ use cli::{Cli, Command};
 
 /// Run a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    containers::env_from_files();
     let g = &cli.global;
     match &cli.command {
         None | Some(Command::Up) => commands::up::run(g).await,
@@ -51,6 +53,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             git_dir,
             deliver,
         }) => controller::hook::run(g, hook, git_dir, deliver).await,
+        Some(Command::Render { out }) => commands::render::run(g, out).await,
+        Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
     }
 }

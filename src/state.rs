@@ -193,16 +193,10 @@ pub struct StateLock {
 impl StateLock {
     pub fn acquire(layout: &Layout) -> Result<StateLock> {
         let path = layout.lock_file();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| {
-                fail(Kind::CantCreate, format!("cannot open lock file {}: {e}", path.display()))
-                    .help("make the state dir writable (and its filesystem not read-only), or pass --state-dir DIR")
-            })?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| {
+            fail(Kind::CantCreate, format!("cannot open lock file {}: {e}", path.display()))
+                .help("make the state dir writable (and its filesystem not read-only), or pass --state-dir DIR")
+        })?;
         match file.try_lock_exclusive() {
             Ok(()) => {}
             Err(e)

@@ -3,7 +3,8 @@ use crate::stages::prerequisites::checks;
 use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
-    let (settings, _) = super::maybe_instance(g)?;
+    let (mut settings, _) = super::maybe_instance(g)?;
+    crate::containers::auto::resolve(&mut settings).await;
     let all = checks(&settings);
     let failed = all.iter().filter(|c| !c.ok).count();
     if g.json {

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod logs;
 pub mod nats_server;
 pub mod plan;
+pub mod render;
 pub mod reset;
 pub mod status;
 pub mod up;
@@ -39,7 +40,8 @@ pub fn existing_instance(g: &GlobalArgs) -> Result<(Settings, StateFile)> {
         )
         .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
     })?;
-    let settings = config::resolve(g, dir, Some(state.settings.clone()))?;
+    let mut settings = config::resolve(g, dir, Some(state.settings.clone()))?;
+    crate::containers::keep_recorded_mode(&mut settings, &state);
     Ok((settings, state))
 }
 

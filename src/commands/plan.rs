@@ -5,7 +5,8 @@ use crate::ui::Reporter;
 use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
-    let (settings, state) = super::maybe_instance(g)?;
+    let (mut settings, state) = super::maybe_instance(g)?;
+    crate::containers::auto::resolve(&mut settings).await;
     let mut ctx = Ctx {
         settings,
         state: state.unwrap_or_else(StateFile::new),

@@ -139,6 +139,12 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 uptime.map(|s| format!("{s}s")).unwrap_or_default()
             )
         }
+        _ if crate::containers::is_container_mode(settings.mode) => {
+            println!(
+                "{:<17} none: the {} deployment keeps itself running (`ghboot down` removes it)",
+                "supervisor", settings.mode
+            )
+        }
         _ => println!(
             "{:<17} not running (start with `ghboot up --detach`)",
             "supervisor"

@@ -25,8 +25,12 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         None
     };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
-    let settings = ask_missing(settings, state.is_none())?;
+    let mut settings = ask_missing(settings, state.is_none())?;
     let reporter = Reporter::new(settings.json);
+    if settings.mode == crate::cli::Mode::Auto {
+        crate::containers::auto::resolve(&mut settings).await;
+        reporter.info(settings.mode_reason.as_deref().unwrap_or_default());
+    }
     if settings.org_defaulted
         && state
             .as_ref()
@@ -37,6 +41,9 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         reporter.info("no GitHub org given: using 'local' (dev needs none; pass --org or set GITHUB_ORG to talk to GitHub)");
     }
     ensure_root(&layout)?;
+    if crate::containers::is_container_mode(settings.mode) {
+        return crate::containers::up(settings, state, reporter).await;
+    }
     if !settings.supervisor_child {
         if Runtime::load(&layout).is_some_and(|r| r.supervisor_alive()) {
             match attach(&settings, state.clone(), reporter.clone()).await {

@@ -55,7 +55,7 @@ impl Check {
 /// Every check, passing or not.
 pub fn checks(s: &Settings) -> Vec<Check> {
     let mut out = vec![platform()];
-    out.extend(resources(s.layout.root(), disk_needed(s)));
+    out.extend(resources(s.layout.root()));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
     out.extend(crate::target::for_settings(s).checks(s));
@@ -78,25 +78,7 @@ fn platform() -> Check {
     }
 }
 
-/// Free disk the instance needs under its state dir: what the JetStream topology reserves on file storage,
-/// divided by the 75% of free disk nats-server allows JetStream by default, plus room for logs.
-fn disk_needed(s: &Settings) -> u64 {
-    let reserved: i64 = crate::topology::desired::desired(s)
-        .map(|d| {
-            d.resources
-                .iter()
-                .filter(|r| {
-                    r.config.storage == async_nats::jetstream::stream::StorageType::File
-                        && r.config.max_bytes > 0
-                })
-                .map(|r| r.config.max_bytes)
-                .sum()
-        })
-        .unwrap_or(0);
-    (reserved.max(0) as u64 * 4 / 3 + 64 * 1024 * 1024).max(MIN_DISK)
-}
-
-fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
+fn resources(state_dir: &Path) -> Vec<Check> {
     use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
@@ -118,16 +100,11 @@ fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
     // statvfs on the one path that matters, rather than enumerating every mount
     let disk = fs4::available_space(&probe).ok();
     let disk = match disk {
-        Some(free) if free < disk_needed => Check::bad(
+        Some(free) if free < MIN_DISK => Check::bad(
             "disk",
             Kind::Unavailable,
-            format!(
-                "only {} MiB free under {}; the JetStream topology needs {} MiB (its streams' max_bytes, of which JetStream may use 75% of free disk)",
-                free / 1048576,
-                probe.display(),
-                disk_needed / 1048576
-            ),
-            "free disk space, pass --state-dir on a larger filesystem, or lower max_bytes under [topology] in ghboot.toml",
+            format!("only {} MiB free under {}", free / 1048576, probe.display()),
+            "free disk space, or pass --state-dir on a larger filesystem",
         ),
         Some(free) => Check::ok(
             "disk",
@@ -171,17 +148,17 @@ fn mode_supported(s: &Settings) -> Check {
     match s.mode {
         Mode::Dev => Check::ok(
             "mode",
-            format!("dev: {}", crate::target::for_settings(s).describe(s)),
+            s.mode_reason
+                .clone()
+                .unwrap_or_else(|| format!("dev: {}", crate::target::for_settings(s).describe(s))),
         ),
         Mode::Synadia => Check::ok(
             "mode",
             format!("synadia: {}", crate::target::for_settings(s).describe(s)),
         ),
-        m => Check::bad(
+        Mode::Docker | Mode::Kubernetes | Mode::Auto => Check::ok(
             "mode",
-            Kind::Unavailable,
-            format!("--mode {m} is not available in this build yet"),
-            "use --mode dev",
+            crate::containers::checks::mode_detail(s).unwrap_or_default(),
         ),
     }
 }

@@ -11,7 +11,7 @@ impl Stage for StateBackend {
         "state-backend"
     }
     fn summary(&self) -> &'static str {
-        "create the state dir layout"
+        "create the state dir layout and the Terraform backend and JetStream export"
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         Ok(ctx
@@ -37,6 +37,9 @@ impl Stage for StateBackend {
                 )));
             }
         }
+        if let Some(why) = crate::containers::terraform::drift(&ctx.settings) {
+            return Ok(Verdict::Drift(why));
+        }
         Ok(Verdict::Holds)
     }
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
@@ -54,7 +57,7 @@ impl Stage for StateBackend {
                 .help("make the state dir writable, or pass --state-dir DIR")
             })?;
         }
-        let mut out = Outputs::new();
+        let mut out = crate::containers::terraform::write(&ctx.settings).await?;
         out.insert("backend".into(), "local".into());
         out.insert(
             "dir".into(),

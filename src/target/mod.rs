@@ -6,6 +6,8 @@
 
 pub mod creds;
 pub mod dev;
+pub mod docker;
+pub mod kubernetes;
 pub mod synadia;
 
 use crate::cli::{Mode, NatsType};
@@ -98,7 +100,11 @@ pub fn for_settings(s: &Settings) -> Box<dyn Target> {
     if is_synadia(s) {
         return Box::new(synadia::Synadia);
     }
-    Box::new(dev::Dev)
+    match s.mode {
+        Mode::Docker => Box::new(docker::Docker),
+        Mode::Kubernetes => Box::new(kubernetes::Kubernetes),
+        _ => Box::new(dev::Dev),
+    }
 }
 
 /// JetStream replicas for these settings' topology (1 single server / leaf / Synadia, 3 cluster). The

@@ -543,7 +543,8 @@ mod tests {
 
     #[test]
     fn topology_table_is_typed_and_strict() {
-        let t: toml::Table = toml::from_str("[events]\nmax_age = \"14d\"\nmax_bytes = \"2GiB\"\nstorage = \"memory\"\n[locks]\nmax_age = 60").unwrap();
+        let t: toml::Table =
+            toml::from_str("[events]\nmax_age = \"14d\"\nmax_bytes = \"2GiB\"\nstorage = \"memory\"\n[locks]\nmax_age = 60").unwrap();
         let f: TopologyFile = toml::Value::Table(t).try_into().unwrap();
         assert_eq!(
             f.events.max_age.map(|d| d.0),

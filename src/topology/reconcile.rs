@@ -72,8 +72,10 @@ impl Item {
                     .filter(|d| d.immutable)
                     .map(|d| d.field)
                     .collect();
-                Change::new(STAGE, label, "replace")
-                    .note(format!("replace required: {} cannot change in place; needs --allow-replace, and loses the stored messages", fixed.join(", ")))
+                Change::new(STAGE, label, "replace").note(format!(
+                    "replace required: {} cannot change in place; needs --allow-replace, and loses the stored messages",
+                    fixed.join(", ")
+                ))
             }
         };
         let mut c = c;

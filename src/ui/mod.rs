@@ -103,7 +103,9 @@ impl Reporter {
     }
     pub fn finished(&self, stage: &str, took: Duration, detail: &str) {
         match self.style {
-            Style::Json => self.event(serde_json::json!({"event": "stage_finished", "stage": stage, "detail": detail, "duration_ms": took.as_millis() as u64, "ts": now()})),
+            Style::Json => self.event(
+                serde_json::json!({"event": "stage_finished", "stage": stage, "detail": detail, "duration_ms": took.as_millis() as u64, "ts": now()}),
+            ),
             Style::Plain | Style::Tty => {
                 self.unspin();
                 self.line("✓", "32", &format!("{stage}: {detail} ({})", fmt_duration(took)))

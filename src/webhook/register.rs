@@ -376,9 +376,11 @@ impl GitHub {
             403 => fail(Kind::Config, format!("the token may not manage the hooks of {t} (403 {said})")).help(target.permission()),
             404 => fail(Kind::Config, format!("{t} not found, or the token cannot see its hooks (404)"))
                 .help(format!("check the name; GitHub also answers 404 when {}", target.permission())),
-            422 => fail(Kind::Config, format!("GitHub refused the hook on {t} (422 {said})"))
-                .help("the URL must be reachable from GitHub (public https, not localhost) and the events valid; see --webhook-url and [webhook] events"),
-            _ => fail(Kind::Error, format!("GitHub API error on {t} ({} {said})", status.as_u16())).help("retry later; see https://www.githubstatus.com"),
+            422 => fail(Kind::Config, format!("GitHub refused the hook on {t} (422 {said})")).help(
+                "the URL must be reachable from GitHub (public https, not localhost) and the events valid; see --webhook-url and [webhook] events",
+            ),
+            _ => fail(Kind::Error, format!("GitHub API error on {t} ({} {said})", status.as_u16()))
+                .help("retry later; see https://www.githubstatus.com"),
         };
         f.into()
     }

@@ -4,6 +4,7 @@ mod bundled;
 mod ci;
 mod cluster;
 mod common;
+mod containers;
 mod controller;
 mod core;
 mod topology;

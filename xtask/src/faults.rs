@@ -165,7 +165,14 @@ fn expect_error(
 
 pub fn matrix(env: &Env) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for stage in ["prerequisites", "state-backend", "nats", "webhooks", "controller", "self-management"] {
+    for stage in [
+        "prerequisites",
+        "state-backend",
+        "nats",
+        "webhooks",
+        "controller",
+        "self-management",
+    ] {
         rows.push(kill_after_stage(env, stage)?);
     }
     rows.push(kill_nats_server(env)?);
@@ -176,7 +183,11 @@ pub fn matrix(env: &Env) -> Result<Vec<Row>> {
         "{ not json",
         "corrupt state file (not JSON)",
     )?);
-    rows.push(corrupt_state(env, r#"{"version": 99, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}"#, "state file from a newer ghboot (version 99)")?);
+    rows.push(corrupt_state(
+        env,
+        r#"{"version": 99, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}"#,
+        "state file from a newer ghboot (version 99)",
+    )?);
     rows.push(port_stolen(env)?);
     rows.push(state_dir_full(env)?);
     rows.push(state_dir_read_only(env)?);
@@ -258,7 +269,11 @@ fn kill_supervisor(env: &Env) -> Result<Row> {
     Ok(Row {
         fault: "SIGKILL of the detached supervisor".into(),
         expected: "its nats-server dies with it (no orphan); status says unhealthy at once; a rerun converges".into(),
-        observed: format!("up exit {}; nats-server gone: {orphan_gone}; status unhealthy: {unhealthy}; rerun exit {}, healthy={healthy}", code(&up), code(&rerun)),
+        observed: format!(
+            "up exit {}; nats-server gone: {orphan_gone}; status unhealthy: {unhealthy}; rerun exit {}, healthy={healthy}",
+            code(&up),
+            code(&rerun)
+        ),
         pass: up.status.success() && orphan_gone && unhealthy && rerun.status.success() && healthy,
         reproduce: "ghboot --mode dev --detach; kill -9 $(ghboot status --json | jq .supervisor.pid); ghboot status".into(),
     })
@@ -362,7 +377,8 @@ fn umount(dir: &Path) {
 
 /// A ghboot.toml with a small topology, so that a small filesystem is enough for a first run.
 fn small_topology(i: &Inst) -> Result<()> {
-    let t = "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n";
+    let t =
+        "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n";
     Ok(std::fs::write(i.dir.path().join("ghboot.toml"), t)?)
 }
 
@@ -435,7 +451,8 @@ fn state_dir_read_only(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     small_topology(&i)?;
     let mnt = i.dir.path().join("ro");
-    let reproduce = "mount -t tmpfs tmpfs $STATE; ghboot --mode dev --state-dir $STATE; mount -o remount,ro $STATE; ghboot --mode dev --state-dir $STATE";
+    let reproduce =
+        "mount -t tmpfs tmpfs $STATE; ghboot --mode dev --state-dir $STATE; mount -o remount,ro $STATE; ghboot --mode dev --state-dir $STATE";
     if tmpfs(&mnt, "400m").is_none() {
         return Ok(Row {
             fault: "read-only state dir".into(),

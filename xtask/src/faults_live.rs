@@ -1,8 +1,8 @@
 //! Fault rows that need live traffic: the receiver's bad inputs, NATS failing under ingest load, a cluster
 //! node lost, a lock holder stalled past its lease. Driven with async-nats and reqwest against a real instance.
 
-use crate::faults::{Inst, Row};
 use crate::bench::Env;
+use crate::faults::{Inst, Row};
 use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::process::Command;
@@ -17,10 +17,16 @@ struct Live {
 }
 
 fn live(i: &Inst) -> Result<Live> {
-    let v: serde_json::Value = serde_json::from_slice(&i.run(&["env", "--format", "json"]).stdout).context("env json")?;
-    let secret = String::from_utf8_lossy(&i.run(&["webhook", "secret"]).stdout).trim().to_string();
+    let v: serde_json::Value =
+        serde_json::from_slice(&i.run(&["env", "--format", "json"]).stdout).context("env json")?;
+    let secret = String::from_utf8_lossy(&i.run(&["webhook", "secret"]).stdout)
+        .trim()
+        .to_string();
     Ok(Live {
-        url: v["GHBOOT_WEBHOOK_URL"].as_str().context("webhook url")?.into(),
+        url: v["GHBOOT_WEBHOOK_URL"]
+            .as_str()
+            .context("webhook url")?
+            .into(),
         secret,
         nats_url: v["NATS_URL"].as_str().context("nats url")?.into(),
         user: v["NATS_USER"].as_str().unwrap_or_default().into(),
@@ -32,13 +38,27 @@ fn push_body(n: usize) -> Vec<u8> {
     format!(r#"{{"ref":"refs/heads/main","repository":{{"name":"faults"}},"n":{n}}}"#).into_bytes()
 }
 
-async fn post(c: &reqwest::Client, l: &Live, delivery: &str, body: Vec<u8>, sign: bool, ctype: &str, event: Option<&str>) -> u16 {
-    let mut r = c.post(&l.url).header("content-type", ctype).header("x-github-delivery", delivery);
+async fn post(
+    c: &reqwest::Client,
+    l: &Live,
+    delivery: &str,
+    body: Vec<u8>,
+    sign: bool,
+    ctype: &str,
+    event: Option<&str>,
+) -> u16 {
+    let mut r = c
+        .post(&l.url)
+        .header("content-type", ctype)
+        .header("x-github-delivery", delivery);
     if let Some(e) = event {
         r = r.header("x-github-event", e);
     }
     if sign {
-        r = r.header("x-hub-signature-256", ghboot::webhook::verify::sign(l.secret.as_bytes(), &body));
+        r = r.header(
+            "x-hub-signature-256",
+            ghboot::webhook::verify::sign(l.secret.as_bytes(), &body),
+        );
     }
     match r.body(body).send().await {
         Ok(resp) => resp.status().as_u16(),
@@ -47,13 +67,17 @@ async fn post(c: &reqwest::Client, l: &Live, delivery: &str, body: Vec<u8>, sign
 }
 
 async fn stored(l: &Live, stream: &str) -> Result<u64> {
-    let nc = async_nats::ConnectOptions::with_user_and_password(l.user.clone(), l.pass.clone()).connect(l.nats_url.split(',').next().unwrap_or_default()).await?;
+    let nc = async_nats::ConnectOptions::with_user_and_password(l.user.clone(), l.pass.clone())
+        .connect(l.nats_url.split(',').next().unwrap_or_default())
+        .await?;
     let js = async_nats::jetstream::new(nc);
     Ok(js.get_stream(stream).await?.info().await?.state.messages)
 }
 
 pub fn rows(env: &Env) -> Result<Vec<Row>> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let mut rows = Vec::new();
     rows.extend(rt.block_on(receiver_bad_inputs(env))?);
     rows.push(rt.block_on(kill_nats_under_load(env))?);
@@ -74,14 +98,87 @@ async fn receiver_bad_inputs(env: &Env) -> Result<Vec<Row>> {
     let cases: Vec<(&str, u16, u16)> = vec![
         ("bad signature", 401, {
             let body = push_body(1);
-            let r = c.post(&l.url).header("content-type", "application/json").header("x-github-event", "push").header("x-github-delivery", "bad-sig").header("x-hub-signature-256", format!("sha256={}", "0".repeat(64))).body(body).send().await;
+            let r = c
+                .post(&l.url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "push")
+                .header("x-github-delivery", "bad-sig")
+                .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+                .body(body)
+                .send()
+                .await;
             r.map(|r| r.status().as_u16()).unwrap_or(0)
         }),
-        ("missing signature", 401, post(&c, &l, "no-sig", push_body(2), false, "application/json", Some("push")).await),
-        ("missing X-GitHub-Event", 400, post(&c, &l, "no-event", push_body(3), true, "application/json", None).await),
-        ("malformed JSON", 400, post(&c, &l, "bad-json", b"{not json".to_vec(), true, "application/json", Some("push")).await),
-        ("body over GitHub's 25 MB cap", 413, post(&c, &l, "too-big", big, true, "application/json", Some("push")).await),
-        ("wrong content type (text/plain)", 415, post(&c, &l, "text", push_body(4), true, "text/plain", Some("push")).await),
+        (
+            "missing signature",
+            401,
+            post(
+                &c,
+                &l,
+                "no-sig",
+                push_body(2),
+                false,
+                "application/json",
+                Some("push"),
+            )
+            .await,
+        ),
+        (
+            "missing X-GitHub-Event",
+            400,
+            post(
+                &c,
+                &l,
+                "no-event",
+                push_body(3),
+                true,
+                "application/json",
+                None,
+            )
+            .await,
+        ),
+        (
+            "malformed JSON",
+            400,
+            post(
+                &c,
+                &l,
+                "bad-json",
+                b"{not json".to_vec(),
+                true,
+                "application/json",
+                Some("push"),
+            )
+            .await,
+        ),
+        (
+            "body over GitHub's 25 MB cap",
+            413,
+            post(
+                &c,
+                &l,
+                "too-big",
+                big,
+                true,
+                "application/json",
+                Some("push"),
+            )
+            .await,
+        ),
+        (
+            "wrong content type (text/plain)",
+            415,
+            post(
+                &c,
+                &l,
+                "text",
+                push_body(4),
+                true,
+                "text/plain",
+                Some("push"),
+            )
+            .await,
+        ),
     ];
     let after = stored(&l, stream).await?;
     Ok(cases
@@ -91,7 +188,15 @@ async fn receiver_bad_inputs(env: &Env) -> Result<Vec<Row>> {
             expected: format!("HTTP {want}, nothing stored, counted in /metrics by reason"),
             observed: format!("HTTP {got}; stream grew by {}", after - before),
             pass: got == want && after == before,
-            reproduce: format!("ghboot webhook send … (or curl) with {what} → {}", l.url.rsplit_once('/').map(|x| x.0).unwrap_or("") .to_string() + "/webhook"),
+            reproduce: format!(
+                "ghboot webhook send … (or curl) with {what} → {}",
+                l.url
+                    .rsplit_once('/')
+                    .map(|x| x.0)
+                    .unwrap_or("")
+                    .to_string()
+                    + "/webhook"
+            ),
         })
         .collect())
 }
@@ -116,7 +221,17 @@ async fn kill_nats_under_load(env: &Env) -> Result<Row> {
             let mut acked = 0usize;
             for k in 0..total / 8 {
                 let n = s * 10_000 + k;
-                match post(&c, &l, &format!("load-{n}"), push_body(n), true, "application/json", Some("push")).await {
+                match post(
+                    &c,
+                    &l,
+                    &format!("load-{n}"),
+                    push_body(n),
+                    true,
+                    "application/json",
+                    Some("push"),
+                )
+                .await
+                {
                     200..=299 => acked += 1,
                     _ => failed.push(n),
                 }
@@ -125,7 +240,9 @@ async fn kill_nats_under_load(env: &Env) -> Result<Row> {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Command::new("kill").args(["-9", &nats_pid.to_string()]).status()?;
+    Command::new("kill")
+        .args(["-9", &nats_pid.to_string()])
+        .status()?;
     let (mut acked, mut failed) = (0, Vec::new());
     for t in tasks {
         let (a, f) = t.await?;
@@ -136,7 +253,19 @@ async fn kill_nats_under_load(env: &Env) -> Result<Row> {
     // redeliver until each is acknowledged (the supervisor has restarted nats-server by now)
     let until = Instant::now() + Duration::from_secs(60);
     while let Some(n) = failed.pop() {
-        if post(&c, &l, &format!("load-{n}"), push_body(n), true, "application/json", Some("push")).await / 100 == 2 {
+        if post(
+            &c,
+            &l,
+            &format!("load-{n}"),
+            push_body(n),
+            true,
+            "application/json",
+            Some("push"),
+        )
+        .await
+            / 100
+            == 2
+        {
             acked += 1;
         } else if Instant::now() < until {
             failed.push(n);
@@ -147,7 +276,9 @@ async fn kill_nats_under_load(env: &Env) -> Result<Row> {
     }
     let after = stored(&l, stream).await?;
     let stored_new = after - before;
-    let ids: HashSet<usize> = (0..8).flat_map(|s| (0..total / 8).map(move |k| s * 10_000 + k)).collect();
+    let ids: HashSet<usize> = (0..8)
+        .flat_map(|s| (0..total / 8).map(move |k| s * 10_000 + k))
+        .collect();
     Ok(Row {
         fault: "SIGKILL of nats-server under webhook ingest load (8 senders, 1600 deliveries)".into(),
         expected: "503 while it is down (never a 2xx without JetStream's ack); after restart and redelivery, acknowledged == stored, each delivery once".into(),
@@ -168,12 +299,30 @@ async fn nats_stalled_during_ingest(env: &Env) -> Result<Row> {
     let c = reqwest::Client::new();
     Command::new("kill").args(["-STOP", &pid]).status()?;
     let t = Instant::now();
-    let during = post(&c, &l, "stalled-1", push_body(1), true, "application/json", Some("push")).await;
+    let during = post(
+        &c,
+        &l,
+        "stalled-1",
+        push_body(1),
+        true,
+        "application/json",
+        Some("push"),
+    )
+    .await;
     let waited = t.elapsed();
     Command::new("kill").args(["-CONT", &pid]).status()?;
     let mut again = 0;
     for _ in 0..100 {
-        again = post(&c, &l, "stalled-1", push_body(1), true, "application/json", Some("push")).await;
+        again = post(
+            &c,
+            &l,
+            "stalled-1",
+            push_body(1),
+            true,
+            "application/json",
+            Some("push"),
+        )
+        .await;
         if again / 100 == 2 {
             break;
         }
@@ -191,18 +340,39 @@ async fn nats_stalled_during_ingest(env: &Env) -> Result<Row> {
 
 async fn cluster_node_killed(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
-    let up = i.cmd().args(i.up_args()).args(["--nats-type", "self_hosted_cluster"]).output()?;
+    let up = i
+        .cmd()
+        .args(i.up_args())
+        .args(["--nats-type", "self_hosted_cluster"])
+        .output()?;
     let st = i.status();
-    let nodes: Vec<u64> = st["nats"]["nodes"].as_array().map(|a| a.iter().filter_map(|n| n["pid"].as_u64()).collect()).unwrap_or_default();
+    let nodes: Vec<u64> = st["nats"]["nodes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n["pid"].as_u64()).collect())
+        .unwrap_or_default();
     let victim = nodes.get(1).copied().unwrap_or(0);
-    Command::new("kill").args(["-9", &victim.to_string()]).status()?;
+    Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()?;
     let l = live(&i)?;
     let c = reqwest::Client::new();
     let before = stored(&l, "GITHUB_EVENTS_LOCAL").await.unwrap_or(0);
     let mut ok = 0;
     for n in 0..100 {
         for _ in 0..50 {
-            if post(&c, &l, &format!("cl-{n}"), push_body(n), true, "application/json", Some("push")).await / 100 == 2 {
+            if post(
+                &c,
+                &l,
+                &format!("cl-{n}"),
+                push_body(n),
+                true,
+                "application/json",
+                Some("push"),
+            )
+            .await
+                / 100
+                == 2
+            {
                 ok += 1;
                 break;
             }
@@ -214,7 +384,10 @@ async fn cluster_node_killed(env: &Env) -> Result<Row> {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let st = i.status();
-            let all = st["nats"]["nodes"].as_array().map(|a| a.len() == 3 && a.iter().all(|n| n["healthy"] == true)).unwrap_or(false);
+            let all = st["nats"]["nodes"]
+                .as_array()
+                .map(|a| a.len() == 3 && a.iter().all(|n| n["healthy"] == true))
+                .unwrap_or(false);
             if all || Instant::now() > until {
                 break all;
             }
@@ -237,21 +410,35 @@ async fn lock_holder_stalled(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
     i.up();
     let l = live(&i)?;
-    let nc = async_nats::ConnectOptions::with_user_and_password(l.user.clone(), l.pass.clone()).connect(l.nats_url.clone()).await?;
+    let nc = async_nats::ConnectOptions::with_user_and_password(l.user.clone(), l.pass.clone())
+        .connect(l.nats_url.clone())
+        .await?;
     let js = async_nats::jetstream::new(nc);
     // a private bucket with a 1 s lease, so the row runs quickly
     let kv = js
-        .create_key_value(async_nats::jetstream::kv::Config { bucket: "faults_locks".into(), max_age: Duration::from_secs(1), history: 1, ..Default::default() })
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "faults_locks".into(),
+            max_age: Duration::from_secs(1),
+            history: 1,
+            ..Default::default()
+        })
         .await?;
     let _ = open_locks; // the real bucket is `locks`; same code path
-    let a = Lock::acquire(&kv, "regen.local", "A").await?.context("A gets the lock")?;
+    let a = Lock::acquire(&kv, "regen.local", "A")
+        .await?
+        .context("A gets the lock")?;
     let token_a = a.fencing_token();
     fenced_write(&kv, "resource.local", token_a, "from A".into()).await?;
     tokio::time::sleep(Duration::from_millis(2500)).await; // A stalls past its lease
-    let b = Lock::acquire_wait(&kv, "regen.local", "B", Duration::from_secs(5)).await?.context("B gets the lock after A's lease")?;
+    let b = Lock::acquire_wait(&kv, "regen.local", "B", Duration::from_secs(5))
+        .await?
+        .context("B gets the lock after A's lease")?;
     fenced_write(&kv, "resource.local", b.fencing_token(), "from B".into()).await?;
     let stale = fenced_write(&kv, "resource.local", token_a, "late write from A".into()).await;
-    let refused = stale.as_ref().err().is_some_and(|e| e.downcast_ref::<ghboot::topology::lock::StaleToken>().is_some());
+    let refused = stale.as_ref().err().is_some_and(|e| {
+        e.downcast_ref::<ghboot::topology::lock::StaleToken>()
+            .is_some()
+    });
     let _ = js.delete_key_value("faults_locks").await;
     Ok(Row {
         fault: "lock holder stalled past its lease (clock jump / pause), then writes".into(),

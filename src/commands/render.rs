@@ -1,0 +1,29 @@
+use crate::cli::GlobalArgs;
+use anyhow::Result;
+use std::path::Path;
+
+/// `ghboot render --mode kubernetes|docker --out DIR`: write the deployment files, apply nothing.
+pub async fn run(g: &GlobalArgs, out: &Path) -> Result<u8> {
+    let (mut settings, _) = super::maybe_instance(g)?;
+    if settings.mode == crate::cli::Mode::Auto {
+        crate::containers::auto::resolve(&mut settings).await;
+        eprintln!("{}", settings.mode_reason.as_deref().unwrap_or_default());
+    }
+    let written = crate::containers::render::write(&settings, out)?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::json!({"mode": settings.mode, "files": written})
+        );
+    } else {
+        for f in &written {
+            println!("{f}");
+        }
+        eprintln!(
+            "rendered {} file(s) for --mode {}; nothing applied",
+            written.len(),
+            settings.mode
+        );
+    }
+    Ok(0)
+}
