@@ -193,6 +193,7 @@ pub fn ghboot_containers(s: &Settings) -> Vec<GhbootContainer> {
 pub fn ghboot_env(s: &Settings, nats_url: &str) -> Vec<(String, String)> {
     vec![
         ("NATS_URL".into(), nats_url.into()),
+        ("GHBOOT_CONTROLLER_NATS_URL".into(), nats_url.into()),
         ("NATS_PASSWORD_FILE".into(), NATS_PASSWORD_FILE.into()),
         (
             "GHBOOT_WEBHOOK_SECRET_FILE".into(),

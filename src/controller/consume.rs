@@ -486,8 +486,23 @@ pub async fn connect(
     url: Option<&str>,
 ) -> Result<async_nats::Client> {
     match url {
-        Some(u) => async_nats::ConnectOptions::new()
-            .name("ghboot-controller")
+        // outside the state dir's instance (containers), credentials come from the environment, as for
+        // `ghboot webhook serve`: NATS_CREDS, or NATS_USER + NATS_PASSWORD (NATS_PASSWORD_FILE is read at start-up)
+        Some(u) => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let opts = match (env("NATS_CREDS"), env("NATS_USER"), env("NATS_PASSWORD")) {
+                (Some(creds), _, _) => async_nats::ConnectOptions::with_credentials_file(creds)
+                    .await
+                    .map_err(|e| {
+                        fail(Kind::Data, format!("cannot read NATS_CREDS: {e}"))
+                            .help("point NATS_CREDS at a .creds file")
+                    })?,
+                (None, Some(user), Some(pass)) => {
+                    async_nats::ConnectOptions::with_user_and_password(user, pass)
+                }
+                _ => async_nats::ConnectOptions::new(),
+            };
+            opts.name("ghboot-controller")
             .connect(u)
             .await
             .map_err(|e| {
@@ -495,9 +510,10 @@ pub async fn connect(
                     Kind::Unavailable,
                     format!("cannot connect to NATS at {u}: {e}"),
                 )
-                .help("check the URL and that the server runs")
+                .help("check the URL, the credentials (NATS_USER/NATS_PASSWORD or NATS_CREDS) and that the server runs")
                 .into()
-            }),
+            })
+        }
         None => crate::stages::nats::connect(settings).await,
     }
 }
