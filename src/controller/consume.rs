@@ -502,8 +502,17 @@ pub async fn connect(
                 }
                 _ => async_nats::ConnectOptions::new(),
             };
+            // a cluster is a comma-separated list of servers
+            let addrs = u
+                .split(',')
+                .map(|a| a.trim().parse::<async_nats::ServerAddr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    fail(Kind::Config, format!("invalid NATS URL {u:?}: {e}"))
+                        .help("give nats://host:port[,nats://host:port...]")
+                })?;
             opts.name("ghboot-controller")
-            .connect(u)
+            .connect(addrs)
             .await
             .map_err(|e| {
                 fail(
