@@ -428,3 +428,127 @@ pub fn render(tables: &[Table], header: &str) -> String {
     }
     s
 }
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+        ])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .output()?;
+    if !out.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A burst of template pushes to dev's local "GitHub": how many regenerations come out, and how long until the
+/// generated files carry the newest template. Baseline: one push, same measure.
+pub fn controller_burst(env: &Env) -> Result<Vec<Table>> {
+    const BURST: usize = 20;
+    let mut single = Vec::new();
+    let mut burst = Vec::new();
+    let mut regens = Vec::new();
+    for rep in 0..env.reps {
+        let (_, inst) = cold_up(env)?;
+        let bare = inst.state.join("github").join("local").join(".github.git");
+        let work = tempfile::tempdir_in(env.tmp.path())?;
+        git(work.path(), &["clone", "-q", &bare.to_string_lossy(), "w"])?;
+        let w = work.path().join("w");
+        let regenerations = |env: &Env| -> u64 {
+            status(env, &inst)
+                .ok()
+                .and_then(|s| s["components"]["controller"]["regenerations"].as_u64())
+                .unwrap_or(0)
+        };
+        let converge = |marker: &str| -> Result<()> {
+            let until = Instant::now() + Duration::from_secs(120);
+            loop {
+                git(&w, &["fetch", "-q", "origin"])?;
+                let f =
+                    git(&w, &["show", "origin/main:.github/workflows/ci.yml"]).unwrap_or_default();
+                if f.contains(marker) {
+                    return Ok(());
+                }
+                if Instant::now() > until {
+                    bail!("controller did not converge on {marker}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let template = w.join("templates/.github/workflows/ci.yml.j2");
+        let push = |marker: &str| -> Result<()> {
+            git(&w, &["pull", "-q", "--rebase", "origin", "main"])?;
+            let mut t = std::fs::read_to_string(&template)?;
+            t.push_str(&format!("# {marker}\n"));
+            std::fs::write(&template, t)?;
+            git(&w, &["commit", "-qam", marker])?;
+            git(&w, &["push", "-q", "origin", "HEAD:main"])?;
+            Ok(())
+        };
+        let t = Instant::now();
+        push(&format!("bench-single-{rep}"))?;
+        converge(&format!("bench-single-{rep}"))?;
+        single.push(t.elapsed().as_secs_f64() * 1000.0);
+        let before = regenerations(env);
+        let t = Instant::now();
+        for k in 0..BURST {
+            push(&format!("bench-burst-{rep}-{k}"))?;
+        }
+        converge(&format!("bench-burst-{rep}-{}", BURST - 1))?;
+        burst.push(t.elapsed().as_secs_f64() * 1000.0);
+        // let the controller finish what it is doing, then count
+        std::thread::sleep(Duration::from_millis(500));
+        regens.push((regenerations(env) - before) as f64);
+    }
+    Ok(vec![Table {
+        title: "Controller: a burst of template pushes".into(),
+        note: format!(
+            "{BURST} template pushes in quick succession to dev's local \"GitHub\" (each a real git push whose post-receive hook posts a signed delivery), until the regenerated files carry the newest template. Regenerations for the burst (not a time): median {:.0}, min–max {:.0}–{:.0} for {BURST} pushes. Baseline: one push, the same way.",
+            Figure::new("", "", regens.clone()).median(),
+            Figure::new("", "", regens.clone()).min(),
+            Figure::new("", "", regens).max()
+        ),
+        baseline: Figure::new("one template push to regenerated commit", "ms", single),
+        rows: vec![Figure::new(&format!("{BURST} pushes to converged"), "ms", burst)],
+    }])
+}
+
+/// First run of a ghboot with the bundled nats-server (extraction into an empty cache) against a warm run.
+pub fn extraction(env: &Env) -> Result<Option<Table>> {
+    let which = |cache: &Path| -> Result<(f64, String)> {
+        let t = Instant::now();
+        let out = Command::new(&env.ghboot)
+            .args(["nats-server", "which", "--json"])
+            .env("XDG_CACHE_HOME", cache)
+            .env_remove("GHBOOT_NATS_SERVER")
+            .env("PATH", "/usr/bin:/bin")
+            .stderr(Stdio::null())
+            .output()?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        Ok((ms, v["source"].as_str().unwrap_or_default().to_string()))
+    };
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..env.reps {
+        let cache = tempfile::tempdir_in(env.tmp.path())?;
+        let (ms, source) = which(cache.path())?;
+        if source != "bundled" {
+            eprintln!("this ghboot has no bundled nats-server ({source}); extraction not measured");
+            return Ok(None);
+        }
+        cold.push(ms);
+        warm.push(which(cache.path())?.0);
+    }
+    Ok(Some(Table {
+        title: "Bundled nats-server".into(),
+        note: "`ghboot nats-server which` with an empty per-user cache (extracts and verifies the embedded, zstd-compressed server) against the same command once the cache is warm (re-verifies its SHA-256 on every use).".into(),
+        baseline: Figure::new("warm run (verify the cached copy)", "ms", warm),
+        rows: vec![Figure::new("first run (extract, verify, install atomically)", "ms", cold)],
+    }))
+}

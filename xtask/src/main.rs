@@ -236,6 +236,8 @@ fn run_bench(args: &[String]) -> Result<()> {
     let started = std::time::Instant::now();
     let mut tables = bench::startup(&env)?;
     tables.extend(ingest::ingest(&env)?);
+    tables.extend(bench::controller_burst(&env)?);
+    tables.extend(bench::extraction(&env)?);
     let mut header = machine_header(&env.nats_server);
     header.push_str(&format!(
         "\nThe whole run took {:.0} s.\n",
