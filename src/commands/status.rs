@@ -150,6 +150,28 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             "supervisor"
         ),
     }
+    let wh = &out["webhook"];
+    if let Some(url) = wh["url"].as_str() {
+        let ready = if wh["ready"] == true {
+            "ready"
+        } else {
+            "NOT READY"
+        };
+        println!("{:<17} {ready} {url}", "webhook receiver");
+    }
+    let ctl = &out["components"]["controller"];
+    if let Some(hb) = ctl["heartbeat"].as_str() {
+        let age = time::OffsetDateTime::parse(hb, &time::format_description::well_known::Rfc3339)
+            .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds())
+            .unwrap_or(-1);
+        println!(
+            "{:<17} heartbeat {age}s ago; {} regeneration(s), {} own push(es) ignored, {} dead-lettered",
+            "controller",
+            ctl["regenerations"].as_u64().unwrap_or(0),
+            ctl["ignored_self"].as_u64().unwrap_or(0),
+            ctl["dead_lettered"].as_u64().unwrap_or(0)
+        );
+    }
     Ok(0)
 }
 
