@@ -488,7 +488,16 @@ pub fn controller_burst(env: &Env) -> Result<Vec<Table>> {
             t.push_str(&format!("# {marker}\n"));
             std::fs::write(&template, t)?;
             git(&w, &["commit", "-qam", marker])?;
-            git(&w, &["push", "-q", "origin", "HEAD:main"])?;
+            // the controller pushes too: a rejected push is rebased and sent again, as a person would
+            for attempt in 0.. {
+                match git(&w, &["push", "-q", "origin", "HEAD:main"]) {
+                    Ok(_) => break,
+                    Err(e) if attempt >= 20 => return Err(e),
+                    Err(_) => {
+                        git(&w, &["pull", "-q", "--rebase", "origin", "main"])?;
+                    }
+                }
+            }
             Ok(())
         };
         let t = Instant::now();
