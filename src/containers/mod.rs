@@ -245,26 +245,5 @@ pub async fn up(
 
 /// `ghboot env` of a container deployment: the published URL(s) and the generated credentials.
 pub async fn client_env(s: &Settings) -> Result<Vec<(String, String, bool)>> {
-    use crate::error::{fail, Kind};
-    let auth = crate::stages::nats::load_auth(s)?.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS credentials yet")
-            .help("run `ghboot up` first")
-    })?;
-    let h = health(s).await;
-    let url = h.url.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS URL yet").help("run `ghboot up` first")
-    })?;
-    let mut v = vec![
-        ("NATS_URL".to_string(), url, false),
-        ("NATS_USER".to_string(), auth.user.clone(), false),
-        (
-            "NATS_PASSWORD".to_string(),
-            auth.password.expose().to_string(),
-            true,
-        ),
-    ];
-    if let Some(m) = h.monitor_url {
-        v.push(("GHBOOT_MONITOR_URL".into(), m, false));
-    }
-    Ok(v)
+    crate::target::generated_auth_env(s, &health(s).await)
 }

@@ -543,26 +543,8 @@ impl Target for Dev {
     }
 
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>> {
-        let auth = load_auth(s)?.ok_or_else(|| {
-            fail(Kind::NoInput, "this instance has no NATS credentials yet")
-                .help("run `ghboot up` first")
-        })?;
         let h = self.health(s).await;
-        let url = h.url.ok_or_else(|| {
-            fail(Kind::NoInput, "this instance has no NATS URL yet").help("run `ghboot up` first")
-        })?;
-        let mut v = vec![
-            ("NATS_URL".to_string(), url, false),
-            ("NATS_USER".to_string(), auth.user.clone(), false),
-            (
-                "NATS_PASSWORD".to_string(),
-                auth.password.expose().to_string(),
-                true,
-            ),
-        ];
-        if let Some(m) = h.monitor_url {
-            v.push(("GHBOOT_MONITOR_URL".into(), m, false));
-        }
+        let mut v = super::generated_auth_env(s, &h)?;
         if let Some(d) = h.jetstream_domain {
             v.push(("NATS_JS_DOMAIN".into(), d, false));
         }

@@ -56,6 +56,32 @@ pub struct NodeHealth {
 /// One client-facing variable of `ghboot env`: (name, value, secret).
 pub type EnvVar = (String, String, bool);
 
+/// What clients of a deployment that uses ghboot's generated user and password need: `NATS_URL`,
+/// `NATS_USER`, `NATS_PASSWORD` (marked secret) and the monitoring URL.
+pub fn generated_auth_env(s: &Settings, h: &Health) -> Result<Vec<EnvVar>> {
+    use crate::error::{fail, Kind};
+    let auth = crate::stages::nats::load_auth(s)?.ok_or_else(|| {
+        fail(Kind::NoInput, "this instance has no NATS credentials yet")
+            .help("run `ghboot up` first")
+    })?;
+    let url = h.url.clone().ok_or_else(|| {
+        fail(Kind::NoInput, "this instance has no NATS URL yet").help("run `ghboot up` first")
+    })?;
+    let mut v = vec![
+        ("NATS_URL".to_string(), url, false),
+        ("NATS_USER".to_string(), auth.user.clone(), false),
+        (
+            "NATS_PASSWORD".to_string(),
+            auth.password.expose().to_string(),
+            true,
+        ),
+    ];
+    if let Some(m) = &h.monitor_url {
+        v.push(("GHBOOT_MONITOR_URL".into(), m.clone(), false));
+    }
+    Ok(v)
+}
+
 #[async_trait::async_trait]
 pub trait Target: Send + Sync {
     fn name(&self) -> &'static str;
