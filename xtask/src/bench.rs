@@ -180,6 +180,13 @@ impl Drop for Instance {
 
 /// `ghboot --mode dev --detach` on a fresh state dir: returns once every stage is done.
 pub fn cold_up(env: &Env) -> Result<(f64, Instance)> {
+    let (_, all, inst) = cold_up_split(env)?;
+    Ok((all, inst))
+}
+
+/// Cold `up --detach`: (ms until its nats-server answers healthz, ms until the command returns with all six
+/// stages done, the instance).
+pub fn cold_up_split(env: &Env) -> Result<(f64, f64, Instance)> {
     let p = free_ports(3);
     let state = tempfile::tempdir_in(env.tmp.path())?.keep().join("state");
     let inst = Instance {
@@ -187,19 +194,37 @@ pub fn cold_up(env: &Env) -> Result<(f64, Instance)> {
         monitor_port: p[1],
         ghboot: env.ghboot.clone(),
     };
-    let ms = run_ok(
-        ghboot(env, &state)
-            .args(["--mode", "dev", "--detach", "--non-interactive"])
-            .args([
-                "--port",
-                &p[0].to_string(),
-                "--monitor-port",
-                &p[1].to_string(),
-                "--webhook-port",
-                &p[2].to_string(),
-            ]),
-    )?;
-    Ok((ms, inst))
+    let t = Instant::now();
+    let mut child = ghboot(env, &state)
+        .args(["--mode", "dev", "--detach", "--non-interactive"])
+        .args([
+            "--port",
+            &p[0].to_string(),
+            "--monitor-port",
+            &p[1].to_string(),
+            "--webhook-port",
+            &p[2].to_string(),
+        ])
+        .spawn()?;
+    let mut nats_ready = None;
+    loop {
+        if nats_ready.is_none() && http_status(p[1], "/healthz?js-enabled-only=true") == Some(200) {
+            nats_ready = Some(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        if let Some(st) = child.try_wait()? {
+            if !st.success() {
+                bail!("ghboot up failed: {st}");
+            }
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            bail!("ghboot up not ready within 120 s");
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let all = t.elapsed().as_secs_f64() * 1000.0;
+    Ok((nats_ready.unwrap_or(all), all, inst))
 }
 
 fn json_of(c: &mut Command) -> Result<serde_json::Value> {
@@ -225,6 +250,7 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
     let reps = env.reps;
     let mut bare = Vec::new();
     let mut cold = Vec::new();
+    let mut cold_nats = Vec::new();
     let mut noop = Vec::new();
     let mut eph = Vec::new();
     let mut recovery = Vec::new();
@@ -233,7 +259,8 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
     let mut rss_nats = Vec::new();
     for _ in 0..reps {
         bare.push(bare_start(env, None)?);
-        let (ms, inst) = cold_up(env)?;
+        let (nats_ms, ms, inst) = cold_up_split(env)?;
+        cold_nats.push(nats_ms);
         cold.push(ms);
         noop.push(run_ok(ghboot(env, &inst.state).args([
             "--mode",
@@ -300,7 +327,7 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
     }
     let alt = alternatives(env)?;
     let mut eph_rows = vec![Figure::new(
-        "`ghboot --mode dev --ephemeral --detach` to ready (JetStream topology included)",
+        "`ghboot --mode dev --ephemeral --detach` to ready (JetStream topology, receiver and controller; no git round trip)",
         "ms",
         eph.clone(),
     )];
@@ -311,7 +338,8 @@ pub fn startup(env: &Env) -> Result<Vec<Table>> {
             note: "From spawning the command until it returns ready (ghboot) or `/healthz?js-enabled-only=true` answers 200 (bare nats-server). ghboot's figure includes its own process start, the prerequisite checks, the state file, spawning the supervisor, the server and creating the JetStream topology.".into(),
             baseline: Figure::new("bare `nats-server -js` start to healthy", "ms", bare.clone()),
             rows: vec![
-                Figure::new("`ghboot --mode dev --detach`, cold, to ready", "ms", cold),
+                Figure::new("`ghboot --mode dev --detach`, cold: its nats-server healthy (stages 1–3 of 6)", "ms", cold_nats),
+                Figure::new("`ghboot --mode dev --detach`, cold, to ready: all six stages, including the self-management round trip through git, the receiver and the controller", "ms", cold),
                 Figure::new("no-op rerun of `ghboot --mode dev --detach` (re-verifies every stage)", "ms", noop),
             ],
         },
