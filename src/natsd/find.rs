@@ -45,7 +45,29 @@ pub fn cache_root() -> Option<PathBuf> {
         .map(|p| p.cache_dir().join("nats-server"))
 }
 
+/// Resolution (which may extract and hash the bundled server) and `--version` each cost a few to tens of
+/// milliseconds; one ghboot process asks several times (prerequisites, nats stage), so answers are kept.
+static FOUND: std::sync::Mutex<Vec<(Option<PathBuf>, Found)>> = std::sync::Mutex::new(Vec::new());
+static VERSIONS: std::sync::Mutex<Vec<(PathBuf, semver::Version)>> =
+    std::sync::Mutex::new(Vec::new());
+
 pub fn find(explicit: Option<&Path>) -> Result<Found> {
+    let key = explicit.map(Path::to_path_buf);
+    if let Some(f) = FOUND
+        .lock()
+        .ok()
+        .and_then(|g| g.iter().find(|(k, _)| *k == key).map(|(_, f)| f.clone()))
+    {
+        return Ok(f);
+    }
+    let found = find_uncached(explicit)?;
+    if let Ok(mut g) = FOUND.lock() {
+        g.push((key, found.clone()));
+    }
+    Ok(found)
+}
+
+fn find_uncached(explicit: Option<&Path>) -> Result<Found> {
     if let Some(p) = explicit {
         if p.is_file() {
             return Ok(Found {
@@ -111,6 +133,21 @@ fn find_in_cache() -> Option<PathBuf> {
 
 /// `nats-server --version` prints `nats-server: v2.15.1`.
 pub fn version_of(exe: &Path) -> Result<semver::Version> {
+    if let Some(v) = VERSIONS
+        .lock()
+        .ok()
+        .and_then(|g| g.iter().find(|(p, _)| p == exe).map(|(_, v)| v.clone()))
+    {
+        return Ok(v);
+    }
+    let v = version_uncached(exe)?;
+    if let Ok(mut g) = VERSIONS.lock() {
+        g.push((exe.to_path_buf(), v.clone()));
+    }
+    Ok(v)
+}
+
+fn version_uncached(exe: &Path) -> Result<semver::Version> {
     let out = std::process::Command::new(exe)
         .arg("--version")
         .output()
