@@ -317,15 +317,24 @@ pub async fn print_summary(settings: &Settings, title: &str) {
     let mut rows = vec![
         ("NATS", h.url.clone().unwrap_or_default()),
         ("monitoring", h.monitor_url.clone().unwrap_or_default()),
-        (
-            "credentials",
-            format!(
-                "{} (`ghboot env` prints them)",
-                settings.layout.nats_auth_file().display()
-            ),
-        ),
         ("state dir", settings.layout.root().display().to_string()),
     ];
+    // where the credentials are: ghboot's generated user (dev, docker) or the remote account's copy (synadia)
+    let remote = crate::target::creds::stored_path(settings);
+    let creds = if settings.layout.nats_auth_file().exists() {
+        Some(settings.layout.nats_auth_file())
+    } else {
+        remote.exists().then_some(remote)
+    };
+    if let Some(c) = creds {
+        rows.insert(
+            2,
+            (
+                "credentials",
+                format!("{} (`ghboot env` prints them)", c.display()),
+            ),
+        );
+    }
     if let Some(p) = h.supervisor_pid {
         rows.push(("supervisor", format!("pid {p}; `ghboot down` stops it")));
     }
