@@ -12,11 +12,27 @@ pub async fn run(g: &GlobalArgs, component: Option<LogComponent>, follow: bool) 
         Some(LogComponent::Controller) => vec!["controller"],
         None => vec!["supervisor", "nats", "receiver", "controller"],
     };
-    let files: Vec<_> = names
+    let mut files: Vec<_> = names
         .iter()
         .map(|n| (n.to_string(), settings.layout.log_file(n)))
         .filter(|(_, p)| p.exists())
         .collect();
+    // In dev the receiver and the controller run inside the supervisor and log to its file.
+    if files.is_empty()
+        && matches!(
+            component,
+            Some(LogComponent::Receiver | LogComponent::Controller)
+        )
+    {
+        let sup = settings.layout.log_file("supervisor");
+        if sup.exists() {
+            eprintln!(
+                "the receiver and the controller run inside the supervisor here: showing {}",
+                sup.display()
+            );
+            files.push(("supervisor".into(), sup));
+        }
+    }
     if files.is_empty() {
         eprintln!(
             "no log files yet in {}",

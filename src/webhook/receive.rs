@@ -37,6 +37,9 @@ pub struct ReceiverConfig {
     pub max_body: usize,
     /// How long to wait for JetStream's acknowledgement before answering 503 (GitHub gives up after 10 s).
     pub ack_timeout: Duration,
+    /// How long a client may take to send the whole body. GitHub sends at once; a client that trickles
+    /// bytes would otherwise hold a connection and its buffer indefinitely.
+    pub body_timeout: Duration,
 }
 
 impl ReceiverConfig {
@@ -47,6 +50,7 @@ impl ReceiverConfig {
             secret,
             max_body: super::MAX_BODY,
             ack_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -434,7 +438,12 @@ async fn accept(
     // Read the body, never more than `max` bytes.
     let mut raw = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(max as u64) as usize);
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    let deadline = tokio::time::Instant::now() + sh.cfg.body_timeout;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| reject(Reason::BodyRead, "the body did not arrive in time"))?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|_| reject(Reason::BodyRead, "could not read the body"))?;
         if raw.len() + chunk.len() > max {
             return Err(reject(Reason::TooLarge, "body over the size limit"));

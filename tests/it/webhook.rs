@@ -450,6 +450,27 @@ async fn every_refusal_has_its_status_and_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_body_is_cut_off_and_nothing_is_stored() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let mut cfg = receive::ReceiverConfig::new(ORG, "/webhook", Secret::new(SECRET));
+    cfg.body_timeout = Duration::from_millis(300);
+    let shared = receive::Shared::new(cfg, client.clone(), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let running = receive::spawn(listener, shared, rx).expect("spawn");
+    // promises 1000 bytes, sends 10, then waits: the receiver answers 400 instead of waiting forever
+    let head = "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: slow\r\nContent-Length: 1000\r\n\r\n";
+    assert_eq!(raw_request(running.addr, head, b"{\"a\": 1, ").await, 400);
+    assert_eq!(stored(&client, ORG).await, 0);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), running.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_body_over_the_limit_is_refused_without_reading_it_whole() {
     let server = TestServer::start();
     let client = server.client().await;
