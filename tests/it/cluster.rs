@@ -5,20 +5,6 @@
 use crate::common::*;
 use std::time::Duration;
 
-fn listener_pid(port: u16) -> Option<u32> {
-    let out = std::process::Command::new("ss")
-        .args(["-ltnpH", &format!("sport = :{port}")])
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout);
-    let i = s.find("pid=")? + 4;
-    s[i..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn servers(url: &str) -> Vec<async_nats::ServerAddr> {
     url.split(',')
         .map(|u| u.trim().parse().expect("server url"))

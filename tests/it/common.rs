@@ -276,3 +276,18 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// The pid listening on 127.0.0.1:`port`, read from the OS (`ss`), not from ghboot.
+pub fn listener_pid(port: u16) -> Option<u32> {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    let i = s.find("pid=")? + 4;
+    s[i..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}

@@ -15,20 +15,6 @@ fn stage_status(st: &serde_json::Value, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn listener_pid(port: u16) -> Option<u32> {
-    let out = std::process::Command::new("ss")
-        .args(["-ltnpH", &format!("sport = :{port}")])
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout);
-    let i = s.find("pid=")? + 4;
-    s[i..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn cold_bootstrap_serves_jetstream_to_authenticated_clients_only() {
     let inst = Instance::new();
