@@ -55,11 +55,34 @@ impl Check {
 /// Every check, passing or not.
 pub fn checks(s: &Settings) -> Vec<Check> {
     let mut out = vec![platform()];
-    out.extend(resources(s.layout.root()));
+    out.extend(resources(s.layout.root(), disk_needed(s)));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
     out.extend(crate::target::for_settings(s).checks(s));
+    if s.mode == Mode::Dev {
+        out.push(git());
+    }
     out
+}
+
+/// The controller regenerates the org's `.github` files through git, and dev's local "GitHub" is a git repository.
+fn git() -> Check {
+    match which::which("git") {
+        Ok(p) => {
+            let v = std::process::Command::new(&p)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            Check::ok("git", format!("{v} at {}", p.display()))
+        }
+        Err(_) => Check::bad(
+            "git",
+            Kind::Unavailable,
+            "git not found on PATH (the controller regenerates .github files through git)",
+            "install git (e.g. `apt-get install git`, `brew install git`, or Git for Windows)",
+        ),
+    }
 }
 
 fn platform() -> Check {
@@ -78,7 +101,29 @@ fn platform() -> Check {
     }
 }
 
-fn resources(state_dir: &Path) -> Vec<Check> {
+/// Free disk the instance needs under its state dir: what the JetStream topology reserves on file storage,
+/// divided by the 75% of free disk nats-server allows JetStream by default, plus room for logs. Remote
+/// deployments (Synadia) store nothing here.
+fn disk_needed(s: &Settings) -> u64 {
+    if s.mode == Mode::Synadia || s.nats_type == crate::cli::NatsType::SynadiaCloud {
+        return MIN_DISK;
+    }
+    let reserved: i64 = crate::topology::desired::desired(s)
+        .map(|d| {
+            d.resources
+                .iter()
+                .filter(|r| {
+                    r.config.storage == async_nats::jetstream::stream::StorageType::File
+                        && r.config.max_bytes > 0
+                })
+                .map(|r| r.config.max_bytes)
+                .sum()
+        })
+        .unwrap_or(0);
+    (reserved.max(0) as u64 * 4 / 3 + 64 * 1024 * 1024).max(MIN_DISK)
+}
+
+fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
     use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
@@ -100,11 +145,16 @@ fn resources(state_dir: &Path) -> Vec<Check> {
     // statvfs on the one path that matters, rather than enumerating every mount
     let disk = fs4::available_space(&probe).ok();
     let disk = match disk {
-        Some(free) if free < MIN_DISK => Check::bad(
+        Some(free) if free < disk_needed => Check::bad(
             "disk",
             Kind::Unavailable,
-            format!("only {} MiB free under {}", free / 1048576, probe.display()),
-            "free disk space, or pass --state-dir on a larger filesystem",
+            format!(
+                "only {} MiB free under {}; the JetStream topology needs {} MiB (its streams' max_bytes, of which JetStream may use 75% of free disk)",
+                free / 1048576,
+                probe.display(),
+                disk_needed / 1048576
+            ),
+            "free disk space, pass --state-dir on a larger filesystem, or lower max_bytes under [topology] in ghboot.toml",
         ),
         Some(free) => Check::ok(
             "disk",
