@@ -378,7 +378,7 @@ fn umount(dir: &Path) {
 /// A ghboot.toml with a small topology, so that a small filesystem is enough for a first run.
 fn small_topology(i: &Inst) -> Result<()> {
     let t =
-        "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n";
+        "[topology.events]\nmax_bytes = \"16MiB\"\n[topology.dead_letter]\nmax_bytes = \"16MiB\"\n[topology.ghboot_events]\nmax_bytes = \"16MiB\"\n[topology.locks]\nmax_bytes = \"8MiB\"\n[topology.state]\nmax_bytes = \"8MiB\"\n[topology.workflows]\nmax_bytes = \"8MiB\"\n";
     Ok(std::fs::write(i.dir.path().join("ghboot.toml"), t)?)
 }
 
