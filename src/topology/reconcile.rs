@@ -489,12 +489,10 @@ pub async fn reconcile(
         let want = &i.resource.config;
         match i.action() {
             Action::Unchanged => sum.unchanged.push(name),
-            Action::Create => {
-                js.create_stream(want.clone())
-                    .await
-                    .map_err(|e| api_error("create", &name, e))?;
-                sum.created.push(name);
-            }
+            Action::Create => match create_or_adopt(js, want).await? {
+                Created::New => sum.created.push(name),
+                Created::Adopted => sum.updated.push(name),
+            },
             Action::Update => {
                 let live = &i.live.as_ref().context("live config of an update")?.config;
                 js.update_stream(merged(live, want))
@@ -514,6 +512,37 @@ pub async fn reconcile(
         }
     }
     Ok(sum)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// It appeared between inspection and creation and was updated in place instead.
+    Adopted,
+}
+
+/// Create a stream; if someone created it since we looked (a controller container that started before the
+/// topology, another ghboot), bring that one to the desired configuration in place instead of failing.
+pub async fn create_or_adopt(js: &Context, want: &Config) -> Result<Created> {
+    let name = format!("stream {}", want.name);
+    match js.create_stream(want.clone()).await {
+        Ok(_) => Ok(Created::New),
+        Err(create_err) => {
+            let Ok(mut existing) = js.get_stream(want.name.as_str()).await else {
+                return Err(api_error("create", &name, create_err));
+            };
+            let live = existing
+                .info()
+                .await
+                .map_err(|e| api_error("inspect", &name, e))?
+                .config
+                .clone();
+            js.update_stream(merged(&live, want))
+                .await
+                .map_err(|e| api_error("update", &name, e))?;
+            Ok(Created::Adopted)
+        }
+    }
 }
 
 fn api_error(what: &str, name: &str, e: impl std::fmt::Display) -> anyhow::Error {

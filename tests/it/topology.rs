@@ -148,6 +148,41 @@ async fn reconcile(
 // ---- library level ----
 
 #[tokio::test]
+async fn a_resource_created_by_someone_else_meanwhile_is_adopted_not_an_error() {
+    // a controller that starts before the topology makes the workflows bucket with its own settings
+    let srv = TestServer::start();
+    let nc = srv.client().await;
+    let js = async_nats::jetstream::new(nc.clone());
+    js.create_key_value(async_nats::jetstream::kv::Config {
+        bucket: "workflows".into(),
+        history: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let want = desired_for("acme", "");
+    let wf = want
+        .resources
+        .iter()
+        .find(|r| r.name == "workflows")
+        .expect("workflows bucket desired");
+    assert_eq!(
+        reconcile::create_or_adopt(&js, &wf.config).await.unwrap(),
+        reconcile::Created::Adopted
+    );
+    let live = raw_info(&nc, "KV_workflows").await.unwrap();
+    assert_eq!(
+        live["config"]["max_msgs_per_subject"], wf.config.max_messages_per_subject,
+        "brought to the desired history"
+    );
+    assert_eq!(
+        reconcile(&js, &want, false).await.unwrap().updated.len(),
+        0,
+        "nothing left to change"
+    );
+}
+
+#[tokio::test]
 async fn fresh_create_then_rerun_makes_no_mutation() {
     let srv = TestServer::start();
     let nc = srv.client().await;
