@@ -382,22 +382,14 @@ fn small_topology(i: &Inst) -> Result<()> {
     Ok(std::fs::write(i.dir.path().join("ghboot.toml"), t)?)
 }
 
-fn state_dir_full(env: &Env) -> Result<Row> {
-    let i = Inst::new(env)?;
-    let mnt = i.dir.path().join("small");
-    let reproduce = "mount -t tmpfs -o size=1m tmpfs $STATE; fallocate -l 1m $STATE/fill; ghboot --mode dev --state-dir $STATE";
-    // a small topology, so that a small filesystem is enough for the first run
-    small_topology(&i)?;
+/// A state dir on its own small tmpfs (`dir` under the row's temp dir), bootstrapped once and stopped again:
+/// (mount point, state dir, the first `up`). None when this machine cannot mount (not root).
+fn bootstrapped_on_tmpfs(i: &Inst, dir: &str) -> Result<Option<(PathBuf, PathBuf, Output)>> {
+    small_topology(i)?;
+    let mnt = i.dir.path().join(dir);
     if tmpfs(&mnt, "400m").is_none() {
-        return Ok(Row {
-            fault: "state dir on a full filesystem".into(),
-            expected: "clear error".into(),
-            observed: "not run: cannot mount tmpfs here (needs root)".into(),
-            pass: false,
-            reproduce: reproduce.into(),
-        });
+        return Ok(None);
     }
-    // a state dir with a finished bootstrap, then the disk fills up
     let state = mnt.join("state");
     let first = i
         .cmd()
@@ -408,6 +400,25 @@ fn state_dir_full(env: &Env) -> Result<Row> {
         .env("GHBOOT_STATE_DIR", &state)
         .arg("down")
         .output()?;
+    Ok(Some((mnt, state, first)))
+}
+
+fn not_run(fault: &str, reproduce: &str) -> Row {
+    Row {
+        fault: fault.into(),
+        expected: "clear error".into(),
+        observed: "not run: cannot mount tmpfs here (needs root)".into(),
+        pass: false,
+        reproduce: reproduce.into(),
+    }
+}
+
+fn state_dir_full(env: &Env) -> Result<Row> {
+    let i = Inst::new(env)?;
+    let reproduce = "mount -t tmpfs -o size=400m tmpfs $STATE; ghboot --mode dev --state-dir $STATE; ghboot down; cat /dev/zero > $STATE/fill; ghboot --mode dev --state-dir $STATE";
+    let Some((mnt, state, first)) = bootstrapped_on_tmpfs(&i, "small")? else {
+        return Ok(not_run("state dir on a full filesystem", reproduce));
+    };
     let before = std::fs::read(state.join("state.json")).unwrap_or_default();
     let fill = Command::new("sh")
         .arg("-c")
@@ -449,29 +460,11 @@ fn state_dir_full(env: &Env) -> Result<Row> {
 
 fn state_dir_read_only(env: &Env) -> Result<Row> {
     let i = Inst::new(env)?;
-    small_topology(&i)?;
-    let mnt = i.dir.path().join("ro");
     let reproduce =
         "mount -t tmpfs tmpfs $STATE; ghboot --mode dev --state-dir $STATE; mount -o remount,ro $STATE; ghboot --mode dev --state-dir $STATE";
-    if tmpfs(&mnt, "400m").is_none() {
-        return Ok(Row {
-            fault: "read-only state dir".into(),
-            expected: "clear error".into(),
-            observed: "not run: cannot mount tmpfs here (needs root)".into(),
-            pass: false,
-            reproduce: reproduce.into(),
-        });
-    }
-    let state = mnt.join("state");
-    let first = i
-        .cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .args(i.up_args())
-        .output()?;
-    i.cmd()
-        .env("GHBOOT_STATE_DIR", &state)
-        .arg("down")
-        .output()?;
+    let Some((mnt, state, first)) = bootstrapped_on_tmpfs(&i, "ro")? else {
+        return Ok(not_run("read-only state dir", reproduce));
+    };
     let before = std::fs::read(state.join("state.json")).unwrap_or_default();
     Command::new("mount")
         .args(["-o", "remount,ro"])
