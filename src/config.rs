@@ -298,7 +298,7 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
     let nats_url = g.nats_url.clone().or(rec.nats_url.clone());
     let hub_url = g.hub_url.clone().or(rec.hub_url.clone());
     for u in [&nats_url, &hub_url].into_iter().flatten() {
-        crate::target::creds::check_url(u)?;
+        crate::deploy::creds::check_url(u)?;
     }
     let hub_creds = g
         .hub_creds

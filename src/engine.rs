@@ -251,7 +251,7 @@ async fn mirror(ctx: &mut Ctx) {
     let Some(client) = ctx.nats.clone() else {
         return;
     };
-    let js = crate::target::jetstream(&ctx.settings, client);
+    let js = crate::deploy::jetstream(&ctx.settings, client);
     if let Err(e) = crate::topology::mirror_state(ctx, &js).await {
         tracing::warn!("cannot mirror the state into NATS: {e:#}");
     }

@@ -3,8 +3,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod containers;
 pub mod controller;
+pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
@@ -14,7 +14,7 @@ pub mod platform;
 pub mod secret;
 pub mod stages;
 pub mod state;
-pub mod target;
+pub mod terraform;
 pub mod topology;
 pub mod ui;
 pub mod webhook;
@@ -23,7 +23,7 @@ use cli::{Cli, Command};
 
 /// Run a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    containers::env_from_files();
+    deploy::containers::env_from_files();
     let g = &cli.global;
     match &cli.command {
         None | Some(Command::Up) => commands::up::run(g).await,
@@ -54,7 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             deliver,
         }) => controller::hook::run(g, hook, git_dir, deliver).await,
         Some(Command::Render { out }) => commands::render::run(g, out).await,
-        Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
+        Some(Command::Healthcheck { url }) => Ok(deploy::docker::engine::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
     }
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (mut settings, _) = super::maybe_instance(g)?;
-    crate::containers::auto::resolve(&mut settings).await;
+    crate::deploy::auto::resolve(&mut settings).await;
     let all = checks(&settings);
     let failed = all.iter().filter(|c| !c.ok).count();
     if g.json {

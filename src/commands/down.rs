@@ -67,8 +67,8 @@ pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
     // Ask the instance's target (it may run things outside the supervisor: containers, ...).
     let stopped = match super::maybe_instance(g) {
         Ok((mut settings, Some(state))) => {
-            crate::containers::keep_recorded_mode(&mut settings, &state);
-            crate::target::for_settings(&settings)
+            crate::deploy::containers::keep_recorded_mode(&mut settings, &state);
+            crate::deploy::for_settings(&settings)
                 .stop(&settings, purge)
                 .await?
         }

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 /// What a client needs to connect, in a fixed order. Secrets are marked so writers can mask them.
 pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
-    let mut v = crate::target::for_settings(settings)
+    let mut v = crate::deploy::for_settings(settings)
         .client_env(settings)
         .await?;
     if let Some(u) = crate::webhook::instance_url(settings) {

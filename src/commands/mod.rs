@@ -41,7 +41,7 @@ pub fn existing_instance(g: &GlobalArgs) -> Result<(Settings, StateFile)> {
         .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
     })?;
     let mut settings = config::resolve(g, dir, Some(state.settings.clone()))?;
-    crate::containers::keep_recorded_mode(&mut settings, &state);
+    crate::deploy::containers::keep_recorded_mode(&mut settings, &state);
     Ok((settings, state))
 }
 

@@ -6,10 +6,10 @@ use std::path::Path;
 pub async fn run(g: &GlobalArgs, out: &Path) -> Result<u8> {
     let (mut settings, _) = super::maybe_instance(g)?;
     if settings.mode == crate::cli::Mode::Auto {
-        crate::containers::auto::resolve(&mut settings).await;
+        crate::deploy::auto::resolve(&mut settings).await;
         eprintln!("{}", settings.mode_reason.as_deref().unwrap_or_default());
     }
-    let written = crate::containers::render::write(&settings, out)?;
+    let written = crate::deploy::docker::render::write(&settings, out)?;
     if g.json {
         println!(
             "{}",

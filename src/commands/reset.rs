@@ -38,8 +38,8 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
     }
     super::down::stop(&layout).await?;
     if let Ok((settings, _)) = super::existing_instance(g) {
-        if crate::containers::is_container_mode(settings.mode) {
-            crate::containers::down(&settings, true).await?;
+        if crate::deploy::containers::is_container_mode(settings.mode) {
+            crate::deploy::containers::down(&settings, true).await?;
         }
     }
     super::down::purge_dir(&layout)?;

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (settings, state) = super::existing_instance(g)?;
-    let target = crate::target::for_settings(&settings);
+    let target = crate::deploy::for_settings(&settings);
     let h = target.health(&settings).await;
     let details = if h.supervisor_alive {
         target.details(&settings).await
@@ -139,7 +139,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 uptime.map(|s| format!("{s}s")).unwrap_or_default()
             )
         }
-        _ if crate::containers::is_container_mode(settings.mode) => {
+        _ if crate::deploy::containers::is_container_mode(settings.mode) => {
             println!(
                 "{:<17} none: the {} deployment keeps itself running (`ghboot down` removes it)",
                 "supervisor", settings.mode

@@ -28,7 +28,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let mut settings = ask_missing(settings, state.is_none())?;
     let reporter = Reporter::new(settings.json);
     if settings.mode == crate::cli::Mode::Auto {
-        crate::containers::auto::resolve(&mut settings).await;
+        crate::deploy::auto::resolve(&mut settings).await;
         reporter.info(settings.mode_reason.as_deref().unwrap_or_default());
     }
     if settings.org_defaulted
@@ -41,8 +41,8 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         reporter.info("no GitHub org given: using 'local' (dev needs none; pass --org or set GITHUB_ORG to talk to GitHub)");
     }
     ensure_root(&layout)?;
-    if crate::containers::is_container_mode(settings.mode) {
-        return crate::containers::up(settings, state, reporter).await;
+    if crate::deploy::containers::is_container_mode(settings.mode) {
+        return crate::deploy::containers::up(settings, state, reporter).await;
     }
     if !settings.supervisor_child {
         if Runtime::load(&layout).is_some_and(|r| r.supervisor_alive()) {
@@ -320,7 +320,7 @@ pub async fn print_summary(settings: &Settings, title: &str) {
         ("state dir", settings.layout.root().display().to_string()),
     ];
     // where the credentials are: ghboot's generated user (dev, docker) or the remote account's copy (synadia)
-    let remote = crate::target::creds::stored_path(settings);
+    let remote = crate::deploy::creds::stored_path(settings);
     let creds = if settings.layout.nats_auth_file().exists() {
         Some(settings.layout.nats_auth_file())
     } else {

@@ -6,24 +6,24 @@ use crate::engine::{Change, Ctx, NeedsRestart, Outputs, Role, Stage, Verdict};
 use crate::state::Runtime;
 use anyhow::Result;
 
-pub use crate::target::dev::{ensure_auth, load_auth, url_host, Auth, NATS_USER};
-pub use crate::target::{Health, NodeHealth};
+pub use crate::deploy::dev::{ensure_auth, load_auth, url_host, Auth, NATS_USER};
+pub use crate::deploy::{Health, NodeHealth};
 
 pub struct Nats;
 
 /// Live view of the instance (through its target).
 pub async fn health(s: &Settings) -> Health {
-    crate::target::for_settings(s).health(s).await
+    crate::deploy::for_settings(s).health(s).await
 }
 
 /// Connect to this instance with its credentials (through its target).
 pub async fn connect(s: &Settings) -> Result<async_nats::Client> {
-    crate::target::for_settings(s).connect(s).await
+    crate::deploy::for_settings(s).connect(s).await
 }
 
 /// JetStream replicas for this deployment's topology (1 single server, 3 cluster).
 pub fn replicas(s: &Settings) -> usize {
-    crate::target::for_settings(s).replicas(s)
+    crate::deploy::for_settings(s).replicas(s)
 }
 
 #[async_trait::async_trait]
@@ -35,7 +35,7 @@ impl Stage for Nats {
         "start (or reach) NATS with JetStream and reconcile the topology"
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
-        let target = crate::target::for_settings(&ctx.settings);
+        let target = crate::deploy::for_settings(&ctx.settings);
         match target.mismatch(&ctx.settings).await? {
             Some(why) => {
                 let action =
@@ -61,7 +61,7 @@ impl Stage for Nats {
         }
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
-        let target = crate::target::for_settings(&ctx.settings);
+        let target = crate::deploy::for_settings(&ctx.settings);
         if let Some(why) = target.mismatch(&ctx.settings).await? {
             return Ok(Verdict::Drift(why));
         }
@@ -73,7 +73,7 @@ impl Stage for Nats {
         })
     }
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
-        let target = crate::target::for_settings(&ctx.settings);
+        let target = crate::deploy::for_settings(&ctx.settings);
         let mut out = Outputs::new();
         match ctx.role {
             Role::Host(_) => out.extend(target.ensure(ctx).await?),

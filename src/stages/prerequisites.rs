@@ -58,7 +58,7 @@ pub fn checks(s: &Settings) -> Vec<Check> {
     out.extend(resources(s.layout.root(), disk_needed(s)));
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
-    out.extend(crate::target::for_settings(s).checks(s));
+    out.extend(crate::deploy::for_settings(s).checks(s));
     if s.mode == Mode::Dev {
         out.push(git());
     }
@@ -200,15 +200,15 @@ fn mode_supported(s: &Settings) -> Check {
             "mode",
             s.mode_reason
                 .clone()
-                .unwrap_or_else(|| format!("dev: {}", crate::target::for_settings(s).describe(s))),
+                .unwrap_or_else(|| format!("dev: {}", crate::deploy::for_settings(s).describe(s))),
         ),
         Mode::Synadia => Check::ok(
             "mode",
-            format!("synadia: {}", crate::target::for_settings(s).describe(s)),
+            format!("synadia: {}", crate::deploy::for_settings(s).describe(s)),
         ),
         Mode::Docker | Mode::Kubernetes | Mode::Auto => Check::ok(
             "mode",
-            crate::containers::checks::mode_detail(s).unwrap_or_default(),
+            crate::deploy::docker::checks::mode_detail(s).unwrap_or_default(),
         ),
     }
 }

@@ -37,7 +37,7 @@ impl Stage for StateBackend {
                 )));
             }
         }
-        if let Some(why) = crate::containers::terraform::drift(&ctx.settings) {
+        if let Some(why) = crate::terraform::drift(&ctx.settings) {
             return Ok(Verdict::Drift(why));
         }
         Ok(Verdict::Holds)
@@ -57,7 +57,7 @@ impl Stage for StateBackend {
                 .help("make the state dir writable, or pass --state-dir DIR")
             })?;
         }
-        let mut out = crate::containers::terraform::write(&ctx.settings).await?;
+        let mut out = crate::terraform::write(&ctx.settings).await?;
         out.insert("backend".into(), "local".into());
         out.insert(
             "dir".into(),

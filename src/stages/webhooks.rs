@@ -376,7 +376,7 @@ impl Stage for Webhooks {
     }
     fn skip_reason(&self, s: &crate::config::Settings) -> Option<String> {
         // containers (issue 9): the receiver is the deployment's ghboot container, made by the nats stage
-        crate::containers::is_container_mode(s.mode)
+        crate::deploy::containers::is_container_mode(s.mode)
             .then(|| format!("--mode {}: the receiver runs in the deployment's ghboot container (see `ghboot status`)", s.mode))
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {

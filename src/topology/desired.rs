@@ -64,7 +64,7 @@ const SERVER_DEFAULT_DUPLICATES: Duration = Duration::from_secs(120);
 
 /// Replicas of every stream and bucket: what the deployment target runs (1 single server, 3 on a cluster).
 pub fn replicas_for(settings: &Settings) -> usize {
-    crate::target::replicas(settings)
+    crate::deploy::replicas(settings)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
     let want = desired::desired(&ctx.settings)?;
     let client = ctx.nats().await?;
-    let js = crate::target::jetstream(&ctx.settings, client);
+    let js = crate::deploy::jetstream(&ctx.settings, client);
     let items = reconcile::inspect(&js, &want).await?;
     Ok(items.iter().filter_map(|i| i.change()).collect())
 }
@@ -23,7 +23,7 @@ pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
 pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
     let want = desired::desired(&ctx.settings)?;
     let client = ctx.nats().await?;
-    let js = crate::target::jetstream(&ctx.settings, client);
+    let js = crate::deploy::jetstream(&ctx.settings, client);
     let interactive = ctx.settings.interactive();
     let reporter = ctx.reporter.clone();
     let warn = move |msg: &str| reporter.note(reconcile::STAGE, &format!("warning: {msg}"));

@@ -451,7 +451,7 @@ impl Drop for Cleanup {
 fn docker_instance() -> (Instance, Cleanup) {
     need_engine();
     let inst = Instance::new();
-    let id = ghboot::containers::instance_id_of(&inst.state_dir());
+    let id = ghboot::deploy::containers::instance_id_of(&inst.state_dir());
     (inst, Cleanup(id))
 }
 

@@ -9,13 +9,15 @@ use std::time::Duration;
 pub async fn detect() -> (Mode, String) {
     let kube = match which::which("kubectl") {
         Err(_) => Err("no kubectl on PATH".to_string()),
-        Ok(k) => super::kubernetes::context_answers(&k, Duration::from_secs(3)).await,
+        Ok(k) => {
+            crate::deploy::kubernetes::kubectl::context_answers(&k, Duration::from_secs(3)).await
+        }
     };
     let kube_why = match kube {
         Ok(ctx) => return (Mode::Kubernetes, format!("kube context {ctx} answers")),
         Err(e) => e,
     };
-    let docker_why = match super::docker::Docker::find() {
+    let docker_why = match crate::deploy::docker::engine::Docker::find() {
         Err(_) => "no docker CLI on PATH".to_string(),
         Ok(d) => match tokio::time::timeout(Duration::from_secs(10), d.engine_version()).await {
             Ok(Ok(v)) => {

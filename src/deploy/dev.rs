@@ -2,9 +2,9 @@
 //! machine. One node for `self_hosted`, three routed nodes on loopback for `self_hosted_cluster` (JetStream
 //! R3), one leaf node with its own JetStream domain under a remote hub for `hybrid`.
 
-use super::{EnvVar, Health, NodeHealth, Target};
 use crate::cli::NatsType;
 use crate::config::Settings;
+use crate::deploy::{EnvVar, Health, NodeHealth, Target};
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
 use crate::natsd::conf::{ClusterSpec, NodeSpec};
@@ -136,7 +136,7 @@ pub fn node_specs(s: &Settings, auth: &Auth, ports: &[NodePorts]) -> Vec<NodeSpe
     let l = &s.layout;
     let clustered = ports.len() > 1;
     let host = url_host(&s.bind);
-    let leaf = super::creds::leaf_config(s).ok().flatten();
+    let leaf = crate::deploy::creds::leaf_config(s).ok().flatten();
     ports
         .iter()
         .enumerate()
@@ -324,7 +324,7 @@ impl Target for Dev {
         let mut out = vec![crate::stages::prerequisites::nats_server(s)];
         out.extend(crate::stages::prerequisites::ports(s));
         if s.nats_type == NatsType::Hybrid {
-            out.push(super::creds::leaf_check(s));
+            out.push(crate::deploy::creds::leaf_check(s));
         }
         out
     }
@@ -373,7 +373,7 @@ impl Target for Dev {
         let version = crate::natsd::find::version_of(&found.path)?;
         let auth = ensure_auth(&s)?;
         if s.nats_type == NatsType::Hybrid {
-            super::creds::prepare_leaf(&s)?;
+            crate::deploy::creds::prepare_leaf(&s)?;
         }
         let host = ctx
             .host()
@@ -481,7 +481,7 @@ impl Target for Dev {
             meta_leader,
             jetstream_domain: self.jetstream_domain(s),
             remote: if s.nats_type == NatsType::Hybrid {
-                super::creds::leaf_remote_status(s, rt.as_ref()).await
+                crate::deploy::creds::leaf_remote_status(s, rt.as_ref()).await
             } else {
                 None
             },
@@ -539,12 +539,12 @@ impl Target for Dev {
     }
 
     fn jetstream_domain(&self, s: &Settings) -> Option<String> {
-        (s.nats_type == NatsType::Hybrid).then(|| super::creds::leaf_domain(s))
+        (s.nats_type == NatsType::Hybrid).then(|| crate::deploy::creds::leaf_domain(s))
     }
 
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>> {
         let h = self.health(s).await;
-        let mut v = super::generated_auth_env(s, &h)?;
+        let mut v = crate::deploy::generated_auth_env(s, &h)?;
         if let Some(d) = h.jetstream_domain {
             v.push(("NATS_JS_DOMAIN".into(), d, false));
         }

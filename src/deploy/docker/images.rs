@@ -4,10 +4,10 @@
 //! the user's own images instead. Tags are content-addressed and per instance, so a rerun with the same
 //! binaries builds nothing and `down --purge` removes exactly this instance's images.
 
-use super::docker::Docker;
-use super::render::{hash, image_override, nats_dockerfile, GHBOOT_DOCKERFILE};
-use super::{instance_id, LABEL_INSTANCE, LABEL_MANAGED};
 use crate::config::Settings;
+use crate::deploy::containers::{instance_id, LABEL_INSTANCE, LABEL_MANAGED};
+use crate::deploy::docker::engine::Docker;
+use crate::deploy::docker::render::{hash, image_override, nats_dockerfile, GHBOOT_DOCKERFILE};
 use crate::error::{fail, Kind};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -162,7 +162,7 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
     let tag = format!(
         "{}/ghboot:{}-{}",
-        super::project(s),
+        crate::deploy::containers::project(s),
         env!("CARGO_PKG_VERSION"),
         hash(&refs)
     );
@@ -225,7 +225,7 @@ pub async fn nats_image(docker: &Docker, s: &Settings, base: &Image) -> Result<I
     let dockerfile = nats_dockerfile(&base.reference)?;
     let tag = format!(
         "{}/nats:{version}-{}",
-        super::project(s),
+        crate::deploy::containers::project(s),
         hash(&[&bin, dockerfile.as_bytes(), base.id.as_bytes()])
     );
     if let Some(id) = existing(docker, &tag).await {

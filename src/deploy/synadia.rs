@@ -2,9 +2,9 @@
 //! any NATS in operator/JWT mode). ghboot runs no server: it validates the user's credentials, keeps a 0600
 //! copy, connects to `--nats-url` (default Synadia's global endpoint), and uses JetStream in `--js-domain`.
 
-use super::creds::{self, UserCreds};
-use super::{EnvVar, Health, Target};
 use crate::config::Settings;
+use crate::deploy::creds::{self, UserCreds};
+use crate::deploy::{EnvVar, Health, Target};
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
 use crate::stages::prerequisites::Check;

@@ -1,16 +1,8 @@
-//! Container targets: Docker for real (through the docker CLI), Kubernetes rendered and applied with kubectl,
-//! `--mode auto` detection, and the Terraform export of the state-backend stage.
+//! What the container targets (Docker, Kubernetes) share: fixed in-container ports, the labels that mark an
+//! instance's objects, the instance id, and secrets read from files at start-up.
 //!
 //! Everything a deployment is made of is rendered from the templates in `assets/` (embedded in the binary)
-//! by [`render`], so `ghboot render` writes exactly what `up` runs.
-
-pub mod auto;
-pub mod checks;
-pub mod docker;
-pub mod images;
-pub mod kubernetes;
-pub mod render;
-pub mod terraform;
+//! by `deploy::docker::render`, so `ghboot render` writes exactly what `up` runs.
 
 use crate::cli::{Mode, NatsType};
 use crate::config::Settings;
@@ -118,12 +110,14 @@ use anyhow::Result;
 
 pub async fn mismatch(s: &Settings) -> Result<Option<String>> {
     match s.mode {
-        Mode::Kubernetes => Ok(if kubernetes::health(s).await.healthy {
-            None
-        } else {
-            Some("the StatefulSet is not ready".into())
-        }),
-        _ => docker::mismatch(s).await,
+        Mode::Kubernetes => Ok(
+            if crate::deploy::kubernetes::kubectl::health(s).await.healthy {
+                None
+            } else {
+                Some("the StatefulSet is not ready".into())
+            },
+        ),
+        _ => crate::deploy::docker::engine::mismatch(s).await,
     }
 }
 
@@ -157,8 +151,8 @@ pub async fn nats_verify(ctx: &mut Ctx) -> Result<Verdict> {
 
 pub async fn nats_apply(ctx: &mut Ctx) -> Result<Outputs> {
     let mut out = match ctx.settings.mode {
-        Mode::Kubernetes => kubernetes::ensure(ctx).await?,
-        _ => docker::ensure(ctx).await?,
+        Mode::Kubernetes => crate::deploy::kubernetes::kubectl::ensure(ctx).await?,
+        _ => crate::deploy::docker::engine::ensure(ctx).await?,
     };
     if ctx.settings.mode == Mode::Docker {
         let topo = crate::topology::apply(ctx).await?;
@@ -169,8 +163,8 @@ pub async fn nats_apply(ctx: &mut Ctx) -> Result<Outputs> {
 
 pub async fn health(s: &Settings) -> crate::stages::nats::Health {
     match s.mode {
-        Mode::Kubernetes => kubernetes::health(s).await,
-        _ => docker::health(s).await,
+        Mode::Kubernetes => crate::deploy::kubernetes::kubectl::health(s).await,
+        _ => crate::deploy::docker::engine::health(s).await,
     }
 }
 
@@ -181,15 +175,15 @@ pub async fn connect(s: &Settings) -> Result<async_nats::Client> {
                 .help("use `kubectl port-forward -n NAMESPACE service/nats 4222` and connect to 127.0.0.1:4222")
                 .into())
         }
-        _ => docker::connect(s).await,
+        _ => crate::deploy::docker::engine::connect(s).await,
     }
 }
 
 /// `down` of a container mode; returns whether anything was removed.
 pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
     match s.mode {
-        Mode::Kubernetes => kubernetes::down(s, purge).await,
-        _ => docker::down(s, purge).await,
+        Mode::Kubernetes => crate::deploy::kubernetes::kubectl::down(s, purge).await,
+        _ => crate::deploy::docker::engine::down(s, purge).await,
     }
 }
 
@@ -245,5 +239,5 @@ pub async fn up(
 
 /// `ghboot env` of a container deployment: the published URL(s) and the generated credentials.
 pub async fn client_env(s: &Settings) -> Result<Vec<(String, String, bool)>> {
-    crate::target::generated_auth_env(s, &health(s).await)
+    crate::deploy::generated_auth_env(s, &health(s).await)
 }

@@ -1,8 +1,10 @@
-//! `--mode kubernetes` as a [`Target`]: rendering and kubectl live in `crate::containers`. No live cluster
+//! `--mode kubernetes` as a [`Target`]: rendering and kubectl live in `crate::deploy::containers`. No live cluster
 //! is exercised by the tests; without a kube context that answers, the prerequisites fail with the reason.
 
-use super::{EnvVar, Health, Target};
+pub mod kubectl;
+
 use crate::config::Settings;
+use crate::deploy::{EnvVar, Health, Target};
 use crate::engine::{Ctx, Outputs};
 use crate::stages::prerequisites::Check;
 use anyhow::Result;
@@ -17,31 +19,31 @@ impl Target for Kubernetes {
     fn describe(&self, s: &Settings) -> String {
         format!(
             "a 3-node JetStream StatefulSet in namespace {}",
-            crate::containers::render::k8s_namespace(s)
+            crate::deploy::docker::render::k8s_namespace(s)
         )
     }
     fn checks(&self, s: &Settings) -> Vec<Check> {
-        crate::containers::checks::checks(s)
+        crate::deploy::docker::checks::checks(s)
     }
     async fn mismatch(&self, s: &Settings) -> Result<Option<String>> {
-        crate::containers::mismatch(s).await
+        crate::deploy::containers::mismatch(s).await
     }
     async fn ensure(&self, ctx: &mut Ctx) -> Result<Outputs> {
-        crate::containers::kubernetes::ensure(ctx).await
+        crate::deploy::kubernetes::kubectl::ensure(ctx).await
     }
     async fn health(&self, s: &Settings) -> Health {
-        crate::containers::kubernetes::health(s).await
+        crate::deploy::kubernetes::kubectl::health(s).await
     }
     async fn connect(&self, s: &Settings) -> Result<async_nats::Client> {
-        crate::containers::connect(s).await
+        crate::deploy::containers::connect(s).await
     }
     async fn stop(&self, s: &Settings, purge: bool) -> Result<bool> {
-        crate::containers::kubernetes::down(s, purge).await
+        crate::deploy::kubernetes::kubectl::down(s, purge).await
     }
     fn replicas(&self, _s: &Settings) -> usize {
         3
     }
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>> {
-        crate::containers::client_env(s).await
+        crate::deploy::containers::client_env(s).await
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! `for_settings` picks the target; the nats stage, `status`, `env`, `down` and `Ctx::nats` ask it.
 
+pub mod auto;
+pub mod containers;
 pub mod creds;
 pub mod dev;
 pub mod docker;

@@ -45,7 +45,8 @@ pub fn checks(s: &Settings) -> Vec<Check> {
 
 /// Does docker mode build its nats image from a local nats-server (no `--image nats=...`)?
 pub fn needs_local_nats_server(s: &Settings) -> bool {
-    s.mode == crate::cli::Mode::Docker && super::render::image_override(s, "nats").is_none()
+    s.mode == crate::cli::Mode::Docker
+        && crate::deploy::docker::render::image_override(s, "nats").is_none()
 }
 
 /// `mode` check detail for the container modes and auto.
@@ -151,8 +152,8 @@ fn container_ports(s: &Settings) -> Vec<Check> {
         .and_then(|d| {
             let filter = format!(
                 "label={}={}",
-                crate::containers::LABEL_INSTANCE,
-                crate::containers::instance_id(s)
+                crate::deploy::containers::LABEL_INSTANCE,
+                crate::deploy::containers::instance_id(s)
             );
             probe(
                 &d,

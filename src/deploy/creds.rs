@@ -489,7 +489,7 @@ pub async fn leaf_remote_status(
 ) -> Option<serde_json::Value> {
     let n = rt?.nodes.first()?;
     let client = crate::natsd::supervise::http_client();
-    let v = super::dev::monitor_json(&client, &s.bind, n.monitor_port, "/leafz").await;
+    let v = crate::deploy::dev::monitor_json(&client, &s.bind, n.monitor_port, "/leafz").await;
     let connected = v
         .as_ref()
         .and_then(|v| v.get("leafnodes"))

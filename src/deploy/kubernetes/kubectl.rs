@@ -88,16 +88,16 @@ async fn run(kubectl: &Path, args: &[&str], input: Option<Vec<u8>>) -> Result<St
 /// The Secrets the manifests reference, as one JSON list (for `kubectl apply -f -`).
 fn secrets_json(s: &Settings) -> Result<Vec<u8>> {
     let auth = ensure_auth(s)?;
-    let ns = super::render::k8s_namespace(s);
+    let ns = crate::deploy::docker::render::k8s_namespace(s);
     let webhook = std::fs::read_to_string(s.layout.webhook_secret_file()).unwrap_or_default();
     let v = serde_json::json!({
         "apiVersion": "v1", "kind": "List",
         "items": [
             {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-             "metadata": {"name": super::render::K8S_AUTH_SECRET, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "ghboot"}},
+             "metadata": {"name": crate::deploy::docker::render::K8S_AUTH_SECRET, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "ghboot"}},
              "stringData": {"user": auth.user, "password": auth.password.expose()}},
             {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-             "metadata": {"name": super::render::K8S_WEBHOOK_SECRET, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "ghboot"}},
+             "metadata": {"name": crate::deploy::docker::render::K8S_WEBHOOK_SECRET, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "ghboot"}},
              "stringData": {"secret": webhook.trim_end()}},
         ]
     });
@@ -115,8 +115,8 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
                 .help("select a reachable cluster with `kubectl config use-context`")
         })?;
     let dir = s.layout.root().join("kubernetes");
-    super::render::write(&s, &dir)?;
-    let ns = super::render::k8s_namespace(&s);
+    crate::deploy::docker::render::write(&s, &dir)?;
+    let ns = crate::deploy::docker::render::k8s_namespace(&s);
     let first = dir.join("00-namespace.yaml");
     run(&k, &["apply", "-f", &first.to_string_lossy()], None).await?;
     run(&k, &["apply", "-f", "-"], Some(secrets_json(&s)?)).await?;
@@ -140,7 +140,11 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     );
     out.insert(
         "url".into(),
-        format!("nats://nats.{ns}.svc.cluster.local:{}", super::CLIENT_PORT).into(),
+        format!(
+            "nats://nats.{ns}.svc.cluster.local:{}",
+            crate::deploy::containers::CLIENT_PORT
+        )
+        .into(),
     );
     out.insert(
         "summary".into(),
@@ -152,7 +156,7 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
 /// In-cluster view: the client Service's URL (reachable from inside the cluster, or through
 /// `kubectl port-forward`), healthy when the StatefulSet's pods are all ready.
 pub async fn health(s: &Settings) -> Health {
-    let ns = super::render::k8s_namespace(s);
+    let ns = crate::deploy::docker::render::k8s_namespace(s);
     let mut healthy = false;
     if let Ok(k) = kubectl() {
         if let Ok(o) = run(
@@ -178,7 +182,7 @@ pub async fn health(s: &Settings) -> Health {
         healthy,
         url: Some(format!(
             "nats://nats.{ns}.svc.cluster.local:{}",
-            super::CLIENT_PORT
+            crate::deploy::containers::CLIENT_PORT
         )),
         monitor_url: None,
         pid: None,
@@ -192,7 +196,7 @@ pub async fn health(s: &Settings) -> Health {
 /// `down`: delete what the manifests made (the namespace keeps PVCs unless purged, which deletes it).
 pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
     let k = kubectl()?;
-    let ns = super::render::k8s_namespace(s);
+    let ns = crate::deploy::docker::render::k8s_namespace(s);
     let dir = s.layout.root().join("kubernetes");
     if purge {
         run(

@@ -3,9 +3,9 @@
 //! reference them (Kubernetes Secrets, Compose secret files); only the nats-server config ghboot copies into
 //! a container itself (0600, never on a command line) carries the password.
 
-use super::{CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT, WEBHOOK_PORT};
 use crate::cli::Mode;
 use crate::config::Settings;
+use crate::deploy::containers::{CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT, WEBHOOK_PORT};
 use crate::error::{fail, Kind};
 use anyhow::{Context, Result};
 use minijinja::{context, Environment, UndefinedBehavior, Value};
@@ -13,36 +13,36 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-const NATS_CONF: &str = include_str!("../../assets/nats.conf.j2");
+const NATS_CONF: &str = include_str!("../../../assets/nats.conf.j2");
 const K8S: [(&str, &str); 6] = [
     (
         "00-namespace.yaml",
-        include_str!("../../assets/kubernetes/00-namespace.yaml.j2"),
+        include_str!("../../../assets/kubernetes/00-namespace.yaml.j2"),
     ),
     (
         "10-configmap.yaml",
-        include_str!("../../assets/kubernetes/10-configmap.yaml.j2"),
+        include_str!("../../../assets/kubernetes/10-configmap.yaml.j2"),
     ),
     (
         "20-service-headless.yaml",
-        include_str!("../../assets/kubernetes/20-service-headless.yaml.j2"),
+        include_str!("../../../assets/kubernetes/20-service-headless.yaml.j2"),
     ),
     (
         "21-service-client.yaml",
-        include_str!("../../assets/kubernetes/21-service-client.yaml.j2"),
+        include_str!("../../../assets/kubernetes/21-service-client.yaml.j2"),
     ),
     (
         "30-statefulset.yaml",
-        include_str!("../../assets/kubernetes/30-statefulset.yaml.j2"),
+        include_str!("../../../assets/kubernetes/30-statefulset.yaml.j2"),
     ),
     (
         "40-ghboot.yaml",
-        include_str!("../../assets/kubernetes/40-ghboot.yaml.j2"),
+        include_str!("../../../assets/kubernetes/40-ghboot.yaml.j2"),
     ),
 ];
-const COMPOSE: &str = include_str!("../../assets/docker/compose.yaml.j2");
-pub const GHBOOT_DOCKERFILE: &str = include_str!("../../assets/docker/ghboot.Dockerfile");
-const NATS_DOCKERFILE: &str = include_str!("../../assets/docker/nats.Dockerfile");
+const COMPOSE: &str = include_str!("../../../assets/docker/compose.yaml.j2");
+pub const GHBOOT_DOCKERFILE: &str = include_str!("../../../assets/docker/ghboot.Dockerfile");
+const NATS_DOCKERFILE: &str = include_str!("../../../assets/docker/nats.Dockerfile");
 
 /// Where the receiver and controller containers find their secrets (files, never environment variables).
 pub const NATS_PASSWORD_FILE: &str = "/run/secrets/ghboot/nats-password";
@@ -268,7 +268,7 @@ pub struct NodeView {
 }
 
 pub fn node_views(s: &Settings) -> Vec<NodeView> {
-    let n = super::replicas(s);
+    let n = crate::deploy::containers::replicas(s);
     (0..n)
         .map(|i| {
             let (cp, mp) = if i == 0 {
@@ -320,13 +320,16 @@ pub fn compose(s: &Settings) -> Result<Vec<(String, String)>> {
         .join(",");
     let labels = yaml_labels(
         &[
-            (super::LABEL_MANAGED, "true".into()),
-            (super::LABEL_INSTANCE, super::instance_id(s)),
+            (crate::deploy::containers::LABEL_MANAGED, "true".into()),
+            (
+                crate::deploy::containers::LABEL_INSTANCE,
+                crate::deploy::containers::instance_id(s),
+            ),
         ],
         0,
     );
     let ctx = context! {
-        project => super::project(s), nodes, labels, monitor_port => MONITOR_PORT,
+        project => crate::deploy::containers::project(s), nodes, labels, monitor_port => MONITOR_PORT,
         nats_image => images.nats, ghboot_image => images.ghboot, user => crate::stages::nats::NATS_USER,
         ghboot_containers => ghboot_containers(s), ghboot_env => ghboot_env(s, &nats_url), ghboot_volume => "ghboot-data",
     };

@@ -1,7 +1,12 @@
-//! `--mode docker` as a [`Target`]: the deployment logic lives in `crate::containers::docker`.
+//! `--mode docker` as a [`Target`]: the deployment logic lives in `crate::deploy::docker::engine`.
 
-use super::{EnvVar, Health, Target};
+pub mod checks;
+pub mod engine;
+pub mod images;
+pub mod render;
+
 use crate::config::Settings;
+use crate::deploy::{EnvVar, Health, Target};
 use crate::engine::{Ctx, Outputs};
 use crate::stages::prerequisites::Check;
 use anyhow::Result;
@@ -17,35 +22,35 @@ impl Target for Docker {
         format!(
             "{} nats container(s) on Docker network {}",
             self.replicas(s),
-            crate::containers::docker::network_name(s)
+            crate::deploy::docker::engine::network_name(s)
         )
     }
     fn checks(&self, s: &Settings) -> Vec<Check> {
-        let mut out = crate::containers::checks::checks(s);
-        if out.iter().all(|c| c.ok) && crate::containers::checks::needs_local_nats_server(s) {
+        let mut out = crate::deploy::docker::checks::checks(s);
+        if out.iter().all(|c| c.ok) && crate::deploy::docker::checks::needs_local_nats_server(s) {
             out.push(crate::stages::prerequisites::nats_server(s));
         }
         out
     }
     async fn mismatch(&self, s: &Settings) -> Result<Option<String>> {
-        crate::containers::docker::mismatch(s).await
+        crate::deploy::docker::engine::mismatch(s).await
     }
     async fn ensure(&self, ctx: &mut Ctx) -> Result<Outputs> {
-        crate::containers::docker::ensure(ctx).await
+        crate::deploy::docker::engine::ensure(ctx).await
     }
     async fn health(&self, s: &Settings) -> Health {
-        crate::containers::docker::health(s).await
+        crate::deploy::docker::engine::health(s).await
     }
     async fn connect(&self, s: &Settings) -> Result<async_nats::Client> {
-        crate::containers::docker::connect(s).await
+        crate::deploy::docker::engine::connect(s).await
     }
     async fn stop(&self, s: &Settings, purge: bool) -> Result<bool> {
-        crate::containers::docker::down(s, purge).await
+        crate::deploy::docker::engine::down(s, purge).await
     }
     fn replicas(&self, s: &Settings) -> usize {
-        crate::containers::replicas(s)
+        crate::deploy::containers::replicas(s)
     }
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>> {
-        crate::containers::client_env(s).await
+        crate::deploy::containers::client_env(s).await
     }
 }

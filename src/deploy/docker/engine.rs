@@ -9,13 +9,13 @@
 //! its volumes and images). Secrets never appear in `docker inspect`: the nats-server config with the
 //! password is copied into the container as a 0600 file (`docker cp` from a tar stream on stdin).
 
-use super::images::{self, tar_of, Image};
-use super::render::{self, ConfAuth};
-use super::{
+use crate::config::Settings;
+use crate::deploy::containers::{
     instance_id, project, CLIENT_PORT, CLUSTER_PORT, LABEL_COMPONENT, LABEL_CONFIG, LABEL_INSTANCE,
     LABEL_MANAGED, MONITOR_PORT,
 };
-use crate::config::Settings;
+use crate::deploy::docker::images::{self, tar_of, Image};
+use crate::deploy::docker::render::{self, ConfAuth};
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
 use crate::natsd::supervise::http_client;
@@ -379,7 +379,7 @@ fn node_specs(
     password: &str,
     ports: &[(Option<u16>, Option<u16>)],
 ) -> Result<Vec<Spec>> {
-    let n = super::replicas(s);
+    let n = crate::deploy::containers::replicas(s);
     let routes: Vec<String> = if n > 1 {
         (0..n)
             .map(|j| format!("nats://{}:{CLUSTER_PORT}", node_name(s, j)))
@@ -431,7 +431,7 @@ fn node_specs(
 /// engine choose.
 async fn desired_ports(docker: &Docker, s: &Settings) -> Vec<(Option<u16>, Option<u16>)> {
     let live = nodes_live(docker, s).await;
-    (0..super::replicas(s))
+    (0..crate::deploy::containers::replicas(s))
         .map(|i| {
             let have = live.iter().find(|n| n.index == i);
             let (hc, hm) = (
@@ -671,9 +671,9 @@ async fn ensure_components(
 ) -> Result<Vec<Applied>> {
     let s = ctx.settings.clone();
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
-    let available = super::ghboot_components_available(&exe);
+    let available = crate::deploy::containers::ghboot_components_available(&exe);
     let mut applied = Vec::new();
-    let n = super::replicas(&s);
+    let n = crate::deploy::containers::replicas(&s);
     let nats_url = (0..n)
         .map(|i| format!("nats://{}:{CLIENT_PORT}", node_name(&s, i)))
         .collect::<Vec<_>>()
@@ -756,7 +756,7 @@ pub async fn mismatch(s: &Settings) -> Result<Option<String>> {
     let docker = Docker::find()?;
     engine_check(&docker).await?;
     let live = nodes_live(&docker, s).await;
-    let n = super::replicas(s);
+    let n = crate::deploy::containers::replicas(s);
     if live.len() != n {
         return Ok(Some(format!("{} of {n} nats containers exist", live.len())));
     }
