@@ -6,6 +6,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The domain enums belong to the settings; clap parses them as flag values from here.
+pub use crate::config::{Mode, NatsType, TerraformBackend};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ghboot",
@@ -287,36 +290,6 @@ pub enum NatsServerCmd {
     },
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Dev,
-    Docker,
-    Kubernetes,
-    Synadia,
-    Auto,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NatsType {
-    #[value(name = "self_hosted", alias = "self-hosted")]
-    SelfHosted,
-    #[value(name = "self_hosted_cluster", alias = "self-hosted-cluster")]
-    SelfHostedCluster,
-    #[value(name = "synadia_cloud", alias = "synadia-cloud")]
-    SynadiaCloud,
-    Hybrid,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TerraformBackend {
-    Local,
-    S3,
-    Gcs,
-}
-
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvFormat {
     Shell,
@@ -331,17 +304,3 @@ pub enum LogComponent {
     Receiver,
     Controller,
 }
-
-macro_rules! display_as_value {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                match self.to_possible_value() {
-                    Some(v) => f.write_str(v.get_name()),
-                    None => write!(f, "{self:?}"),
-                }
-            }
-        }
-    )*};
-}
-display_as_value!(Mode, NatsType, TerraformBackend);

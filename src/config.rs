@@ -1,7 +1,7 @@
 //! Settings, resolved in one place: flags > environment > `ghboot.toml` > settings recorded by the `up`
 //! that made this instance > defaults. Everything downstream reads [`Settings`], never flags or env.
 
-use crate::cli::{GlobalArgs, Mode, NatsType, TerraformBackend};
+use crate::cli::GlobalArgs;
 use crate::error::{fail, Kind};
 use crate::layout::Layout;
 use anyhow::{Context, Result};
@@ -390,3 +390,55 @@ pub fn save_to_file_config(path: &Path, values: &[(&str, toml::Value)]) -> Resul
     crate::fsutil::write_atomic(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
+
+// ---- Domain values of the settings (clap parses them as flag values: `ValueEnum`). ----
+
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Dev,
+    Docker,
+    Kubernetes,
+    Synadia,
+    Auto,
+}
+
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NatsType {
+    #[value(name = "self_hosted", alias = "self-hosted")]
+    SelfHosted,
+    #[value(name = "self_hosted_cluster", alias = "self-hosted-cluster")]
+    SelfHostedCluster,
+    #[value(name = "synadia_cloud", alias = "synadia-cloud")]
+    SynadiaCloud,
+    Hybrid,
+}
+
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TerraformBackend {
+    Local,
+    S3,
+    Gcs,
+}
+
+macro_rules! display_as_value {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match clap::ValueEnum::to_possible_value(self) {
+                    Some(v) => f.write_str(v.get_name()),
+                    None => write!(f, "{self:?}"),
+                }
+            }
+        }
+    )*};
+}
+display_as_value!(Mode, NatsType, TerraformBackend);

@@ -1,5 +1,6 @@
 //! ghboot: an all-in-one bootstrap appliance for a NATS-driven GitHub automation control plane.
 //! See ARCHITECTURE.md for the map.
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;

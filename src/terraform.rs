@@ -5,8 +5,8 @@
 //! `terraform init -backend=false` + `terraform validate` run; a provider that cannot be downloaded (no
 //! registry, air-gapped) is reported, not fatal.
 
-use crate::cli::TerraformBackend;
 use crate::config::Settings;
+use crate::config::TerraformBackend;
 use crate::engine::Outputs;
 use crate::error::{fail, Kind};
 use anyhow::Result;

@@ -1,7 +1,7 @@
 //! `--mode auto`: kubernetes when a kube context answers, docker when an engine answers, dev otherwise,
 //! and why (one line of output, and the prerequisites stage's outputs).
 
-use crate::cli::Mode;
+use crate::config::Mode;
 use crate::config::Settings;
 use std::time::Duration;
 

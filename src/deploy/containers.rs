@@ -4,8 +4,8 @@
 //! Everything a deployment is made of is rendered from the templates in `assets/` (embedded in the binary)
 //! by `deploy::docker::render`, so `ghboot render` writes exactly what `up` runs.
 
-use crate::cli::{Mode, NatsType};
 use crate::config::Settings;
+use crate::config::{Mode, NatsType};
 use sha2::{Digest, Sha256};
 
 /// Ports inside the containers (fixed; the host side is what the user chooses).

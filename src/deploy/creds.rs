@@ -4,11 +4,11 @@
 //! connection (format, ed25519 signature, seed matches the JWT's subject, expiry); kept in a 0600 copy in
 //! the state dir. No error message carries the seed (nor the JWT: it identifies the user).
 
-use crate::cli::NatsType;
+use crate::check::Check;
+use crate::config::NatsType;
 use crate::config::Settings;
 use crate::error::{fail, Kind};
 use crate::secret::Secret;
-use crate::stages::prerequisites::Check;
 use anyhow::Result;
 use base64::Engine;
 use std::path::{Path, PathBuf};

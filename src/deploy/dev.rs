@@ -2,7 +2,8 @@
 //! machine. One node for `self_hosted`, three routed nodes on loopback for `self_hosted_cluster` (JetStream
 //! R3), one leaf node with its own JetStream domain under a remote hub for `hybrid`.
 
-use crate::cli::NatsType;
+use crate::check::Check;
+use crate::config::NatsType;
 use crate::config::Settings;
 use crate::deploy::{EnvVar, Health, NodeHealth, Target};
 use crate::engine::{Ctx, Outputs};
@@ -10,7 +11,6 @@ use crate::error::{fail, Kind};
 use crate::natsd::conf::{ClusterSpec, NodeSpec};
 use crate::natsd::supervise::{self, http_client};
 use crate::secret::Secret;
-use crate::stages::prerequisites::Check;
 use crate::state::{Runtime, StateFile};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -100,14 +100,13 @@ pub fn plan_ports(s: &Settings, recorded: &[NodePorts]) -> Result<Vec<NodePorts>
             (s.port, s.monitor_port)
         } else {
             // A recorded port something else took meanwhile is given up (the server then picks one).
-            let free =
-                |p: Option<u16>| p.filter(|p| crate::stages::prerequisites::port_free(&s.bind, *p));
+            let free = |p: Option<u16>| p.filter(|p| crate::check::port_free(&s.bind, *p));
             (free(rec.port), free(rec.monitor_port))
         };
         let cluster_port = if clustered {
             match rec
                 .cluster_port
-                .filter(|p| crate::stages::prerequisites::port_free(&s.bind, *p))
+                .filter(|p| crate::check::port_free(&s.bind, *p))
             {
                 Some(p) => Some(p),
                 None => {
@@ -321,8 +320,8 @@ impl Target for Dev {
     }
 
     fn checks(&self, s: &Settings) -> Vec<Check> {
-        let mut out = vec![crate::stages::prerequisites::nats_server(s)];
-        out.extend(crate::stages::prerequisites::ports(s));
+        let mut out = vec![crate::natsd::check(s)];
+        out.extend(crate::check::ports(s));
         if s.nats_type == NatsType::Hybrid {
             out.push(crate::deploy::creds::leaf_check(s));
         }

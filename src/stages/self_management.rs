@@ -3,7 +3,7 @@
 //! events to the webhook receiver. The stage writes the generated files into it, then changes a template
 //! and waits for the whole loop: push → hook → webhook → NATS → controller → regenerated commit with
 //! `[skip-regen]` pushed → that commit's own push event arrives and is ignored.
-use crate::cli::Mode;
+use crate::config::Mode;
 use crate::config::Settings;
 use crate::controller::regenerate::run_git;
 use crate::controller::templates::{self, Source, SKIP_MARKER, TEMPLATES_DIR};

@@ -1,9 +1,9 @@
 //! Prerequisite checks of the container modes (the prerequisites stage and `ghboot doctor` show them):
 //! a Docker engine that answers, a kube context that answers, host ports free or already ours.
 
+use crate::check::{port_free, Check};
 use crate::config::Settings;
 use crate::error::Kind;
-use crate::stages::prerequisites::{port_free, Check};
 use std::path::Path;
 
 fn ok(name: &str, detail: impl Into<String>) -> Check {
@@ -29,7 +29,7 @@ fn bad(name: &str, kind: Kind, detail: impl Into<String>, remedy: impl Into<Stri
 /// The checks of `s.mode` (docker or kubernetes); the nats-server check of docker mode is the caller's.
 pub fn checks(s: &Settings) -> Vec<Check> {
     match s.mode {
-        crate::cli::Mode::Docker => {
+        crate::config::Mode::Docker => {
             let engine = docker_engine();
             let up = engine.ok;
             let mut out = vec![engine];
@@ -38,20 +38,20 @@ pub fn checks(s: &Settings) -> Vec<Check> {
             }
             out
         }
-        crate::cli::Mode::Kubernetes => vec![kube_context()],
+        crate::config::Mode::Kubernetes => vec![kube_context()],
         _ => vec![],
     }
 }
 
 /// Does docker mode build its nats image from a local nats-server (no `--image nats=...`)?
 pub fn needs_local_nats_server(s: &Settings) -> bool {
-    s.mode == crate::cli::Mode::Docker
+    s.mode == crate::config::Mode::Docker
         && crate::deploy::docker::render::image_override(s, "nats").is_none()
 }
 
 /// `mode` check detail for the container modes and auto.
 pub fn mode_detail(s: &Settings) -> Option<String> {
-    use crate::cli::Mode;
+    use crate::config::Mode;
     s.mode_reason.clone().or_else(|| match s.mode {
         Mode::Docker => Some("docker: containers in the local Docker engine".into()),
         Mode::Kubernetes => Some("kubernetes: manifests applied with kubectl".into()),

@@ -5,10 +5,10 @@ pub mod engine;
 pub mod images;
 pub mod render;
 
+use crate::check::Check;
 use crate::config::Settings;
 use crate::deploy::{EnvVar, Health, Target};
 use crate::engine::{Ctx, Outputs};
-use crate::stages::prerequisites::Check;
 use anyhow::Result;
 
 pub struct Docker;
@@ -28,7 +28,7 @@ impl Target for Docker {
     fn checks(&self, s: &Settings) -> Vec<Check> {
         let mut out = crate::deploy::docker::checks::checks(s);
         if out.iter().all(|c| c.ok) && crate::deploy::docker::checks::needs_local_nats_server(s) {
-            out.push(crate::stages::prerequisites::nats_server(s));
+            out.push(crate::natsd::check(s));
         }
         out
     }

@@ -3,7 +3,7 @@
 //! reference them (Kubernetes Secrets, Compose secret files); only the nats-server config ghboot copies into
 //! a container itself (0600, never on a command line) carries the password.
 
-use crate::cli::Mode;
+use crate::config::Mode;
 use crate::config::Settings;
 use crate::deploy::containers::{CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT, WEBHOOK_PORT};
 use crate::error::{fail, Kind};

@@ -3,10 +3,10 @@
 
 pub mod kubectl;
 
+use crate::check::Check;
 use crate::config::Settings;
 use crate::deploy::{EnvVar, Health, Target};
 use crate::engine::{Ctx, Outputs};
-use crate::stages::prerequisites::Check;
 use anyhow::Result;
 
 pub struct Kubernetes;
