@@ -7,11 +7,12 @@ use crate::natsd::supervise::{SharedRuntime, Supervisor};
 use crate::state::{StageStatus, StateFile};
 use crate::ui::Reporter;
 use anyhow::Result;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+pub use crate::change::{Change, FieldChange};
 
 /// What `verify` found.
 pub enum Verdict {
@@ -19,50 +20,6 @@ pub enum Verdict {
     Holds,
     /// It is not (the reason is shown); the stage is applied again.
     Drift(String),
-}
-
-/// One change `apply` would make, for `plan`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    pub stage: String,
-    pub resource: String,
-    /// create | update | replace | start | restart | fix
-    pub action: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FieldChange {
-    pub field: String,
-    pub from: String,
-    pub to: String,
-}
-
-impl Change {
-    pub fn new(stage: &str, resource: impl Into<String>, action: &str) -> Self {
-        Change {
-            stage: stage.into(),
-            resource: resource.into(),
-            action: action.into(),
-            fields: vec![],
-            note: None,
-        }
-    }
-    pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.note = Some(note.into());
-        self
-    }
-    pub fn field(mut self, field: &str, from: impl ToString, to: impl ToString) -> Self {
-        self.fields.push(FieldChange {
-            field: field.into(),
-            from: from.to_string(),
-            to: to.to_string(),
-        });
-        self
-    }
 }
 
 /// Where a run of the engine happens.
@@ -99,17 +56,6 @@ impl Ctx {
             Role::Client => None,
         }
     }
-    /// A connected NATS client for this instance.
-    pub async fn nats(&mut self) -> Result<async_nats::Client> {
-        if let Some(c) = &self.nats {
-            if c.connection_state() == async_nats::connection::State::Connected {
-                return Ok(c.clone());
-            }
-        }
-        let c = crate::stages::nats::connect(&self.settings).await?;
-        self.nats = Some(c.clone());
-        Ok(c)
-    }
 }
 
 /// Error that tells `up` a running supervisor must be replaced (its configuration changed).
@@ -138,8 +84,22 @@ pub trait Stage: Send + Sync {
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs>;
 }
 
-/// Run the stages in order: skip what does not apply, re-verify what is done, apply the rest.
-pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
+/// Told after every transition the runner persisted (the stages' owner mirrors the state file into NATS).
+#[async_trait::async_trait]
+pub trait Observer: Send + Sync {
+    async fn persisted(&self, ctx: &mut Ctx);
+}
+
+/// An [`Observer`] that does nothing.
+pub struct Unobserved;
+#[async_trait::async_trait]
+impl Observer for Unobserved {
+    async fn persisted(&self, _ctx: &mut Ctx) {}
+}
+
+/// Run the stages in order: skip what does not apply, re-verify what is done, apply the rest. Every
+/// transition is persisted to the state file, then `observer` hears of it.
+pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>], observer: &dyn Observer) -> Result<()> {
     for stage in stages {
         let name = stage.name();
         if let Some(reason) = stage.skip_reason(&ctx.settings) {
@@ -148,7 +108,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
             rec.reason = Some(reason.clone());
             ctx.state.save(&ctx.settings.layout)?;
             ctx.reporter.skipped(name, &reason);
-            mirror(ctx).await;
+            observer.persisted(ctx).await;
             continue;
         }
         let t0 = Instant::now();
@@ -200,7 +160,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>]) -> Result<()> {
                 ctx.state.save(&ctx.settings.layout)?;
                 ctx.reporter.finished(name, elapsed, &detail);
                 fault_point(name);
-                mirror(ctx).await;
+                observer.persisted(ctx).await;
             }
             Err(e) => {
                 if e.downcast_ref::<NeedsRestart>().is_some() {
@@ -242,17 +202,5 @@ fn fault_point(stage: &str) {
     if std::env::var("GHBOOT_FAULT_KILL_AFTER").is_ok_and(|s| s == stage) {
         tracing::warn!("fault injection: killing ghboot after stage {stage}");
         crate::platform::kill(std::process::id());
-    }
-}
-
-/// Once NATS is up, every persisted transition is mirrored into the `state` bucket too (local file first,
-/// then NATS: the chicken before the egg). Best effort: the local file is the source of truth.
-async fn mirror(ctx: &mut Ctx) {
-    let Some(client) = ctx.nats.clone() else {
-        return;
-    };
-    let js = crate::deploy::jetstream(&ctx.settings, client);
-    if let Err(e) = crate::topology::mirror_state(ctx, &js).await {
-        tracing::warn!("cannot mirror the state into NATS: {e:#}");
     }
 }

@@ -1,5 +1,6 @@
 //! ghboot: an all-in-one bootstrap appliance for a NATS-driven GitHub automation control plane.
 //! See ARCHITECTURE.md for the map.
+pub mod change;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -53,7 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             hook,
             git_dir,
             deliver,
-        }) => controller::hook::run(g, hook, git_dir, deliver).await,
+        }) => commands::git_hook::run(g, hook, git_dir, deliver).await,
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(deploy::docker::engine::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,

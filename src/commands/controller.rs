@@ -1,16 +1,9 @@
 //! `ghboot controller` (standalone, foreground) and `ghboot dlq list|replay`.
 use crate::cli::{ControllerArgs, DlqCmd, GlobalArgs};
 use crate::controller::consume::{self, Controller};
+use crate::controller::default_instance;
 use crate::controller::{dlq, Config};
 use anyhow::Result;
-
-pub fn default_instance() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!("{host}-{}", std::process::id())
-}
 
 pub async fn run(g: &GlobalArgs, args: &ControllerArgs) -> Result<u8> {
     let (settings, _) = super::maybe_instance(g)?;

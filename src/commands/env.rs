@@ -1,5 +1,6 @@
 use crate::cli::{EnvFormat, GlobalArgs};
 use crate::config::Settings;
+pub use crate::ui::shell_quote;
 use anyhow::Result;
 
 /// What a client needs to connect, in a fixed order. Secrets are marked so writers can mask them.
@@ -41,10 +42,6 @@ pub fn render(vars: &[(String, String, bool)], format: EnvFormat) -> String {
             .collect(),
         EnvFormat::Github => vars.iter().map(|(k, v, _)| github_line(k, v)).collect(),
     }
-}
-
-pub fn shell_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', r"'\''"))
 }
 
 /// One entry in GitHub's env-file format: `NAME=value`, or `NAME<<DELIM` for values with newlines, with a

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod down;
 pub mod env;
 pub mod generate;
+pub mod git_hook;
 pub mod logs;
 pub mod nats_server;
 pub mod plan;

@@ -5,7 +5,7 @@
 
 use crate::cli::GlobalArgs;
 use crate::config::{self, Settings};
-use crate::engine::{self, Ctx, Host, NeedsRestart, Role};
+use crate::engine::{Ctx, Host, NeedsRestart, Role};
 use crate::error::{fail, Kind};
 use crate::layout::Layout;
 use crate::natsd::supervise::SharedRuntime;
@@ -85,7 +85,7 @@ async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporte
         reporter,
         nats: None,
     };
-    engine::run(&mut ctx, &crate::stages::all()).await?;
+    crate::stages::run(&mut ctx).await?;
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&ctx.settings.layout)?;
     print_summary(&ctx.settings, "ghboot is already running").await;
@@ -242,9 +242,8 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
         reporter,
         nats: None,
     };
-    let stages = crate::stages::all();
     let result = tokio::select! {
-        r = engine::run(&mut ctx, &stages) => r,
+        r = crate::stages::run(&mut ctx) => r,
         _ = crate::platform::shutdown_signal() => Err(fail(Kind::Error, "interrupted").into()),
     };
     if let Err(e) = result {

@@ -57,22 +57,9 @@ pub async fn install(
     Ok(())
 }
 
-pub async fn run(
-    g: &crate::cli::GlobalArgs,
-    hook: &str,
-    git_dir: &Path,
-    deliver_to: &str,
-) -> Result<u8> {
-    if hook == "install" {
-        let (settings, _) = crate::commands::maybe_instance(g)?;
-        let state = settings
-            .layout
-            .root()
-            .is_dir()
-            .then(|| settings.layout.root().to_path_buf());
-        install(git_dir, &settings.org, deliver_to, state.as_deref()).await?;
-        return Ok(0);
-    }
+/// The post-receive hook: one push event per updated ref, read from stdin. (`install` is resolved by
+/// `commands::git_hook`, which knows the instance.)
+pub async fn run(hook: &str, git_dir: &Path) -> Result<u8> {
     if hook != "post-receive" {
         anyhow::bail!("unknown hook {hook}");
     }

@@ -108,3 +108,12 @@ impl Config {
         }
     }
 }
+
+/// This controller's name among its peers when none is given: `<hostname>-<pid>`.
+pub fn default_instance() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}", std::process::id())
+}

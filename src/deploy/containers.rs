@@ -105,7 +105,7 @@ pub fn ghboot_components_available(exe: &std::path::Path) -> Vec<&'static str> {
 // ---- What the nats stage and the commands call in a container mode (until the deployment interface of the
 // cluster issue takes these over as `Target`s). ----
 
-use crate::engine::{Change, Ctx, Outputs, Verdict};
+use crate::engine::Ctx;
 use anyhow::Result;
 
 pub async fn mismatch(s: &Settings) -> Result<Option<String>> {
@@ -119,46 +119,6 @@ pub async fn mismatch(s: &Settings) -> Result<Option<String>> {
         ),
         _ => crate::deploy::docker::engine::mismatch(s).await,
     }
-}
-
-pub async fn nats_plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
-    Ok(match mismatch(&ctx.settings).await? {
-        Some(why) => vec![Change::new(
-            "nats",
-            format!(
-                "{} deployment {}",
-                ctx.settings.mode,
-                project(&ctx.settings)
-            ),
-            "fix",
-        )
-        .note(why)],
-        None => crate::topology::plan(ctx).await?,
-    })
-}
-
-pub async fn nats_verify(ctx: &mut Ctx) -> Result<Verdict> {
-    if let Some(why) = mismatch(&ctx.settings).await? {
-        return Ok(Verdict::Drift(why));
-    }
-    let changes = crate::topology::plan(ctx).await?;
-    Ok(if changes.is_empty() {
-        Verdict::Holds
-    } else {
-        Verdict::Drift(format!("{} JetStream change(s) pending", changes.len()))
-    })
-}
-
-pub async fn nats_apply(ctx: &mut Ctx) -> Result<Outputs> {
-    let mut out = match ctx.settings.mode {
-        Mode::Kubernetes => crate::deploy::kubernetes::kubectl::ensure(ctx).await?,
-        _ => crate::deploy::docker::engine::ensure(ctx).await?,
-    };
-    if ctx.settings.mode == Mode::Docker {
-        let topo = crate::topology::apply(ctx).await?;
-        out.insert("topology".into(), topo);
-    }
-    Ok(out)
 }
 
 pub async fn health(s: &Settings) -> crate::stages::nats::Health {
@@ -228,7 +188,7 @@ pub async fn up(
         reporter,
         nats: None,
     };
-    let result = crate::engine::run(&mut ctx, &crate::stages::all()).await;
+    let result = crate::stages::run(&mut ctx).await;
     crate::state::Runtime::remove(&layout);
     result?;
     ctx.state.settings = ctx.settings.recorded();

@@ -530,7 +530,7 @@ impl Target for Dev {
 
     async fn stop(&self, s: &Settings, _purge: bool) -> Result<bool> {
         // The supervisor owns the servers; its data lives in the state dir, which `down --purge` removes.
-        crate::commands::down::stop(&s.layout).await
+        super::supervisor::stop(&s.layout).await
     }
 
     fn replicas(&self, s: &Settings) -> usize {

@@ -10,6 +10,7 @@ pub mod creds;
 pub mod dev;
 pub mod docker;
 pub mod kubernetes;
+pub mod supervisor;
 pub mod synadia;
 
 use crate::check::Check;

@@ -160,7 +160,7 @@ impl Target for Synadia {
 
     async fn stop(&self, s: &Settings, _purge: bool) -> Result<bool> {
         // Nothing runs remotely on ghboot's behalf; stop the local supervisor (receiver, controller).
-        crate::commands::down::stop(&s.layout).await
+        super::supervisor::stop(&s.layout).await
     }
 
     fn replicas(&self, _s: &Settings) -> usize {

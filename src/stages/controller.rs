@@ -82,7 +82,7 @@ impl Stage for Controller {
             return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
         }
         let client = ctx.nats().await?;
-        let instance = crate::commands::controller::default_instance();
+        let instance = crate::controller::default_instance();
         let vars = cfg.vars(&ctx.settings);
         let org = ctx.settings.org.clone();
         let durable = cfg.durable.clone();

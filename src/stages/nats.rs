@@ -11,6 +11,20 @@ pub use crate::deploy::{Health, NodeHealth};
 
 pub struct Nats;
 
+impl Ctx {
+    /// A connected NATS client for this instance.
+    pub async fn nats(&mut self) -> Result<async_nats::Client> {
+        if let Some(c) = &self.nats {
+            if c.connection_state() == async_nats::connection::State::Connected {
+                return Ok(c.clone());
+            }
+        }
+        let c = connect(&self.settings).await?;
+        self.nats = Some(c.clone());
+        Ok(c)
+    }
+}
+
 /// Live view of the instance (through its target).
 pub async fn health(s: &Settings) -> Health {
     crate::deploy::for_settings(s).health(s).await
@@ -57,7 +71,10 @@ impl Stage for Nats {
                 .note(why)
                 .field("port", "-", port)])
             }
-            None => crate::topology::plan(ctx).await,
+            None => {
+                let client = ctx.nats().await?;
+                crate::topology::plan(&ctx.settings, client).await
+            }
         }
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
@@ -65,7 +82,8 @@ impl Stage for Nats {
         if let Some(why) = target.mismatch(&ctx.settings).await? {
             return Ok(Verdict::Drift(why));
         }
-        let changes = crate::topology::plan(ctx).await?;
+        let client = ctx.nats().await?;
+        let changes = crate::topology::plan(&ctx.settings, client).await?;
         Ok(if changes.is_empty() {
             Verdict::Holds
         } else {
@@ -87,7 +105,9 @@ impl Stage for Nats {
             }
         }
         let h = target.health(&ctx.settings).await;
-        let topo = crate::topology::apply(ctx).await?;
+        let client = ctx.nats().await?;
+        let topo =
+            crate::topology::apply(&ctx.settings, client, &ctx.reporter, &mut ctx.state).await?;
         out.insert("target".into(), target.name().into());
         out.insert("topology".into(), topo);
         out.insert("url".into(), h.url.clone().unwrap_or_default().into());

@@ -122,7 +122,7 @@ pub fn forward_hint(s: &Settings, cfg: &WebhookConfig, url: &str) -> Vec<String>
     } else {
         format!("--org={}", s.org)
     };
-    let state_dir = crate::commands::env::shell_quote(&s.layout.root().display().to_string());
+    let state_dir = crate::ui::shell_quote(&s.layout.root().display().to_string());
     vec![
         format!("gh webhook forward {who} --events='*' --url={url} --secret=\"$(ghboot webhook secret --state-dir {state_dir})\""),
         format!("smee --url https://smee.io/CHANNEL --target {url}   (hook secret: ghboot webhook secret)"),

@@ -6,26 +6,32 @@ pub mod lock;
 pub mod reconcile;
 pub mod subjects;
 
-use crate::engine::{Change, Ctx};
+use crate::change::Change;
+use crate::config::Settings;
+use crate::state::StateFile;
+use crate::ui::Reporter;
 use anyhow::{Context as _, Result};
 
 /// What `apply` would change in JetStream (reads each stream once, changes nothing).
-pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
-    let want = desired::desired(&ctx.settings)?;
-    let client = ctx.nats().await?;
-    let js = crate::deploy::jetstream(&ctx.settings, client);
+pub async fn plan(s: &Settings, client: async_nats::Client) -> Result<Vec<Change>> {
+    let want = desired::desired(s)?;
+    let js = crate::deploy::jetstream(s, client);
     let items = reconcile::inspect(&js, &want).await?;
     Ok(items.iter().filter_map(|i| i.change()).collect())
 }
 
 /// Reconcile JetStream with the desired topology, then mirror the bootstrap state into the `state` bucket.
 /// Returns `{"created": [..], "updated": [..], "replaced": [..], "unchanged": [..], "state_key": ..}`.
-pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
-    let want = desired::desired(&ctx.settings)?;
-    let client = ctx.nats().await?;
-    let js = crate::deploy::jetstream(&ctx.settings, client);
-    let interactive = ctx.settings.interactive();
-    let reporter = ctx.reporter.clone();
+pub async fn apply(
+    s: &Settings,
+    client: async_nats::Client,
+    reporter: &Reporter,
+    state: &mut StateFile,
+) -> Result<serde_json::Value> {
+    let want = desired::desired(s)?;
+    let js = crate::deploy::jetstream(s, client);
+    let interactive = s.interactive();
+    let reporter = reporter.clone();
     let warn = move |msg: &str| reporter.note(reconcile::STAGE, &format!("warning: {msg}"));
     let confirm = move |q: &str| -> Result<bool> {
         if !interactive {
@@ -37,11 +43,11 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
             .interact()
             .context("cannot ask for confirmation")
     };
-    let sum = reconcile::reconcile(&js, &want, ctx.settings.allow_replace, &warn, &confirm).await?;
-    if desired::replicas_for(&ctx.settings) > 1 {
+    let sum = reconcile::reconcile(&js, &want, s.allow_replace, &warn, &confirm).await?;
+    if desired::replicas_for(s) > 1 {
         wait_for_stream_leaders(&js).await?;
     }
-    let key = mirror_state(ctx, &js).await?;
+    let key = mirror_state(s, state, &js).await?;
     let mut v = serde_json::to_value(&sum)?;
     v["state_key"] = key.into();
     Ok(v)
@@ -78,14 +84,18 @@ async fn wait_for_stream_leaders(js: &async_nats::jetstream::Context) -> Result<
 /// Write the state file (local first: it is the source of truth and NATS may be what is failing), then put
 /// it into the `state` bucket under `bootstrap.<org>`, unless the bucket already holds the same state
 /// (`updated_at` aside): an unchanged rerun writes nothing.
-pub async fn mirror_state(ctx: &mut Ctx, js: &async_nats::jetstream::Context) -> Result<String> {
-    ctx.state.save(&ctx.settings.layout)?;
-    let key = subjects::state_key(&ctx.settings.org);
+pub async fn mirror_state(
+    s: &Settings,
+    state: &mut StateFile,
+    js: &async_nats::jetstream::Context,
+) -> Result<String> {
+    state.save(&s.layout)?;
+    let key = subjects::state_key(&s.org);
     let kv = js
         .get_key_value(subjects::STATE_BUCKET)
         .await
         .context("cannot open the state bucket")?;
-    let body = serde_json::to_vec_pretty(&ctx.state)?;
+    let body = serde_json::to_vec_pretty(state)?;
     let strip = |b: &[u8]| -> Option<serde_json::Value> {
         let mut v: serde_json::Value = serde_json::from_slice(b).ok()?;
         v.as_object_mut()?.remove("updated_at");

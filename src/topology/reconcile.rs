@@ -8,7 +8,7 @@
 //! A run with nothing to change reads each stream once (`STREAM.INFO`) and makes no other API call.
 
 use super::desired::{fmt_bytes, fmt_duration, Desired, Resource};
-use crate::engine::{Change, FieldChange};
+use crate::change::{Change, FieldChange};
 use crate::error::{fail, Kind};
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::stream::{

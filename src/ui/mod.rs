@@ -198,3 +198,8 @@ pub fn summary_box(title: &str, rows: &[(&str, String)]) -> String {
 }
 
 pub mod context;
+
+/// `v` as one POSIX shell word (single quotes; a quote inside becomes `'\''`).
+pub fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', r"'\''"))
+}
