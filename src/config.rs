@@ -298,7 +298,7 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
     let nats_url = g.nats_url.clone().or(rec.nats_url.clone());
     let hub_url = g.hub_url.clone().or(rec.hub_url.clone());
     for u in [&nats_url, &hub_url].into_iter().flatten() {
-        crate::deploy::creds::check_url(u)?;
+        check_url(u)?;
     }
     let hub_creds = g
         .hub_creds
@@ -389,6 +389,30 @@ pub fn save_to_file_config(path: &Path, values: &[(&str, toml::Value)]) -> Resul
     let text = toml::to_string_pretty(&table)?;
     crate::fsutil::write_atomic(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A remote URL must not carry credentials (they would land in the state file) and must be NATS.
+pub fn check_url(u: &str) -> Result<()> {
+    for part in u.split(',') {
+        let parsed = url::Url::parse(part.trim()).map_err(|e| {
+            fail(Kind::Config, format!("{part:?} is not a URL: {e}"))
+                .help("e.g. tls://connect.ngs.global or nats://host:4222")
+        })?;
+        if !matches!(parsed.scheme(), "nats" | "tls" | "nats-leaf" | "ws" | "wss") {
+            return Err(fail(
+                Kind::Config,
+                format!("{part:?}: scheme {} is not a NATS scheme", parsed.scheme()),
+            )
+            .help("use nats://, tls://, nats-leaf://, ws:// or wss://")
+            .into());
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(fail(Kind::Config, "the NATS URL carries credentials, which would be stored in plain text")
+                .help("remove user:password@ from the URL and give a .creds file (SYNADIA_CREDS_FILE or --hub-creds)")
+                .into());
+        }
+    }
+    Ok(())
 }
 
 // ---- Domain values of the settings (clap parses them as flag values: `ValueEnum`). ----

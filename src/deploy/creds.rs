@@ -322,29 +322,8 @@ pub fn changed(s: &Settings) -> Result<bool> {
     Ok(load_stored(s)?.map_or(true, |st| st.jwt != given.jwt || st.seed != given.seed))
 }
 
-/// A remote URL must not carry credentials (they would land in the state file) and must be NATS.
-pub fn check_url(u: &str) -> Result<()> {
-    for part in u.split(',') {
-        let parsed = url::Url::parse(part.trim()).map_err(|e| {
-            fail(Kind::Config, format!("{part:?} is not a URL: {e}"))
-                .help("e.g. tls://connect.ngs.global or nats://host:4222")
-        })?;
-        if !matches!(parsed.scheme(), "nats" | "tls" | "nats-leaf" | "ws" | "wss") {
-            return Err(fail(
-                Kind::Config,
-                format!("{part:?}: scheme {} is not a NATS scheme", parsed.scheme()),
-            )
-            .help("use nats://, tls://, nats-leaf://, ws:// or wss://")
-            .into());
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(fail(Kind::Config, "the NATS URL carries credentials, which would be stored in plain text")
-                .help("remove user:password@ from the URL and give a .creds file (SYNADIA_CREDS_FILE or --hub-creds)")
-                .into());
-        }
-    }
-    Ok(())
-}
+/// Re-exported: validated with the settings (`config::check_url`).
+pub use crate::config::check_url;
 
 /// Connect with user credentials; map refusals to errors that say what to do (never printing the seed).
 pub async fn connect(urls: &str, c: &UserCreds, name: &str) -> Result<async_nats::Client> {
