@@ -90,3 +90,23 @@ pub fn ports(s: &Settings) -> Vec<Check> {
 pub fn port_free(bind: &str, port: u16) -> bool {
     std::net::TcpListener::bind((bind, port)).is_ok()
 }
+
+/// The controller regenerates the org's `.github` files through git, and dev's local "GitHub" is a git repository.
+pub fn git() -> Check {
+    match which::which("git") {
+        Ok(p) => {
+            let v = std::process::Command::new(&p)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            Check::ok("git", format!("{v} at {}", p.display()))
+        }
+        Err(_) => Check::bad(
+            "git",
+            Kind::Unavailable,
+            "git not found on PATH (the controller regenerates .github files through git)",
+            "install git (e.g. `apt-get install git`, `brew install git`, or Git for Windows)",
+        ),
+    }
+}

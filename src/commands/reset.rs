@@ -38,9 +38,10 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
     }
     super::down::stop(&layout).await?;
     if let Ok((settings, _)) = super::existing_instance(g) {
-        if crate::deploy::containers::is_container_mode(settings.mode) {
-            crate::deploy::containers::down(&settings, true).await?;
-        }
+        // what runs outside the supervisor (containers, volumes) goes too
+        crate::deploy::for_settings(&settings)
+            .stop(&settings, true)
+            .await?;
     }
     super::down::purge_dir(&layout)?;
     eprintln!("reset: removed {}", dir.display());

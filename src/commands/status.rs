@@ -139,7 +139,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
                 uptime.map(|s| format!("{s}s")).unwrap_or_default()
             )
         }
-        _ if crate::deploy::containers::is_container_mode(settings.mode) => {
+        _ if !crate::deploy::for_settings(&settings).supervises() => {
             println!(
                 "{:<17} none: the {} deployment keeps itself running (`ghboot down` removes it)",
                 "supervisor", settings.mode

@@ -41,10 +41,16 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         reporter.info("no GitHub org given: using 'local' (dev needs none; pass --org or set GITHUB_ORG to talk to GitHub)");
     }
     ensure_root(&layout)?;
-    if crate::deploy::containers::is_container_mode(settings.mode) {
-        return crate::deploy::containers::up(settings, state, reporter).await;
+    // A target that keeps itself running (containers in an engine or a cluster) needs no supervisor: this
+    // process runs the stages as their host and returns.
+    let supervises = crate::deploy::for_settings(&settings).supervises();
+    if !supervises && settings.detach {
+        reporter.info(&format!(
+            "--mode {}: the containers run detached in the engine; no supervisor process is needed",
+            settings.mode
+        ));
     }
-    if !settings.supervisor_child {
+    if supervises && !settings.supervisor_child {
         if Runtime::load(&layout).is_some_and(|r| r.supervisor_alive()) {
             match attach(&settings, state.clone(), reporter.clone()).await {
                 Ok(code) => return Ok(code),
@@ -264,6 +270,14 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&layout)?;
     drop(lock);
+    if !crate::deploy::for_settings(&ctx.settings).supervises() {
+        // nothing to supervise: the runtime file kept during the run goes with this process
+        Runtime::remove(&layout);
+        write_nats_context(&ctx.settings).await;
+        print_summary(&ctx.settings, "ghboot is ready").await;
+        export_for_ci(&ctx.settings).await?;
+        return Ok(0);
+    }
     write_nats_context(&ctx.settings).await;
     runtime.update(|r| r.ready = true);
     if !ctx.settings.supervisor_child {

@@ -523,6 +523,10 @@ pub async fn connect(
                 .into()
             })
         }
-        None => crate::stages::nats::connect(settings).await,
+        None => {
+            crate::deploy::for_settings(settings)
+                .connect(settings)
+                .await
+        }
     }
 }

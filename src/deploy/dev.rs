@@ -3,8 +3,8 @@
 //! R3), one leaf node with its own JetStream domain under a remote hub for `hybrid`.
 
 use crate::check::Check;
-use crate::config::NatsType;
 use crate::config::Settings;
+use crate::config::{Mode, NatsType};
 use crate::deploy::{EnvVar, Health, NodeHealth, Target};
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
@@ -325,7 +325,42 @@ impl Target for Dev {
         if s.nats_type == NatsType::Hybrid {
             out.push(crate::deploy::creds::leaf_check(s));
         }
+        if s.mode == Mode::Dev {
+            out.push(crate::check::git());
+        }
         out
+    }
+
+    fn mode_line(&self, s: &Settings) -> String {
+        match s.mode {
+            // `auto` is resolved by `up`; until then the dev target stands in
+            Mode::Auto => crate::deploy::docker::checks::mode_detail(s).unwrap_or_default(),
+            Mode::Synadia => format!("synadia: {}", self.describe(s)),
+            _ => s
+                .mode_reason
+                .clone()
+                .unwrap_or_else(|| format!("dev: {}", self.describe(s))),
+        }
+    }
+
+    fn controller(&self, s: &Settings) -> super::Hosting {
+        if s.mode == Mode::Dev {
+            super::Hosting::InProcess
+        } else {
+            super::Hosting::Elsewhere(format!(
+                "in {} mode the controller runs as its own process: `ghboot controller`",
+                s.mode
+            ))
+        }
+    }
+
+    fn round_trip_skip(&self, s: &Settings) -> Option<String> {
+        (s.mode != Mode::Dev).then(|| {
+            format!(
+                "in {} mode the round trip runs against GitHub itself (not automated yet)",
+                s.mode
+            )
+        })
     }
 
     async fn mismatch(&self, s: &Settings) -> Result<Option<String>> {

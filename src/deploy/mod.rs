@@ -63,7 +63,7 @@ pub type EnvVar = (String, String, bool);
 /// `NATS_USER`, `NATS_PASSWORD` (marked secret) and the monitoring URL.
 pub fn generated_auth_env(s: &Settings, h: &Health) -> Result<Vec<EnvVar>> {
     use crate::error::{fail, Kind};
-    let auth = crate::stages::nats::load_auth(s)?.ok_or_else(|| {
+    let auth = dev::load_auth(s)?.ok_or_else(|| {
         fail(Kind::NoInput, "this instance has no NATS credentials yet")
             .help("run `ghboot up` first")
     })?;
@@ -83,6 +83,17 @@ pub fn generated_auth_env(s: &Settings, h: &Health) -> Result<Vec<EnvVar>> {
         v.push(("GHBOOT_MONITOR_URL".into(), m.clone(), false));
     }
     Ok(v)
+}
+
+/// Where one of ghboot's own services (the webhook receiver, the controller) runs for a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosting {
+    /// A task of the supervising `up` process (its stage starts it).
+    InProcess,
+    /// Containers of the deployment, made by the nats stage; the stage checks and records them.
+    Containers,
+    /// Not run by `up`; the stage stays pending with this reason.
+    Elsewhere(String),
 }
 
 #[async_trait::async_trait]
@@ -109,6 +120,40 @@ pub trait Target: Send + Sync {
     }
     /// What `ghboot env` exports for clients: NATS_URL plus auth (NATS_USER/NATS_PASSWORD or NATS_CREDS, ...).
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>>;
+    /// The `mode` line of the prerequisites (which mode, and why when `auto` picked it).
+    fn mode_line(&self, s: &Settings) -> String {
+        format!("{}: {}", s.mode, self.describe(s))
+    }
+    /// Does `up` stay as the supervisor afterwards (false: an engine or cluster keeps things running)?
+    fn supervises(&self) -> bool {
+        true
+    }
+    /// Does JetStream store its data under the state dir (the disk prerequisite)?
+    fn stores_locally(&self, _s: &Settings) -> bool {
+        true
+    }
+    /// Where the webhook receiver runs.
+    fn receiver(&self, _s: &Settings) -> Hosting {
+        Hosting::InProcess
+    }
+    /// The receiver's URL on this host, when it runs as a container (`Hosting::Containers`).
+    async fn receiver_url(&self, _s: &Settings) -> Option<String> {
+        None
+    }
+    /// Where the controller runs.
+    fn controller(&self, s: &Settings) -> Hosting {
+        Hosting::Elsewhere(format!(
+            "in {} mode the controller runs as its own process: `ghboot controller`",
+            s.mode
+        ))
+    }
+    /// Why the self-management round trip does not run here (None: it does).
+    fn round_trip_skip(&self, s: &Settings) -> Option<String> {
+        Some(format!(
+            "in {} mode the round trip runs against GitHub itself (not automated yet)",
+            s.mode
+        ))
+    }
     /// Extra detail for `status` (streams and their replicas, meta leader...); None when there is nothing.
     async fn details(&self, _s: &Settings) -> Option<serde_json::Value> {
         None

@@ -163,6 +163,9 @@ impl Target for Synadia {
         super::supervisor::stop(&s.layout).await
     }
 
+    fn stores_locally(&self, _s: &Settings) -> bool {
+        false
+    }
     fn replicas(&self, _s: &Settings) -> usize {
         // Synadia Cloud places R1 on every plan; R3 is a plan limit the topology may raise explicitly.
         1

@@ -1,6 +1,5 @@
 //! Stage: the controller that regenerates the org's .github files, run in-process by the supervisor (dev);
 //! other deployments run `ghboot controller` beside their NATS.
-use crate::config::Mode;
 use crate::config::Settings;
 use crate::controller::consume::Controller as Loop;
 use crate::controller::{Config, DOT_GITHUB};
@@ -47,12 +46,13 @@ impl Stage for Controller {
         "the controller that regenerates the org's .github files"
     }
     fn skip_reason(&self, s: &Settings) -> Option<String> {
-        (s.mode != Mode::Dev).then(|| {
-            format!(
-                "in {} mode the controller runs as its own process: `ghboot controller`",
-                s.mode
-            )
-        })
+        match crate::deploy::for_settings(s).controller(s) {
+            crate::deploy::Hosting::InProcess => None,
+            crate::deploy::Hosting::Containers => {
+                Some("the controller runs in the deployment's containers".into())
+            }
+            crate::deploy::Hosting::Elsewhere(why) => Some(why),
+        }
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         if running_here(ctx) || heartbeat_fresh(&ctx.settings) {

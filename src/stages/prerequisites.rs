@@ -1,7 +1,6 @@
 //! Stage: is this machine able to run the chosen mode? Each failed check carries its remedy.
 //! `ghboot doctor` runs these checks alone and prints them as a table.
 
-use crate::config::Mode;
 use crate::config::Settings;
 use crate::engine::{Change, Ctx, Outputs, Stage, Verdict};
 use crate::error::{fail, Kind};
@@ -23,30 +22,7 @@ pub fn checks(s: &Settings) -> Vec<Check> {
     out.push(state_dir_writable(s.layout.root()));
     out.push(mode_supported(s));
     out.extend(crate::deploy::for_settings(s).checks(s));
-    if s.mode == Mode::Dev {
-        out.push(git());
-    }
     out
-}
-
-/// The controller regenerates the org's `.github` files through git, and dev's local "GitHub" is a git repository.
-fn git() -> Check {
-    match which::which("git") {
-        Ok(p) => {
-            let v = std::process::Command::new(&p)
-                .arg("--version")
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default();
-            Check::ok("git", format!("{v} at {}", p.display()))
-        }
-        Err(_) => Check::bad(
-            "git",
-            Kind::Unavailable,
-            "git not found on PATH (the controller regenerates .github files through git)",
-            "install git (e.g. `apt-get install git`, `brew install git`, or Git for Windows)",
-        ),
-    }
 }
 
 fn platform() -> Check {
@@ -69,7 +45,7 @@ fn platform() -> Check {
 /// divided by the 75% of free disk nats-server allows JetStream by default, plus room for logs. Remote
 /// deployments (Synadia) store nothing here.
 fn disk_needed(s: &Settings) -> u64 {
-    if s.mode == Mode::Synadia || s.nats_type == crate::config::NatsType::SynadiaCloud {
+    if !crate::deploy::for_settings(s).stores_locally(s) {
         return MIN_DISK;
     }
     let reserved: i64 = crate::topology::desired::desired(s)
@@ -85,6 +61,10 @@ fn disk_needed(s: &Settings) -> u64 {
         })
         .unwrap_or(0);
     (reserved.max(0) as u64 * 4 / 3 + 64 * 1024 * 1024).max(MIN_DISK)
+}
+
+fn mode_supported(s: &Settings) -> Check {
+    Check::ok("mode", crate::deploy::for_settings(s).mode_line(s))
 }
 
 fn resources(state_dir: &Path, disk_needed: u64) -> Vec<Check> {
@@ -154,25 +134,6 @@ fn state_dir_writable(dir: &Path) -> Check {
             Kind::CantCreate,
             format!("{} is not writable: {e}", dir.display()),
             "fix its permissions, or pass --state-dir DIR (env GHBOOT_STATE_DIR) to a writable place",
-        ),
-    }
-}
-
-fn mode_supported(s: &Settings) -> Check {
-    match s.mode {
-        Mode::Dev => Check::ok(
-            "mode",
-            s.mode_reason
-                .clone()
-                .unwrap_or_else(|| format!("dev: {}", crate::deploy::for_settings(s).describe(s))),
-        ),
-        Mode::Synadia => Check::ok(
-            "mode",
-            format!("synadia: {}", crate::deploy::for_settings(s).describe(s)),
-        ),
-        Mode::Docker | Mode::Kubernetes | Mode::Auto => Check::ok(
-            "mode",
-            crate::deploy::docker::checks::mode_detail(s).unwrap_or_default(),
         ),
     }
 }

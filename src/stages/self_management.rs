@@ -3,7 +3,6 @@
 //! events to the webhook receiver. The stage writes the generated files into it, then changes a template
 //! and waits for the whole loop: push → hook → webhook → NATS → controller → regenerated commit with
 //! `[skip-regen]` pushed → that commit's own push event arrives and is ignored.
-use crate::config::Mode;
 use crate::config::Settings;
 use crate::controller::regenerate::run_git;
 use crate::controller::templates::{self, Source, SKIP_MARKER, TEMPLATES_DIR};
@@ -72,11 +71,8 @@ impl Stage for SelfManagement {
         "the end-to-end round trip that proves self-management"
     }
     fn skip_reason(&self, s: &Settings) -> Option<String> {
-        if s.mode != Mode::Dev {
-            return Some(format!(
-                "in {} mode the round trip runs against GitHub itself (not automated yet)",
-                s.mode
-            ));
+        if let Some(why) = crate::deploy::for_settings(s).round_trip_skip(s) {
+            return Some(why);
         }
         if s.ephemeral {
             // CI instances want NATS in seconds; the git round trip proves nothing about them

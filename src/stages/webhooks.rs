@@ -9,6 +9,7 @@
 //! created or updated; without them the stage completes as "local only" and says how to forward deliveries.
 
 use crate::config::Settings;
+use crate::deploy::Hosting;
 use crate::engine::{Change, Ctx, NeedsRestart, Outputs, Role, Stage, Verdict};
 use crate::error::{fail, Kind};
 use crate::state::{Runtime, StageStatus, StateFile};
@@ -244,6 +245,57 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
     Ok(out)
 }
 
+/// The receiver runs as a container of the deployment (made by the nats stage): find its published URL
+/// and record it, so that `ghboot env` and `status` show it and registration points at it.
+async fn container_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
+    let s = ctx.settings.clone();
+    let url = crate::deploy::for_settings(&s)
+        .receiver_url(&s)
+        .await
+        .ok_or_else(|| {
+            fail(
+                Kind::Unavailable,
+                "the webhook receiver container is not running",
+            )
+            .help("see `ghboot status` and `ghboot logs receiver`, then `ghboot up` again")
+        })?;
+    let (secret, source) = webhook::ensure_secret(&s, cfg)?;
+    let fingerprint = verify::fingerprint(secret.expose().as_bytes());
+    let ready = webhook::probe_ready(&url).await.unwrap_or(false);
+    let mut out = Outputs::new();
+    out.insert("url".into(), url.clone().into());
+    if let Some(port) = url::Url::parse(&url).ok().and_then(|u| u.port()) {
+        out.insert("port".into(), port.into());
+    }
+    out.insert("path".into(), cfg.path.clone().into());
+    out.insert("ready".into(), ready.into());
+    out.insert("secret_source".into(), json!(source));
+    out.insert("secret_fingerprint".into(), fingerprint.into());
+    out.insert("stream".into(), subjects::events_stream(&s.org).into());
+    out.insert("hosting".into(), "container".into());
+    Ok(out)
+}
+
+/// Why the receiver container is not the one recorded (gone, moved, not answering); None when it is.
+async fn container_receiver_mismatch(s: &Settings, state: &StateFile) -> Option<String> {
+    let Some(url) = crate::deploy::for_settings(s).receiver_url(s).await else {
+        return Some("the webhook receiver container is not running".into());
+    };
+    let recorded = state
+        .stage(NAME)
+        .and_then(|r| r.outputs.get("url"))
+        .and_then(|u| u.as_str());
+    if recorded != Some(url.as_str()) {
+        return Some(format!(
+            "the webhook receiver is at {url}, not recorded yet"
+        ));
+    }
+    if webhook::probe_ready(&url).await.is_none() {
+        return Some(format!("the webhook receiver at {url} does not answer"));
+    }
+    None
+}
+
 /// Register (or check) the hooks, when asked for; else the local-only note.
 async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outputs) -> Result<()> {
     let s = ctx.settings.clone();
@@ -375,9 +427,10 @@ impl Stage for Webhooks {
         "webhook ingress into JetStream and hook registration"
     }
     fn skip_reason(&self, s: &crate::config::Settings) -> Option<String> {
-        // containers (issue 9): the receiver is the deployment's ghboot container, made by the nats stage
-        crate::deploy::containers::is_container_mode(s.mode)
-            .then(|| format!("--mode {}: the receiver runs in the deployment's ghboot container (see `ghboot status`)", s.mode))
+        match crate::deploy::for_settings(s).receiver(s) {
+            Hosting::Elsewhere(why) => Some(why),
+            Hosting::InProcess | Hosting::Containers => None,
+        }
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         let w = wanted(&ctx.settings)?;
@@ -385,7 +438,15 @@ impl Stage for Webhooks {
         let hosting_here = ctx
             .host()
             .is_some_and(|h| h.tasks.iter().any(|(n, _)| n == "webhook"));
-        if !hosting_here {
+        let target = crate::deploy::for_settings(&ctx.settings);
+        if target.receiver(&ctx.settings) == Hosting::Containers {
+            if let Some(why) = container_receiver_mismatch(&ctx.settings, &ctx.state).await {
+                changes.push(
+                    Change::new(NAME, "webhook receiver", "record")
+                        .note(format!("{why} (the nats stage makes its container)")),
+                );
+            }
+        } else if !hosting_here {
             if let Some(why) = receiver_mismatch(&ctx.settings, &w).await {
                 let alive =
                     Runtime::load(&ctx.settings.layout).is_some_and(|r| r.supervisor_alive());
@@ -448,6 +509,16 @@ impl Stage for Webhooks {
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
         let w = wanted(&ctx.settings)?;
+        let target = crate::deploy::for_settings(&ctx.settings);
+        if target.receiver(&ctx.settings) == Hosting::Containers {
+            if let Some(why) = container_receiver_mismatch(&ctx.settings, &ctx.state).await {
+                return Ok(Verdict::Drift(why));
+            }
+            if let Some(why) = registration_drift(ctx, &w).await? {
+                return Ok(Verdict::Drift(why));
+            }
+            return Ok(Verdict::Holds);
+        }
         if let Role::Host(h) = &ctx.role {
             if !h.tasks.iter().any(|(n, _)| n == "webhook") {
                 return Ok(Verdict::Drift(
@@ -465,7 +536,10 @@ impl Stage for Webhooks {
     }
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
         let cfg = WebhookConfig::from_settings(&ctx.settings)?;
+        let in_containers = crate::deploy::for_settings(&ctx.settings).receiver(&ctx.settings)
+            == Hosting::Containers;
         let mut out = match ctx.role {
+            _ if in_containers => container_receiver(ctx, &cfg).await?,
             Role::Host(_) => start_receiver(ctx, &cfg).await?,
             Role::Client => {
                 let w = wanted(&ctx.settings)?;

@@ -193,7 +193,7 @@ pub fn ensure_secret(s: &Settings, cfg: &WebhookConfig) -> Result<(Secret, Secre
 
 /// `http://HOST:PORT/PATH` for a receiver bound to `bind`.
 pub fn local_url(bind: &str, port: u16, path: &str) -> String {
-    let host = crate::stages::nats::url_host(bind);
+    let host = crate::deploy::dev::url_host(bind);
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {

@@ -14,12 +14,13 @@ use crate::deploy::containers::{
     instance_id, project, CLIENT_PORT, CLUSTER_PORT, LABEL_COMPONENT, LABEL_CONFIG, LABEL_INSTANCE,
     LABEL_MANAGED, MONITOR_PORT,
 };
+use crate::deploy::dev::{ensure_auth, load_auth, url_host};
 use crate::deploy::docker::images::{self, tar_of, Image};
 use crate::deploy::docker::render::{self, ConfAuth};
+use crate::deploy::{Health, NodeHealth};
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
 use crate::natsd::supervise::http_client;
-use crate::stages::nats::{ensure_auth, load_auth, url_host, Health, NodeHealth};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -667,7 +668,7 @@ async fn ensure_components(
     ctx: &mut Ctx,
     docker: &Docker,
     image: &Image,
-    auth: &crate::stages::nats::Auth,
+    auth: &crate::deploy::dev::Auth,
 ) -> Result<Vec<Applied>> {
     let s = ctx.settings.clone();
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
@@ -749,6 +750,17 @@ async fn ensure_components(
         applied.push(a);
     }
     Ok(applied)
+}
+
+/// The receiver container's URL on this host (its published port), when it exists.
+pub async fn receiver_url(s: &Settings) -> Option<String> {
+    let docker = Docker::find().ok()?;
+    let c = docker
+        .inspect("container", &[component_name(s, "receiver")])
+        .await;
+    let port = host_port(c.first()?, crate::deploy::containers::WEBHOOK_PORT)?;
+    let path = crate::webhook::WebhookConfig::from_settings(s).ok()?.path;
+    Some(crate::webhook::local_url(&s.bind, port, &path))
 }
 
 /// Why the running deployment does not match the settings; None when it does.

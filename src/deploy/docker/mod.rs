@@ -7,7 +7,7 @@ pub mod render;
 
 use crate::check::Check;
 use crate::config::Settings;
-use crate::deploy::{EnvVar, Health, Target};
+use crate::deploy::{EnvVar, Health, Hosting, Target};
 use crate::engine::{Ctx, Outputs};
 use anyhow::Result;
 
@@ -47,10 +47,28 @@ impl Target for Docker {
     async fn stop(&self, s: &Settings, purge: bool) -> Result<bool> {
         crate::deploy::docker::engine::down(s, purge).await
     }
+    fn mode_line(&self, s: &Settings) -> String {
+        checks::mode_detail(s).unwrap_or_default()
+    }
+    fn supervises(&self) -> bool {
+        false
+    }
+    fn receiver(&self, _s: &Settings) -> Hosting {
+        Hosting::Containers
+    }
+    async fn receiver_url(&self, s: &Settings) -> Option<String> {
+        engine::receiver_url(s).await
+    }
+    fn controller(&self, _s: &Settings) -> Hosting {
+        Hosting::Elsewhere(
+            "--mode docker: the controller runs in the deployment's ghboot container (see `ghboot status`)"
+                .into(),
+        )
+    }
     fn replicas(&self, s: &Settings) -> usize {
         crate::deploy::containers::replicas(s)
     }
     async fn client_env(&self, s: &Settings) -> Result<Vec<EnvVar>> {
-        crate::deploy::containers::client_env(s).await
+        crate::deploy::generated_auth_env(s, &engine::health(s).await)
     }
 }

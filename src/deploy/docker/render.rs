@@ -330,7 +330,7 @@ pub fn compose(s: &Settings) -> Result<Vec<(String, String)>> {
     );
     let ctx = context! {
         project => crate::deploy::containers::project(s), nodes, labels, monitor_port => MONITOR_PORT,
-        nats_image => images.nats, ghboot_image => images.ghboot, user => crate::stages::nats::NATS_USER,
+        nats_image => images.nats, ghboot_image => images.ghboot, user => crate::deploy::dev::NATS_USER,
         ghboot_containers => ghboot_containers(s), ghboot_env => ghboot_env(s, &nats_url), ghboot_volume => "ghboot-data",
     };
     files.insert(

@@ -5,9 +5,10 @@
 //! Kubernetes API schemas, and this path fails at prerequisites when no kube context answers.
 
 use crate::config::Settings;
+use crate::deploy::dev::ensure_auth;
+use crate::deploy::Health;
 use crate::engine::{Ctx, Outputs};
 use crate::error::{fail, Kind};
-use crate::stages::nats::{ensure_auth, Health};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
