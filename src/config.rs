@@ -62,6 +62,8 @@ pub struct Recorded {
     pub hub_creds: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub js_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terraform_backend: Option<TerraformBackend>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,7 @@ impl Settings {
             hub_url: self.hub_url.clone(),
             hub_creds: self.hub_creds.clone(),
             js_domain: self.js_domain.clone(),
+            terraform_backend: Some(self.terraform_backend),
         }
     }
 
@@ -198,6 +201,13 @@ pub fn load_file_config(path: &Path) -> Result<FileConfig> {
     })
 }
 
+/// The one precedence rule of every setting: the flag (or its environment variable: clap merges them), then
+/// `ghboot.toml`, then what the `up` that made this instance recorded. `None`: use the field's default.
+/// (A field without a `ghboot.toml` key passes `None` as `file`.)
+fn layered<T>(flag: Option<T>, file: Option<T>, recorded: Option<T>) -> Option<T> {
+    flag.or(file).or(recorded)
+}
+
 /// Resolve settings for a command. `recorded` comes from the instance's state file, when there is one.
 pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -> Result<Settings> {
     let rec = recorded.unwrap_or_default();
@@ -215,33 +225,24 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         || std::env::var("DEBUG")
             .map(|v| v == "true" || v == "1")
             .unwrap_or(false);
-    let chosen_mode = g.mode.or(file.mode).or(rec.mode);
+    let chosen_mode = layered(g.mode, file.mode, rec.mode);
     let mode = chosen_mode.unwrap_or(Mode::Dev);
-    let nats_type = g
-        .nats_type
-        .or(file.nats_type)
-        .or(rec.nats_type)
-        .unwrap_or(match mode {
-            Mode::Synadia => NatsType::SynadiaCloud,
-            _ => NatsType::SelfHosted,
-        });
+    let nats_type = layered(g.nats_type, file.nats_type, rec.nats_type).unwrap_or(match mode {
+        Mode::Synadia => NatsType::SynadiaCloud,
+        _ => NatsType::SelfHosted,
+    });
     let ephemeral = g.ephemeral || rec.ephemeral;
-    let explicit_org = g
-        .org
-        .clone()
-        .filter(|o| !o.is_empty())
-        .or(file.org.clone())
-        .or(rec.org.clone());
+    let explicit_org = layered(
+        g.org.clone().filter(|o| !o.is_empty()),
+        file.org.clone(),
+        rec.org.clone(),
+    );
     let (org, org_defaulted) = match explicit_org {
         Some(o) => (o, false),
         None => (LOCAL_ORG.to_string(), true),
     };
     validate_org(&org)?;
-    let bind = g
-        .bind
-        .clone()
-        .or(file.nats.bind.clone())
-        .or(rec.bind.clone())
+    let bind = layered(g.bind.clone(), file.nats.bind.clone(), rec.bind.clone())
         .unwrap_or_else(|| DEFAULT_BIND.to_string());
     bind.parse::<std::net::IpAddr>().map_err(|_| {
         fail(
@@ -252,9 +253,7 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
     })?;
     let pick =
         |flag: Option<u16>, file: Option<u16>, rec: Option<u16>, default: u16| -> Option<u16> {
-            flag.or(file)
-                .or(rec)
-                .or(if ephemeral { None } else { Some(default) })
+            layered(flag, file, rec).or(if ephemeral { None } else { Some(default) })
         };
     let port = pick(g.port, file.nats.port, rec.port, DEFAULT_PORT);
     let monitor_port = pick(
@@ -274,14 +273,14 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         .help("give them different values")
         .into());
     }
-    let webhook_port = g
-        .webhook_port
-        .or(file
-            .webhook
+    let webhook_port = layered(
+        g.webhook_port,
+        file.webhook
             .get("port")
             .and_then(|v| v.as_integer())
-            .map(|p| p as u16))
-        .or(rec.webhook_port);
+            .map(|p| p as u16),
+        rec.webhook_port,
+    );
     let images = g
         .image
         .iter()
@@ -295,21 +294,23 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
             ),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let nats_url = g.nats_url.clone().or(rec.nats_url.clone());
-    let hub_url = g.hub_url.clone().or(rec.hub_url.clone());
+    let nats_url = layered(g.nats_url.clone(), None, rec.nats_url.clone());
+    let hub_url = layered(g.hub_url.clone(), None, rec.hub_url.clone());
     for u in [&nats_url, &hub_url].into_iter().flatten() {
         check_url(u)?;
     }
-    let hub_creds = g
-        .hub_creds
-        .as_deref()
-        .map(absolute)
-        .or(rec.hub_creds.clone());
-    let js_domain = g.js_domain.clone().or(rec.js_domain.clone());
-    let terraform_backend = g
-        .terraform_backend
-        .or(file.terraform_backend)
-        .unwrap_or(TerraformBackend::Local);
+    let hub_creds = layered(
+        g.hub_creds.as_deref().map(absolute),
+        None,
+        rec.hub_creds.clone(),
+    );
+    let js_domain = layered(g.js_domain.clone(), None, rec.js_domain.clone());
+    let terraform_backend = layered(
+        g.terraform_backend,
+        file.terraform_backend,
+        rec.terraform_backend,
+    )
+    .unwrap_or(TerraformBackend::Local);
     Ok(Settings {
         layout: Layout::new(state_dir),
         config_file,
@@ -322,7 +323,7 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         port,
         monitor_port,
         webhook_port,
-        nats_server: g.nats_server.clone().or(file.nats.server.clone()),
+        nats_server: layered(g.nats_server.clone(), file.nats.server.clone(), None),
         nats_url,
         hub_url,
         hub_creds,
@@ -466,3 +467,229 @@ macro_rules! display_as_value {
     )*};
 }
 display_as_value!(Mode, NatsType, TerraformBackend);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// The fields whose precedence the table checks, as text.
+    fn view(s: &Settings) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("mode", s.mode.to_string()),
+            ("nats_type", s.nats_type.to_string()),
+            ("org", s.org.clone()),
+            ("bind", s.bind.clone()),
+            ("port", format!("{:?}", s.port)),
+            ("monitor_port", format!("{:?}", s.monitor_port)),
+            ("webhook_port", format!("{:?}", s.webhook_port)),
+            ("nats_url", format!("{:?}", s.nats_url)),
+            ("js_domain", format!("{:?}", s.js_domain)),
+            ("terraform_backend", s.terraform_backend.to_string()),
+        ])
+    }
+
+    /// A `ghboot.toml` and a recorded instance that each set every field they have a key for, differently.
+    fn sources(dir: &Path) -> (PathBuf, Recorded) {
+        let file = dir.join("ghboot.toml");
+        std::fs::write(
+            &file,
+            "org = \"from-file\"\nmode = \"docker\"\nnats_type = \"hybrid\"\nterraform_backend = \"s3\"\n\
+             [nats]\nport = 5001\nmonitor_port = 5002\nbind = \"127.0.0.2\"\n[webhook]\nport = 5003\n",
+        )
+        .expect("write ghboot.toml");
+        let rec = Recorded {
+            mode: Some(Mode::Kubernetes),
+            nats_type: Some(NatsType::SelfHostedCluster),
+            org: Some("from-rec".into()),
+            port: Some(6001),
+            monitor_port: Some(6002),
+            webhook_port: Some(6003),
+            bind: Some("127.0.0.3".into()),
+            nats_url: Some("nats://rec:4222".into()),
+            js_domain: Some("rec".into()),
+            terraform_backend: Some(TerraformBackend::Gcs),
+            ..Default::default()
+        };
+        (file, rec)
+    }
+
+    fn flags(config: Option<PathBuf>) -> GlobalArgs {
+        GlobalArgs {
+            config,
+            mode: Some(Mode::Synadia),
+            nats_type: Some(NatsType::SynadiaCloud),
+            org: Some("from-flag".into()),
+            port: Some(7001),
+            monitor_port: Some(7002),
+            webhook_port: Some(7003),
+            bind: Some("127.0.0.4".into()),
+            nats_url: Some("nats://flag:4222".into()),
+            js_domain: Some("flag".into()),
+            terraform_backend: Some(TerraformBackend::Local),
+            ..Default::default()
+        }
+    }
+
+    fn expect(rows: &[(&'static str, &str)]) -> BTreeMap<&'static str, String> {
+        rows.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn flags_win_over_everything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, rec) = sources(dir.path());
+        let s = resolve(&flags(Some(file)), dir.path().into(), Some(rec)).expect("resolve");
+        assert_eq!(
+            view(&s),
+            expect(&[
+                ("mode", "synadia"),
+                ("nats_type", "synadia_cloud"),
+                ("org", "from-flag"),
+                ("bind", "127.0.0.4"),
+                ("port", "Some(7001)"),
+                ("monitor_port", "Some(7002)"),
+                ("webhook_port", "Some(7003)"),
+                ("nats_url", "Some(\"nats://flag:4222\")"),
+                ("js_domain", "Some(\"flag\")"),
+                ("terraform_backend", "local"),
+            ])
+        );
+        assert!(!s.mode_defaulted && !s.org_defaulted);
+    }
+
+    #[test]
+    fn the_file_wins_over_the_record_and_fields_without_a_file_key_fall_to_the_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, rec) = sources(dir.path());
+        let g = GlobalArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        let s = resolve(&g, dir.path().into(), Some(rec)).expect("resolve");
+        assert_eq!(
+            view(&s),
+            expect(&[
+                ("mode", "docker"),
+                ("nats_type", "hybrid"),
+                ("org", "from-file"),
+                ("bind", "127.0.0.2"),
+                ("port", "Some(5001)"),
+                ("monitor_port", "Some(5002)"),
+                ("webhook_port", "Some(5003)"),
+                ("nats_url", "Some(\"nats://rec:4222\")"),
+                ("js_domain", "Some(\"rec\")"),
+                ("terraform_backend", "s3"),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_record_wins_over_defaults_for_every_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, rec) = sources(dir.path());
+        let s = resolve(&GlobalArgs::default(), dir.path().join("i"), Some(rec)).expect("resolve");
+        assert_eq!(
+            view(&s),
+            expect(&[
+                ("mode", "kubernetes"),
+                ("nats_type", "self_hosted_cluster"),
+                ("org", "from-rec"),
+                ("bind", "127.0.0.3"),
+                ("port", "Some(6001)"),
+                ("monitor_port", "Some(6002)"),
+                ("webhook_port", "Some(6003)"),
+                ("nats_url", "Some(\"nats://rec:4222\")"),
+                ("js_domain", "Some(\"rec\")"),
+                ("terraform_backend", "gcs"),
+            ])
+        );
+        assert!(!s.mode_defaulted);
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = resolve(&GlobalArgs::default(), dir.path().join("i"), None).expect("resolve");
+        assert_eq!(
+            view(&s),
+            expect(&[
+                ("mode", "dev"),
+                ("nats_type", "self_hosted"),
+                ("org", LOCAL_ORG),
+                ("bind", DEFAULT_BIND),
+                ("port", "Some(4222)"),
+                ("monitor_port", "Some(8222)"),
+                ("webhook_port", "None"),
+                ("nats_url", "None"),
+                ("js_domain", "None"),
+                ("terraform_backend", "local"),
+            ])
+        );
+        assert!(s.mode_defaulted && s.org_defaulted);
+    }
+
+    #[test]
+    fn ephemeral_leaves_unset_ports_to_be_picked_and_synadia_defaults_its_nats_type() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = GlobalArgs {
+            ephemeral: true,
+            mode: Some(Mode::Synadia),
+            ..Default::default()
+        };
+        let s = resolve(&g, dir.path().join("i"), None).expect("resolve");
+        assert_eq!((s.port, s.monitor_port), (None, None));
+        assert_eq!(s.nats_type, NatsType::SynadiaCloud);
+    }
+
+    #[test]
+    fn what_up_records_resolves_to_the_same_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = resolve(&flags(None), dir.path().into(), None).expect("resolve");
+        let again = resolve(
+            &GlobalArgs::default(),
+            dir.path().into(),
+            Some(first.recorded()),
+        )
+        .expect("resolve");
+        assert_eq!(view(&again), view(&first));
+        assert_eq!(again.recorded(), first.recorded());
+    }
+
+    #[test]
+    fn bad_values_are_config_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kind = |g: GlobalArgs| {
+            let e = resolve(&g, dir.path().join("i"), None).expect_err("must refuse");
+            crate::error::find_failure(&e).map(|f| f.kind)
+        };
+        let same_ports = GlobalArgs {
+            port: Some(5000),
+            monitor_port: Some(5000),
+            ..Default::default()
+        };
+        assert_eq!(kind(same_ports), Some(Kind::Config));
+        let bad_bind = GlobalArgs {
+            bind: Some("localhost".into()),
+            ..Default::default()
+        };
+        assert_eq!(kind(bad_bind), Some(Kind::Config));
+        let creds_in_url = GlobalArgs {
+            nats_url: Some("nats://u:p@host:4222".into()),
+            ..Default::default()
+        };
+        assert_eq!(kind(creds_in_url), Some(Kind::Config));
+        let bad_image = GlobalArgs {
+            image: vec!["nats".into()],
+            ..Default::default()
+        };
+        assert_eq!(kind(bad_image), Some(Kind::Config));
+        let unknown_key = dir.path().join("bad.toml");
+        std::fs::write(&unknown_key, "colour = \"blue\"\n").expect("write");
+        let typo = GlobalArgs {
+            config: Some(unknown_key),
+            ..Default::default()
+        };
+        assert_eq!(kind(typo), Some(Kind::Config));
+    }
+}

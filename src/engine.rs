@@ -197,10 +197,252 @@ pub async fn plan(
 }
 
 /// Fault injection for the fault matrix and crash tests: `GHBOOT_FAULT_KILL_AFTER=<stage>` SIGKILLs this
-/// process right after that stage's success is persisted, exactly as a crash would.
+/// process right after that stage's success is persisted, exactly as a crash would. Only in builds with the
+/// `fault-injection` feature (`cargo xtask test`, `cargo xtask faults`), never in a release.
+#[cfg(feature = "fault-injection")]
 fn fault_point(stage: &str) {
     if std::env::var("GHBOOT_FAULT_KILL_AFTER").is_ok_and(|s| s == stage) {
         tracing::warn!("fault injection: killing ghboot after stage {stage}");
         crate::platform::kill(std::process::id());
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_point(_stage: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A stage that does what it is told and writes down what the runner asked of it, with the stage
+    /// statuses the state file on disk held at that moment.
+    struct Fake {
+        name: &'static str,
+        skip: Option<&'static str>,
+        /// None: what was done holds; Some(why): it drifted
+        drift: Option<&'static str>,
+        fail: bool,
+        log: Log,
+    }
+
+    fn on_disk(ctx: &Ctx) -> String {
+        let st = StateFile::load(&ctx.settings.layout)
+            .expect("load")
+            .unwrap_or_default();
+        st.stages
+            .iter()
+            .map(|r| format!("{}={:?}", r.name, r.status))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    #[async_trait::async_trait]
+    impl Stage for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn summary(&self) -> &'static str {
+            "fake"
+        }
+        fn skip_reason(&self, _s: &Settings) -> Option<String> {
+            self.skip.map(str::to_string)
+        }
+        async fn plan(&self, _ctx: &mut Ctx) -> Result<Vec<Change>> {
+            Ok(vec![Change::new(self.name, "thing", "create")])
+        }
+        async fn verify(&self, _ctx: &mut Ctx) -> Result<Verdict> {
+            self.log
+                .lock()
+                .expect("log")
+                .push(format!("verify {}", self.name));
+            Ok(match self.drift {
+                None => Verdict::Holds,
+                Some(why) => Verdict::Drift(why.into()),
+            })
+        }
+        async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
+            self.log
+                .lock()
+                .expect("log")
+                .push(format!("apply {} [{}]", self.name, on_disk(ctx)));
+            if self.fail {
+                anyhow::bail!("{} broke", self.name);
+            }
+            let mut out = Outputs::new();
+            out.insert("summary".into(), format!("{} done", self.name).into());
+            Ok(out)
+        }
+    }
+
+    struct Counting(Log);
+    #[async_trait::async_trait]
+    impl Observer for Counting {
+        async fn persisted(&self, ctx: &mut Ctx) {
+            self.0
+                .lock()
+                .expect("log")
+                .push(format!("persisted [{}]", on_disk(ctx)));
+        }
+    }
+
+    fn ctx(dir: &std::path::Path) -> Ctx {
+        let settings =
+            crate::config::resolve(&crate::cli::GlobalArgs::default(), dir.to_path_buf(), None)
+                .expect("settings");
+        Ctx {
+            settings,
+            state: StateFile::new(),
+            role: Role::Client,
+            reporter: Reporter::quiet(),
+            nats: None,
+        }
+    }
+
+    fn fake(name: &'static str, log: &Log) -> Fake {
+        Fake {
+            name,
+            skip: None,
+            drift: None,
+            fail: false,
+            log: log.clone(),
+        }
+    }
+
+    fn taken(log: &Log) -> Vec<String> {
+        std::mem::take(&mut *log.lock().expect("log"))
+    }
+
+    #[tokio::test]
+    async fn applies_in_order_and_persists_after_every_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = ctx(dir.path());
+        let log: Log = Default::default();
+        let stages: Vec<Box<dyn Stage>> =
+            vec![Box::new(fake("a", &log)), Box::new(fake("b", &log))];
+        run(&mut ctx, &stages, &Counting(log.clone()))
+            .await
+            .expect("run");
+        assert_eq!(
+            taken(&log),
+            [
+                "apply a [a=Running]",
+                "persisted [a=Done]",
+                "apply b [a=Done,b=Running]",
+                "persisted [a=Done,b=Done]",
+            ]
+        );
+        let st = StateFile::load(&ctx.settings.layout)
+            .expect("load")
+            .expect("saved");
+        let a = st.stage("a").expect("a");
+        assert_eq!(a.outputs["summary"], "a done");
+        assert!(a.finished_at.is_some() && a.runner_pid.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_skipped_stage_stays_pending_with_its_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = ctx(dir.path());
+        let log: Log = Default::default();
+        let mut a = fake("a", &log);
+        a.skip = Some("not here");
+        let stages: Vec<Box<dyn Stage>> = vec![Box::new(a), Box::new(fake("b", &log))];
+        run(&mut ctx, &stages, &Unobserved).await.expect("run");
+        assert_eq!(taken(&log), ["apply b [a=Pending,b=Running]"]);
+        let rec = ctx.state.stage("a").expect("a");
+        assert_eq!(rec.status, StageStatus::Pending);
+        assert_eq!(rec.reason.as_deref(), Some("not here"));
+        let plans = plan(&mut ctx, &stages).await.expect("plan");
+        assert_eq!(
+            plans[0].1.as_ref().err().map(String::as_str),
+            Some("not here")
+        );
+        assert_eq!(plans[1].1.as_ref().map(|c| c.len()).ok(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn done_stages_are_verified_and_only_drifted_ones_applied_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = ctx(dir.path());
+        let log: Log = Default::default();
+        let first: Vec<Box<dyn Stage>> = vec![Box::new(fake("a", &log)), Box::new(fake("b", &log))];
+        run(&mut ctx, &first, &Unobserved).await.expect("first run");
+        taken(&log);
+        let mut b = fake("b", &log);
+        b.drift = Some("b moved");
+        let second: Vec<Box<dyn Stage>> = vec![Box::new(fake("a", &log)), Box::new(b)];
+        run(&mut ctx, &second, &Unobserved)
+            .await
+            .expect("second run");
+        assert_eq!(
+            taken(&log),
+            ["verify a", "verify b", "apply b [a=Done,b=Running]"]
+        );
+        assert_eq!(
+            ctx.state.stage("b").map(|r| r.status),
+            Some(StageStatus::Done)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_is_persisted_and_stops_the_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = ctx(dir.path());
+        let log: Log = Default::default();
+        let mut a = fake("a", &log);
+        a.fail = true;
+        let stages: Vec<Box<dyn Stage>> = vec![Box::new(a), Box::new(fake("b", &log))];
+        let e = run(&mut ctx, &stages, &Unobserved)
+            .await
+            .expect_err("a fails");
+        assert!(format!("{e:#}").contains("a broke"));
+        assert_eq!(taken(&log), ["apply a [a=Running]"]);
+        let st = StateFile::load(&ctx.settings.layout)
+            .expect("load")
+            .expect("saved");
+        let rec = st.stage("a").expect("a");
+        assert_eq!(rec.status, StageStatus::Failed);
+        assert_eq!(rec.last_error.as_deref(), Some("a broke"));
+        assert!(st.stage("b").is_none(), "b never started");
+    }
+
+    /// A stage that tells `up` to replace the supervisor leaves its record as it was.
+    struct Restart;
+    #[async_trait::async_trait]
+    impl Stage for Restart {
+        fn name(&self) -> &'static str {
+            "r"
+        }
+        fn summary(&self) -> &'static str {
+            "restart"
+        }
+        async fn plan(&self, _ctx: &mut Ctx) -> Result<Vec<Change>> {
+            Ok(vec![])
+        }
+        async fn verify(&self, _ctx: &mut Ctx) -> Result<Verdict> {
+            Ok(Verdict::Drift("changed".into()))
+        }
+        async fn apply(&self, _ctx: &mut Ctx) -> Result<Outputs> {
+            Err(NeedsRestart("port changed".into()).into())
+        }
+    }
+
+    #[tokio::test]
+    async fn needs_restart_restores_the_previous_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = ctx(dir.path());
+        ctx.state.stage_mut("r").status = StageStatus::Done;
+        let stages: Vec<Box<dyn Stage>> = vec![Box::new(Restart)];
+        let e = run(&mut ctx, &stages, &Unobserved)
+            .await
+            .expect_err("restart");
+        assert!(e.downcast_ref::<NeedsRestart>().is_some());
+        let st = StateFile::load(&ctx.settings.layout)
+            .expect("load")
+            .expect("saved");
+        assert_eq!(st.stage("r").map(|r| r.status), Some(StageStatus::Done));
     }
 }

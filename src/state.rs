@@ -314,3 +314,134 @@ impl Runtime {
 fn current_exe() -> std::path::PathBuf {
     std::env::current_exe().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path().to_path_buf());
+        (dir, layout)
+    }
+
+    fn kind(e: &anyhow::Error) -> Option<Kind> {
+        crate::error::find_failure(e).map(|f| f.kind)
+    }
+
+    #[test]
+    fn no_state_file_is_none() {
+        let (_d, layout) = layout();
+        assert!(StateFile::load(&layout).expect("load").is_none());
+    }
+
+    #[test]
+    fn a_saved_state_reads_back_the_same() {
+        let (_d, layout) = layout();
+        let mut st = StateFile::new();
+        st.settings.org = Some("acme".into());
+        st.settings.port = Some(4333);
+        let rec = st.stage_mut("nats");
+        rec.status = StageStatus::Done;
+        rec.outputs
+            .insert("url".into(), "nats://127.0.0.1:4333".into());
+        st.stage_mut("webhooks").status = StageStatus::Failed;
+        st.save(&layout).expect("save");
+        let back = StateFile::load(&layout).expect("load").expect("present");
+        assert_eq!(back.version, STATE_VERSION);
+        assert_eq!(back.settings, st.settings);
+        assert_eq!(back.stages.len(), 2);
+        let nats = back.stage("nats").expect("nats record");
+        assert_eq!(nats.status, StageStatus::Done);
+        assert_eq!(nats.outputs["url"], "nats://127.0.0.1:4333");
+        assert_eq!(
+            back.stage("webhooks").map(|r| r.status),
+            Some(StageStatus::Failed)
+        );
+        // saved atomically: no temporary file is left next to it
+        let leftovers: Vec<_> = std::fs::read_dir(layout.root())
+            .expect("read dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n != "state.json")
+            .collect();
+        assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    }
+
+    #[test]
+    fn stage_mut_keeps_one_record_per_stage() {
+        let mut st = StateFile::new();
+        st.stage_mut("nats").status = StageStatus::Running;
+        st.stage_mut("nats").status = StageStatus::Done;
+        assert_eq!(st.stages.len(), 1);
+        assert_eq!(st.stage("nats").map(|r| r.status), Some(StageStatus::Done));
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_refused_and_left_alone() {
+        let (_d, layout) = layout();
+        for text in [
+            "{not json",
+            "{\"stages\": []}",
+            "{\"version\": 1, \"stages\": 3}",
+        ] {
+            std::fs::write(layout.state_file(), text).expect("write");
+            let e = StateFile::load(&layout).expect_err(text);
+            assert_eq!(kind(&e), Some(Kind::Data), "{text}: {e:#}");
+            assert_eq!(
+                std::fs::read_to_string(layout.state_file()).expect("read"),
+                text
+            );
+        }
+    }
+
+    #[test]
+    fn a_newer_state_file_is_refused() {
+        let (_d, layout) = layout();
+        let mut st = serde_json::to_value(StateFile::new()).expect("to json");
+        st["version"] = (STATE_VERSION + 1).into();
+        std::fs::write(layout.state_file(), st.to_string()).expect("write");
+        let e = StateFile::load(&layout).expect_err("newer");
+        assert_eq!(kind(&e), Some(Kind::Data));
+        assert!(format!("{e:#}").contains("newer"), "{e:#}");
+    }
+
+    #[test]
+    fn the_runtime_file_round_trips_and_goes_away() {
+        let (_d, layout) = layout();
+        let rt = Runtime {
+            supervisor_pid: 42,
+            config_hash: "abc".into(),
+            nodes: vec![NodeRuntime {
+                name: "n1".into(),
+                pid: 43,
+                port: 4222,
+                monitor_port: 8222,
+                ..Default::default()
+            }],
+            ready: true,
+            ..Default::default()
+        };
+        rt.save(&layout).expect("save");
+        let back = Runtime::load(&layout).expect("present");
+        assert_eq!(
+            (back.supervisor_pid, back.config_hash.as_str(), back.ready),
+            (42, "abc", true)
+        );
+        assert_eq!(back.nodes[0].port, 4222);
+        Runtime::remove(&layout);
+        assert!(Runtime::load(&layout).is_none());
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_state_dir_is_refused_until_the_first_is_dropped() {
+        let (_d, layout) = layout();
+        let first = StateLock::acquire(&layout).expect("first lock");
+        let e = StateLock::acquire(&layout)
+            .err()
+            .expect("second lock refused");
+        assert_eq!(kind(&e), Some(Kind::TempFail));
+        drop(first);
+        StateLock::acquire(&layout).expect("free again");
+    }
+}

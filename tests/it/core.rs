@@ -408,6 +408,10 @@ fn detach_returns_with_closed_stdio() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault hook: run through `cargo xtask test` (--features fault-injection)"
+)]
 fn sigkill_after_each_stage_then_rerun_converges() {
     for stage in ["prerequisites", "state-backend", "nats"] {
         let inst = Instance::new();

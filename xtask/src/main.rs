@@ -96,7 +96,14 @@ fn test(extra: &[String]) -> Result<()> {
         .env("PATH", path)
         .env("GHBOOT_TEST_NATS_SERVER", bin.join("nats-server"))
         .env("GHBOOT_TEST_PYTHON", bin.join("python"));
-    cmd.args(["test", "--workspace"]).args(extra);
+    // the crash tests need the fault hook, which release builds leave out
+    cmd.args([
+        "test",
+        "--workspace",
+        "--features",
+        "ghboot/fault-injection",
+    ])
+    .args(extra);
     run(&mut cmd)
 }
 
@@ -179,16 +186,13 @@ fn machine_header(nats_server: &Path) -> String {
     )
 }
 
-fn bench_env(reps: usize) -> Result<bench::Env> {
+fn bench_env(reps: usize, features: &[&str]) -> Result<bench::Env> {
     let bin = venv()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "ghboot",
-    ]))?;
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["build", "--release", "-q", "-p", "ghboot"])
+        .args(features.iter().flat_map(|f| ["--features", f])))?;
     Ok(bench::Env {
         ghboot: root().join("target/release/ghboot"),
         nats_server: bin.join("nats-server"),
@@ -199,7 +203,8 @@ fn bench_env(reps: usize) -> Result<bench::Env> {
 }
 
 fn run_faults() -> Result<()> {
-    let env = bench_env(1)?;
+    // the fault rows kill ghboot through its fault hook
+    let env = bench_env(1, &["fault-injection"])?;
     let started = std::time::Instant::now();
     let mut rows = faults::matrix(&env)?;
     rows.extend(faults_live::rows(&env)?);
@@ -225,7 +230,7 @@ fn run_bench(args: &[String]) -> Result<()> {
         Some(i) => args.get(i + 1).context("--reps needs a number")?.parse()?,
         None => 7,
     };
-    let env = bench_env(reps)?;
+    let env = bench_env(reps, &[])?;
     run(Command::new(env.python.with_file_name("pip")).args([
         "install",
         "-q",
