@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct Layout {
-    pub root: PathBuf,
+    /// Private: every path below it is made by a method here.
+    root: PathBuf,
 }
 
 impl Layout {
@@ -50,6 +51,43 @@ impl Layout {
     }
     pub fn webhook_secret_file(&self) -> PathBuf {
         self.secrets_dir().join("webhook-secret")
+    }
+    /// One older supervisor log, kept when a new supervisor starts (`<component>.log.1`).
+    pub fn rotated_log_file(&self, component: &str) -> PathBuf {
+        self.logs_dir().join(format!("{component}.log.1"))
+    }
+    /// A node's JetStream store.
+    pub fn node_store_dir(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("jetstream")
+    }
+    /// A node's rendered nats-server config.
+    pub fn node_conf_file(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("nats-server.conf")
+    }
+    /// The 0600 copy of a remote account's user credentials (Synadia, a leaf node's hub).
+    pub fn remote_creds_file(&self) -> PathBuf {
+        self.secrets_dir().join("remote.creds")
+    }
+    /// Dev's local "GitHub": the bare `.github` repository of an org.
+    pub fn local_github_repo(&self, org: &str) -> PathBuf {
+        self.root.join("github").join(org).join(".github.git")
+    }
+    /// The Terraform export of the state-backend stage.
+    pub fn terraform_dir(&self) -> PathBuf {
+        self.root.join("terraform")
+    }
+    /// Terraform's state with the local backend.
+    pub fn terraform_state_file(&self) -> PathBuf {
+        self.terraform_dir().join("terraform.tfstate")
+    }
+    /// The manifests `--mode kubernetes` applies.
+    pub fn kubernetes_dir(&self) -> PathBuf {
+        self.root.join("kubernetes")
+    }
+    /// A throw-away file that proves the state dir is writable (per process, removed at once).
+    pub fn write_probe_file(&self) -> PathBuf {
+        self.root
+            .join(format!(".write-probe.{}", std::process::id()))
     }
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn dir(s: &Settings) -> PathBuf {
-    s.layout.root().join("terraform")
+    s.layout.terraform_dir()
 }
 
 /// One exported resource: its provider type, Terraform name and attributes (in order).
@@ -114,7 +114,7 @@ fn backend_block(s: &Settings) -> (String, Vec<String>) {
             "local",
             vec![(
                 "path".into(),
-                hcl_value(&dir(s).join("terraform.tfstate").to_string_lossy().into()),
+                hcl_value(&s.layout.terraform_state_file().to_string_lossy().into()),
             )],
         ),
         TerraformBackend::S3 => {

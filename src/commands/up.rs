@@ -114,7 +114,7 @@ async fn spawn_detached(
     }
     std::fs::create_dir_all(layout.logs_dir())?;
     let log_path = layout.log_file("supervisor");
-    rotate_log(&log_path);
+    rotate_log(layout, "supervisor");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -486,9 +486,10 @@ fn ask_missing(mut settings: Settings, first_run: bool) -> Result<Settings> {
 
 /// Keep one previous supervisor log: past 10 MiB the log moves to `.1` when a new supervisor starts.
 /// (nats-server rotates its own log: `logfile_size_limit` in its config.)
-fn rotate_log(path: &std::path::Path) {
+fn rotate_log(layout: &Layout, component: &str) {
     const LIMIT: u64 = 10 * 1024 * 1024;
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > LIMIT) {
-        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    let path = layout.log_file(component);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > LIMIT) {
+        let _ = std::fs::rename(&path, layout.rotated_log_file(component));
     }
 }

@@ -278,7 +278,7 @@ pub fn from_environment(s: &Settings) -> Result<Option<UserCreds>> {
 
 /// The 0600 copy in the state dir that servers (leaf remotes) and later commands use.
 pub fn stored_path(s: &Settings) -> PathBuf {
-    s.layout.secrets_dir().join("remote.creds")
+    s.layout.remote_creds_file()
 }
 
 pub fn load_stored(s: &Settings) -> Result<Option<UserCreds>> {

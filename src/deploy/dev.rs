@@ -141,7 +141,6 @@ pub fn node_specs(s: &Settings, auth: &Auth, ports: &[NodePorts]) -> Vec<NodeSpe
         .enumerate()
         .map(|(i, p)| {
             let node = format!("n{i}");
-            let dir = l.node_dir(&node);
             let cluster = clustered.then(|| ClusterSpec {
                 name: format!("ghboot-{}", s.org),
                 port: p.cluster_port.unwrap_or_default(),
@@ -167,8 +166,8 @@ pub fn node_specs(s: &Settings, auth: &Auth, ports: &[NodePorts]) -> Vec<NodeSpe
                 bind: s.bind.clone(),
                 port: p.port,
                 monitor_port: p.monitor_port,
-                store_dir: dir.join("jetstream"),
-                conf_file: dir.join("nats-server.conf"),
+                store_dir: l.node_store_dir(&node),
+                conf_file: l.node_conf_file(&node),
                 log_file: if i == 0 {
                     l.log_file("nats")
                 } else {

@@ -19,7 +19,7 @@ const MIN_DISK: u64 = 256 * 1024 * 1024;
 pub fn checks(s: &Settings) -> Vec<Check> {
     let mut out = vec![platform()];
     out.extend(resources(s.layout.root(), disk_needed(s)));
-    out.push(state_dir_writable(s.layout.root()));
+    out.push(state_dir_writable(&s.layout));
     out.push(mode_supported(s));
     out.extend(crate::deploy::for_settings(s).checks(s));
     out
@@ -122,8 +122,9 @@ fn existing_ancestor(p: &Path) -> PathBuf {
     cur
 }
 
-fn state_dir_writable(dir: &Path) -> Check {
-    let probe = dir.join(format!(".write-probe.{}", std::process::id()));
+fn state_dir_writable(layout: &crate::layout::Layout) -> Check {
+    let dir = layout.root();
+    let probe = layout.write_probe_file();
     let r = std::fs::create_dir_all(dir)
         .and_then(|_| std::fs::write(&probe, b"ok"))
         .and_then(|_| std::fs::remove_file(&probe));

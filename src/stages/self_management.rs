@@ -23,11 +23,7 @@ const NAME: &str = "user.name=ghboot self-management";
 const EMAIL: &str = "user.email=self-management@ghboot.invalid";
 
 pub fn bare_repo(s: &Settings) -> PathBuf {
-    s.layout
-        .root()
-        .join("github")
-        .join(&s.org)
-        .join(".github.git")
+    s.layout.local_github_repo(&s.org)
 }
 
 fn webhooks_done(s: &Settings) -> bool {

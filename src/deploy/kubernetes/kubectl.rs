@@ -115,7 +115,7 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
             fail(Kind::Unavailable, format!("--mode kubernetes: {why}"))
                 .help("select a reachable cluster with `kubectl config use-context`")
         })?;
-    let dir = s.layout.root().join("kubernetes");
+    let dir = s.layout.kubernetes_dir();
     crate::deploy::docker::render::write(&s, &dir)?;
     let ns = crate::deploy::docker::render::k8s_namespace(&s);
     let first = dir.join("00-namespace.yaml");
@@ -198,7 +198,7 @@ pub async fn health(s: &Settings) -> Health {
 pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
     let k = kubectl()?;
     let ns = crate::deploy::docker::render::k8s_namespace(s);
-    let dir = s.layout.root().join("kubernetes");
+    let dir = s.layout.kubernetes_dir();
     if purge {
         run(
             &k,
