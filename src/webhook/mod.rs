@@ -251,15 +251,17 @@ pub fn instance_url(s: &Settings) -> Option<String> {
 
 /// `webhook` in `status --json`: `{url, ready}` (ready read live from `/readyz`). Never the secret.
 pub async fn status(s: &Settings, state: &crate::state::StateFile) -> serde_json::Value {
-    let live = recorded_url(s);
-    let url = live.clone().or_else(|| {
-        state
-            .stage("webhooks")?
-            .outputs
-            .get("url")?
-            .as_str()
-            .map(str::to_string)
-    });
+    let recorded = state.stage("webhooks").map(|r| &r.outputs);
+    // a receiver container keeps running without a supervisor: its recorded URL is live too
+    let in_container = recorded
+        .and_then(|o| o.get("hosting"))
+        .is_some_and(|h| h == "container");
+    let from_state = recorded
+        .and_then(|o| o.get("url"))
+        .and_then(|u| u.as_str())
+        .map(str::to_string);
+    let live = recorded_url(s).or_else(|| from_state.clone().filter(|_| in_container));
+    let url = live.clone().or(from_state);
     let ready = match &live {
         Some(u) => probe_ready(u).await.unwrap_or(false),
         None => false,
