@@ -101,7 +101,7 @@ pub struct Settings {
     pub supervisor_child: bool,
     /// `--image NAME=REF` overrides of container images (docker, kubernetes)
     pub images: Vec<(String, String)>,
-    /// Why `--mode auto` chose the mode it did (set by `containers::auto`)
+    /// Why `--mode auto` chose the mode it did (set by `deploy::auto`)
     pub mode_reason: Option<String>,
     /// Public URL for the GitHub hook (`--webhook-url`); with `github_token`, `up` registers it.
     pub webhook_public_url: Option<String>,

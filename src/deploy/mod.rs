@@ -165,7 +165,7 @@ pub fn is_synadia(s: &Settings) -> bool {
     s.mode == Mode::Synadia || s.nats_type == NatsType::SynadiaCloud
 }
 
-/// The target for these settings. Docker/Kubernetes plug in here (issue 9).
+/// The target for these settings: the one place that maps mode and NATS type to a deployment.
 pub fn for_settings(s: &Settings) -> Box<dyn Target> {
     if s.nats_type == NatsType::Hybrid {
         // a local leaf node (supervised like dev) whose uplink is Synadia or any hub

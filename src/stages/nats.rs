@@ -1,4 +1,4 @@
-//! Stage: NATS. Asks the deployment target (`crate::target`) to make NATS run as desired — a supervised
+//! Stage: NATS. Asks the deployment target (`crate::deploy`) to make NATS run as desired — a supervised
 //! local nats-server, a local cluster, a leaf node, a remote account — then reconciles the JetStream topology.
 
 use crate::config::Settings;
