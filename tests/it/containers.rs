@@ -54,12 +54,12 @@ fn validator(tool: &str) -> PathBuf {
     venv.join("bin").join(tool)
 }
 
+/// The Compose specification's schema, vendored in tests/data/compose-spec (its SOURCE.md says from where).
 fn compose_schema() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/checks/data/compose-spec/schema.json");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compose-spec/schema.json");
     assert!(
         p.is_file(),
-        "the Compose specification's schema is missing at {} (the project's shared/checks/data/compose-spec/schema.json); cannot validate the Compose file",
+        "the Compose specification's schema is missing at {} (vendored in the repository); cannot validate the Compose file",
         p.display()
     );
     p
