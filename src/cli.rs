@@ -23,7 +23,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Every subcommand's `--help` shows its own options first and these under their own heading, so
+/// `down --help` is about `down`.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Where ghboot keeps its state [default: the per-user data dir]
     #[arg(long, global = true, env = "GHBOOT_STATE_DIR", value_name = "DIR")]
@@ -123,6 +126,9 @@ pub enum Command {
         /// Also remove the state dir (and the NATS CLI context)
         #[arg(long)]
         purge: bool,
+        /// With --purge: do not ask before deleting an instance that is not ephemeral
+        #[arg(long, short)]
+        yes: bool,
     },
     /// Stop everything and forget all state, JetStream data included
     Reset {
@@ -145,6 +151,12 @@ pub enum Command {
         /// Keep printing as the log grows
         #[arg(long, short)]
         follow: bool,
+        /// Only the last N lines of each log
+        #[arg(long, short = 'n', value_name = "N")]
+        tail: Option<usize>,
+        /// Only lines logged in the last DURATION (e.g. 10m, 2h) or since an RFC 3339 time
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
     /// Write the deployment files of --mode kubernetes (manifests) or --mode docker (a Compose file), applying nothing
     Render {
@@ -184,6 +196,11 @@ pub enum Command {
     /// The webhook receiver: run it standalone, send a signed test delivery, print the secret
     #[command(subcommand)]
     Webhook(WebhookCmd),
+    /// Print a shell completion script (bash: `source <(ghboot completion bash)`)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -57,12 +57,19 @@ async fn wait_gone(pid: u32, deadline: Duration) -> bool {
     !crate::platform::is_alive(pid)
 }
 
-pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
+pub async fn run(g: &GlobalArgs, purge: bool, yes: bool) -> Result<u8> {
     let dir = crate::config::state_dir(g, false)?;
     let layout = Layout::new(dir.clone());
     if !dir.is_dir() {
         eprintln!("nothing to stop: {} does not exist", dir.display());
         return Ok(0);
+    }
+    if purge && !super::confirm::purge_confirmed(g, &layout, yes, "down --purge").await? {
+        eprintln!(
+            "nothing changed: {} kept, the instance left as it was",
+            dir.display()
+        );
+        return Ok(1);
     }
     // Ask the instance's target (it may run things outside the supervisor: containers, ...).
     let stopped = match super::maybe_instance(g) {

@@ -1,4 +1,6 @@
 //! One module per subcommand. Each resolves settings through `config`, does its work, and returns the exit code.
+pub mod completion;
+pub mod confirm;
 pub mod controller;
 pub mod doctor;
 pub mod down;

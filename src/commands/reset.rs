@@ -24,17 +24,10 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
             .help("pass --yes to confirm")
             .into());
         }
-        let ok = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Delete everything in {}, JetStream data included?",
-                dir.display()
-            ))
-            .default(false)
-            .interact()?;
-        if !ok {
-            eprintln!("nothing changed");
-            return Ok(1);
-        }
+    }
+    if !super::confirm::purge_confirmed(g, &layout, yes, "reset").await? {
+        eprintln!("nothing changed");
+        return Ok(1);
     }
     super::down::stop(&layout).await?;
     if let Ok((settings, _)) = super::existing_instance(g) {

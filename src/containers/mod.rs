@@ -240,6 +240,7 @@ pub async fn up(
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&layout)?;
     crate::commands::up::print_summary(&ctx.settings, "ghboot is ready").await;
+    crate::commands::up::print_exports(&ctx.settings).await?;
     Ok(0)
 }
 

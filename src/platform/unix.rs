@@ -119,3 +119,16 @@ pub async fn shutdown_signal() {
         _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
     }
 }
+
+/// This machine's UTC offset now, in seconds (nats-server writes its log times in local time).
+pub fn local_utc_offset_secs() -> i32 {
+    // SAFETY: time(NULL) and localtime_r with our own `tm` touch no shared state we hold.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i32
+    }
+}

@@ -57,3 +57,8 @@ pub fn kill(pid: u32) {
 pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// This machine's UTC offset now, in seconds. Not read on Windows (no build here to test it): UTC.
+pub fn local_utc_offset_secs() -> i32 {
+    0
+}
