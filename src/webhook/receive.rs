@@ -292,6 +292,10 @@ pub fn spawn(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
+    tracing::info!(
+        "webhook receiver listening on http://{addr}{}",
+        shared.cfg.path
+    );
     let app = router(shared.clone());
     let task = tokio::spawn(async move {
         let stop = async move {
@@ -557,7 +561,7 @@ async fn accept(
         sh.metrics.pings.fetch_add(1, Relaxed);
         record_ping(sh, delivery, hook_id);
     }
-    tracing::debug!(delivery = ?delivery, subject = %subject, seq = ack.sequence, duplicate = ack.duplicate, "delivery stored");
+    tracing::info!(delivery = ?delivery, subject = %subject, seq = ack.sequence, duplicate = ack.duplicate, "delivery stored");
     let body = serde_json::json!({"stored": true, "duplicate": ack.duplicate, "stream": ack.stream, "seq": ack.sequence, "subject": subject});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
