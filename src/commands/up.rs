@@ -289,6 +289,8 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
             rec.runner_pid = None;
         }
         let _ = ctx.state.save(&layout);
+        // an interrupted stage leaves its spinner behind otherwise
+        ctx.reporter.clear();
         shutdown_host(&mut ctx).await;
         return Err(e);
     }

@@ -122,10 +122,11 @@ pub fn forward_hint(s: &Settings, cfg: &WebhookConfig, url: &str) -> Vec<String>
     } else {
         format!("--org={}", s.org)
     };
-    let state_dir = crate::commands::env::shell_quote(&s.layout.root().display().to_string());
+    // a command that works as printed: this executable, this instance
+    let secret = crate::commands::up::command_for(s, "webhook secret");
     vec![
-        format!("gh webhook forward {who} --events='*' --url={url} --secret=\"$(ghboot webhook secret --state-dir {state_dir})\""),
-        format!("smee --url https://smee.io/CHANNEL --target {url}   (hook secret: ghboot webhook secret)"),
+        format!("gh webhook forward {who} --events='*' --url={url} --secret=\"$({secret})\""),
+        format!("smee --url https://smee.io/CHANNEL --target {url}   (hook secret: `{secret}`)"),
     ]
 }
 
