@@ -261,10 +261,8 @@ async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outpu
                 "a public URL is set but no GITHUB_TOKEN: no hook registered",
             );
         }
-        ctx.reporter.note(NAME, "local only: no GitHub hook registered (needs GITHUB_TOKEN and --webhook-url); forward deliveries with:");
-        for line in &hint {
-            ctx.reporter.note(NAME, &format!("  {line}"));
-        }
+        // the commands themselves are in the ready summary, whole and once
+        ctx.reporter.note(NAME, "local only: no GitHub hook registered (needs GITHUB_TOKEN and --webhook-url); the summary says how to forward deliveries");
         out.insert("local_only".into(), true.into());
         out.insert("forward".into(), json!(hint));
         out.insert(
