@@ -17,7 +17,8 @@ pub async fn run(
         Some(LogComponent::Supervisor) => vec!["supervisor"],
         Some(LogComponent::Receiver) => vec!["receiver"],
         Some(LogComponent::Controller) => vec!["controller"],
-        None => vec!["supervisor", "nats", "receiver", "controller"],
+        // supervisor.log already holds the receiver's and the controller's lines (their files are copies)
+        None => vec!["supervisor", "nats"],
     };
     let mut files: Vec<_> = names
         .iter()
