@@ -123,12 +123,18 @@ pub enum Command {
         /// Also remove the state dir (and the NATS CLI context)
         #[arg(long)]
         purge: bool,
+        /// With --purge: remove the dir even if it holds files ghboot did not make (normally refused, exit 65)
+        #[arg(long, requires = "purge")]
+        force: bool,
     },
     /// Stop everything and forget all state, JetStream data included
     Reset {
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
+        /// Remove the dir even if it holds files ghboot did not make (normally refused, exit 65)
+        #[arg(long)]
+        force: bool,
     },
     /// Check the machine (the prerequisites stage alone) and print a table
     Doctor,

@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod layout;
 pub mod natsd;
 pub mod platform;
+pub mod purge;
 pub mod secret;
 pub mod stages;
 pub mod state;
@@ -29,8 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         None | Some(Command::Up) => commands::up::run(g).await,
         Some(Command::Status) => commands::status::run(g).await,
         Some(Command::Plan) => commands::plan::run(g).await,
-        Some(Command::Down { purge }) => commands::down::run(g, *purge).await,
-        Some(Command::Reset { yes }) => commands::reset::run(g, *yes).await,
+        Some(Command::Down { purge, force }) => commands::down::run(g, *purge, *force).await,
+        Some(Command::Reset { yes, force }) => commands::reset::run(g, *yes, *force).await,
         Some(Command::Doctor) => commands::doctor::run(g).await,
         Some(Command::Env { format }) => commands::env::run(g, *format).await,
         Some(Command::Logs { component, follow }) => {

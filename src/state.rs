@@ -85,6 +85,10 @@ impl StageRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateFile {
     pub version: u32,
+    /// Random id written when ghboot creates the instance: with the version, the marker that makes a dir
+    /// ghboot's (purge refuses dirs without a valid state file). Older state files have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -100,6 +104,7 @@ impl StateFile {
         let now = OffsetDateTime::now_utc();
         StateFile {
             version: STATE_VERSION,
+            instance_id: Some(hex::encode(rand::random::<[u8; 8]>())),
             created_at: now,
             updated_at: now,
             settings: Recorded::default(),
