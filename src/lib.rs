@@ -61,7 +61,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 /// Logs go to stderr: human progress and logs there, machine output (`--json`) on stdout.
+///
+/// Whatever RUST_LOG asks for, async-nats' TRACE events are never emitted: they include the raw protocol
+/// lines, CONNECT among them, which carries the NATS password (see [`never_logged`]).
 pub fn init_tracing(debug: bool) {
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = if debug {
         EnvFilter::new("ghboot=debug,info")
@@ -72,5 +76,14 @@ pub fn init_tracing(debug: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|m| {
+            !never_logged(m.target(), *m.level())
+        }))
         .try_init();
+}
+
+/// Events no filter may turn on because they can carry a secret.
+pub fn never_logged(target: &str, level: tracing::Level) -> bool {
+    level == tracing::Level::TRACE && (target == "async_nats" || target.starts_with("async_nats::"))
 }
