@@ -26,6 +26,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
     let mut settings = ask_missing(settings, state.is_none())?;
+    super::validate_config(&settings)?;
     let reporter = Reporter::new(settings.json);
     if settings.mode == crate::cli::Mode::Auto {
         crate::containers::auto::resolve(&mut settings).await;
@@ -65,7 +66,8 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 }
 
 fn ensure_root(layout: &Layout) -> Result<()> {
-    std::fs::create_dir_all(layout.root()).map_err(|e| {
+    // 0700: logs, the local git repository and the JetStream store are nobody else's business.
+    crate::fsutil::create_private_dir(layout.root()).map_err(|e| {
         fail(
             Kind::CantCreate,
             format!("cannot create state dir {}: {e}", layout.root().display()),

@@ -34,6 +34,9 @@ pub struct Auth {
 
 pub fn load_auth(s: &Settings) -> Result<Option<Auth>> {
     let path = s.layout.nats_auth_file();
+    if path.exists() {
+        crate::secret::ensure_private_file(&path)?;
+    }
     match std::fs::read(&path) {
         Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
             fail(Kind::Data, format!("credentials file {} is corrupt: {e}", path.display()))
