@@ -32,6 +32,20 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         crate::containers::auto::resolve(&mut settings).await;
         reporter.info(settings.mode_reason.as_deref().unwrap_or_default());
     }
+    if settings.mode_defaulted && state.is_none() && !settings.supervisor_child {
+        // Without a terminal nothing is asked: the default is dev, and it is said (a `--json` event too).
+        if settings.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "default", "setting": "mode", "value": settings.mode.to_string(), "why": "no --mode, BOOTSTRAP_MODE or ghboot.toml mode"})
+            );
+        } else {
+            reporter.info(&format!(
+                "no mode given: using {} (pass --mode or set BOOTSTRAP_MODE to choose)",
+                settings.mode
+            ));
+        }
+    }
     if settings.org_defaulted
         && state
             .as_ref()

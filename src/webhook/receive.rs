@@ -127,10 +127,11 @@ pub enum Reason {
     Malformed,
     BodyRead,
     NatsUnavailable,
+    DeliveryConflict,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::TooLarge,
         Reason::ContentType,
         Reason::MissingHeader,
@@ -139,6 +140,7 @@ impl Reason {
         Reason::Malformed,
         Reason::BodyRead,
         Reason::NatsUnavailable,
+        Reason::DeliveryConflict,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -150,6 +152,7 @@ impl Reason {
             Reason::Malformed => "malformed_payload",
             Reason::BodyRead => "body_read",
             Reason::NatsUnavailable => "nats_unavailable",
+            Reason::DeliveryConflict => "delivery_id_conflict",
         }
     }
     pub fn status(self) -> StatusCode {
@@ -159,6 +162,7 @@ impl Reason {
             Reason::MissingHeader | Reason::Malformed | Reason::BodyRead => StatusCode::BAD_REQUEST,
             Reason::SignatureMissing | Reason::SignatureInvalid => StatusCode::UNAUTHORIZED,
             Reason::NatsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::DeliveryConflict => StatusCode::CONFLICT,
         }
     }
 }
@@ -177,7 +181,7 @@ pub struct Metrics {
     pub published: AtomicU64,
     pub duplicates: AtomicU64,
     pub pings: AtomicU64,
-    rejected: [AtomicU64; 8],
+    rejected: [AtomicU64; 9],
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -649,6 +653,7 @@ async fn accept(
         ));
     }
     let t0 = Instant::now();
+    let sent = json.clone();
     let ack = async {
         let fut = sh.js.publish_with_headers(subject.clone(), h, json).await?;
         fut.await
@@ -670,6 +675,13 @@ async fn accept(
             ))
         }
     };
+    if ack.duplicate && !same_as_stored(sh, ack.sequence, &subject, &sent).await {
+        // The id names another delivery: answering `duplicate` would claim a payload was stored that was not.
+        return Err(reject(
+            Reason::DeliveryConflict,
+            "X-GitHub-Delivery was already used for a different payload; nothing stored",
+        ));
+    }
     sh.metrics.observe(t0.elapsed());
     sh.metrics.published.fetch_add(1, Relaxed);
     if ack.duplicate {
@@ -682,6 +694,18 @@ async fn accept(
     tracing::debug!(delivery = ?delivery, subject = %subject, seq = ack.sequence, duplicate = ack.duplicate, "delivery stored");
     let body = serde_json::json!({"stored": true, "duplicate": ack.duplicate, "stream": ack.stream, "seq": ack.sequence, "subject": subject});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Is the message JetStream deduplicated against (its sequence is in the duplicate ack) this very delivery?
+/// When it cannot be read (expired, purged, NATS gone) the benefit of the doubt goes to "the same".
+async fn same_as_stored(sh: &Shared, seq: u64, subject: &str, payload: &[u8]) -> bool {
+    let Ok(stream) = sh.js.get_stream_no_info(&sh.stream).await else {
+        return true;
+    };
+    match stream.get_raw_message(seq).await {
+        Ok(m) => m.subject.as_str() == subject && m.payload.as_ref() == payload,
+        Err(_) => true,
+    }
 }
 
 fn record_ping(sh: &Shared, delivery: &str, hook_id: Option<&str>) {

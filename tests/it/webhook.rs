@@ -1800,3 +1800,21 @@ async fn a_json_array_is_400_and_an_empty_repository_name_has_its_own_token() {
     );
     rx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_id_reused_for_another_payload_is_409_not_a_duplicate() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
+    let (st, _) = post_signed(&rx.url, SECRET, "push", "reused", &push_payload("a")).await;
+    assert_eq!(st, 200);
+    let (st, text) = post_signed(&rx.url, SECRET, "push", "reused", &push_payload("a")).await;
+    assert_eq!(st, 200, "{text}");
+    assert!(text.contains("\"duplicate\":true"), "{text}");
+    let (st, text) = post_signed(&rx.url, SECRET, "push", "reused", &push_payload("b")).await;
+    assert_eq!(st, 409, "{text}");
+    assert!(text.contains("delivery_id_conflict"), "{text}");
+    assert_eq!(stored(&client, ORG).await, 1);
+    rx.stop().await;
+}
