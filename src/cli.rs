@@ -49,14 +49,14 @@ pub struct GlobalArgs {
     /// GitHub organisation [dev default: local]
     #[arg(long, global = true, env = "GITHUB_ORG")]
     pub org: Option<String>,
-    /// NATS client port [default: 4222]
-    #[arg(long, global = true, env = "GHBOOT_PORT")]
+    /// NATS client port [default: 4222]; 0 is refused (--ephemeral picks free ports)
+    #[arg(long, global = true, env = "GHBOOT_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// NATS monitoring port [default: 8222]
-    #[arg(long, global = true, env = "GHBOOT_MONITOR_PORT")]
+    #[arg(long, global = true, env = "GHBOOT_MONITOR_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub monitor_port: Option<u16>,
     /// Webhook receiver port [default: chosen on first start, then kept]
-    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PORT")]
+    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub webhook_port: Option<u16>,
     /// Address to bind servers to [default: 127.0.0.1]; binding elsewhere exposes them
     #[arg(long, global = true, env = "GHBOOT_BIND")]
@@ -129,12 +129,18 @@ pub enum Command {
         /// With --purge: do not ask before deleting an instance that is not ephemeral
         #[arg(long, short)]
         yes: bool,
+        /// With --purge: remove the dir even if it holds files ghboot did not make (normally refused, exit 65)
+        #[arg(long, requires = "purge")]
+        force: bool,
     },
     /// Stop everything and forget all state, JetStream data included
     Reset {
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
+        /// Remove the dir even if it holds files ghboot did not make (normally refused, exit 65)
+        #[arg(long)]
+        force: bool,
     },
     /// Check the machine (the prerequisites stage alone) and print a table
     Doctor,

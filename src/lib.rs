@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod layout;
 pub mod natsd;
 pub mod platform;
+pub mod purge;
 pub mod secret;
 pub mod stages;
 pub mod state;
@@ -29,8 +30,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         None | Some(Command::Up) => commands::up::run(g).await,
         Some(Command::Status) => commands::status::run(g).await,
         Some(Command::Plan) => commands::plan::run(g).await,
-        Some(Command::Down { purge, yes }) => commands::down::run(g, *purge, *yes).await,
-        Some(Command::Reset { yes }) => commands::reset::run(g, *yes).await,
+        Some(Command::Down { purge, yes, force }) => {
+            commands::down::run(g, *purge, *yes, *force).await
+        }
+        Some(Command::Reset { yes, force }) => commands::reset::run(g, *yes, *force).await,
         Some(Command::Doctor) => commands::doctor::run(g).await,
         Some(Command::Env { format }) => commands::env::run(g, *format).await,
         Some(Command::Logs {
@@ -66,6 +69,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Logs: the terminal (stderr) shows warnings only, unless `debug` (or RUST_LOG); `server` (a standalone
 /// receiver or controller, whose stderr is its log) shows info there too. A supervising process also logs
 /// into the state dir's files (see `ui::logfiles`).
+///
+/// Whatever RUST_LOG asks for, async-nats' TRACE events are never emitted: they include the raw protocol
+/// lines, CONNECT among them, which carries the NATS password (see [`never_logged`]).
 pub fn init_tracing(debug: bool, server: bool) {
     use tracing_subscriber::{fmt, prelude::*, EnvFilter};
     let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
@@ -96,5 +102,13 @@ pub fn init_tracing(debug: bool, server: bool) {
     let _ = tracing_subscriber::registry()
         .with(term)
         .with(files)
+        .with(tracing_subscriber::filter::filter_fn(|m| {
+            !never_logged(m.target(), *m.level())
+        }))
         .try_init();
+}
+
+/// Events no filter may turn on because they can carry a secret.
+pub fn never_logged(target: &str, level: tracing::Level) -> bool {
+    level == tracing::Level::TRACE && (target == "async_nats" || target.starts_with("async_nats::"))
 }

@@ -1,5 +1,4 @@
 use crate::cli::GlobalArgs;
-use crate::error::{fail, Kind};
 use crate::layout::Layout;
 use crate::state::Runtime;
 use anyhow::Result;
@@ -57,12 +56,16 @@ async fn wait_gone(pid: u32, deadline: Duration) -> bool {
     !crate::platform::is_alive(pid)
 }
 
-pub async fn run(g: &GlobalArgs, purge: bool, yes: bool) -> Result<u8> {
+pub async fn run(g: &GlobalArgs, purge: bool, yes: bool, force: bool) -> Result<u8> {
     let dir = crate::config::state_dir(g, false)?;
     let layout = Layout::new(dir.clone());
     if !dir.is_dir() {
         eprintln!("nothing to stop: {} does not exist", dir.display());
         return Ok(0);
+    }
+    if purge {
+        // Refuse before asking or stopping anything: a dir that is not ghboot's is left exactly as it was.
+        crate::purge::owned_paths(&layout, force)?;
     }
     if purge && !super::confirm::purge_confirmed(g, &layout, yes, "down --purge").await? {
         eprintln!(
@@ -90,37 +93,13 @@ pub async fn run(g: &GlobalArgs, purge: bool, yes: bool) -> Result<u8> {
         }
     );
     if purge {
-        purge_dir(&layout)?;
+        purge_dir(&layout, force)?;
         eprintln!("removed {}", dir.display());
     }
     Ok(0)
 }
 
-/// Remove a state dir, but only one that ghboot made.
-pub fn purge_dir(layout: &Layout) -> Result<()> {
-    let root = layout.root();
-    let ours = layout.state_file().exists() || layout.lock_file().exists();
-    let empty = std::fs::read_dir(root)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if !ours && !empty {
-        return Err(fail(
-            Kind::Data,
-            format!(
-                "{} does not look like a ghboot state dir; not removing it",
-                root.display()
-            ),
-        )
-        .help("remove it yourself if you are sure")
-        .into());
-    }
-    crate::ui::context::remove_for(layout);
-    std::fs::remove_dir_all(root).map_err(|e| {
-        fail(
-            Kind::CantCreate,
-            format!("cannot remove {}: {e}", root.display()),
-        )
-        .help("check its permissions")
-    })?;
-    Ok(())
+/// Remove a state dir, but only one that ghboot made, and there only ghboot's paths (see `crate::purge`).
+pub fn purge_dir(layout: &Layout, force: bool) -> Result<()> {
+    crate::purge::purge(layout, force)
 }

@@ -45,6 +45,20 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         })
         .collect();
     let webhook = crate::webhook::status(&settings, &state).await;
+    let drift = drift(&settings, &state, h.healthy).await;
+    let restarting: Vec<String> = Runtime::load(&settings.layout)
+        .filter(|_| h.supervisor_alive)
+        .map(|r| {
+            r.nodes
+                .iter()
+                .filter_map(|n| {
+                    n.restarting
+                        .as_ref()
+                        .map(|x| format!("{}: {}", n.name, x.describe()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let uptime = rt
         .as_ref()
         .and_then(|r| r.started_at)
@@ -61,8 +75,16 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             "meta_leader": h.meta_leader, "jetstream_domain": h.jetstream_domain, "remote": h.remote,
             "replicas": target.replicas(&settings), "jetstream": details,
         },
-        "supervisor": {"pid": h.supervisor_pid, "alive": h.supervisor_alive, "uptime_s": uptime},
-        "components": rt.map(|r| r.components).unwrap_or_default(),
+        "supervisor": {
+            "pid": h.supervisor_pid, "alive": h.supervisor_alive, "uptime_s": uptime,
+            "responsive": rt.as_ref().map(|r| r.supervisor_responsive()),
+            "heartbeat_age_s": rt.as_ref().and_then(|r| r.heartbeat_age()),
+            "restart_budget_exceeded": rt.as_ref().and_then(|r| r.budget_exceeded.clone()),
+        },
+        "healthy": drift.is_empty(),
+        "drift": drift,
+        "restarting": restarting,
+        "components": rt.as_ref().map(|r| r.components.clone()).unwrap_or_default(),
         "webhook": webhook,
     });
     if g.json {
@@ -94,6 +116,9 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     println!();
     let yes = |b: bool| if b { "healthy" } else { "DOWN" };
     println!("{:<17} {}", "nats", yes(h.healthy));
+    for r in &restarting {
+        println!("  {r}");
+    }
     for n in &h.nodes {
         println!(
             "  {:<15} pid {} {} {} (restarts {})",
@@ -131,7 +156,16 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             st["messages"].as_u64().unwrap_or(0)
         );
     }
+    let stale = rt
+        .as_ref()
+        .filter(|r| !r.supervisor_responsive())
+        .and_then(|r| r.heartbeat_age());
     match h.supervisor_pid {
+        Some(p) if stale.is_some() => println!(
+            "{:<17} pid {p} NOT RESPONDING (heartbeat {}s old: stopped or hung?)",
+            "supervisor",
+            stale.unwrap_or_default()
+        ),
         Some(p) if h.supervisor_alive => {
             println!(
                 "{:<17} pid {p}, up {}",
@@ -172,7 +206,56 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
             ctl["dead_lettered"].as_u64().unwrap_or(0)
         );
     }
+    if let Some(b) = out["supervisor"]["restart_budget_exceeded"].as_str() {
+        println!("{:<17} {b}", "warning");
+    }
+    println!();
+    if drift.is_empty() {
+        println!("healthy: `ghboot plan` would change nothing");
+    } else {
+        println!("NOT HEALTHY: {}", drift.join("; "));
+    }
     Ok(0)
+}
+
+/// Why the instance is not what `up` made: empty exactly when NATS is healthy and the nats and controller
+/// stages would plan no change (streams, buckets and the controller's consumer all exist).
+async fn drift(
+    settings: &crate::config::Settings,
+    state: &crate::state::StateFile,
+    nats_healthy: bool,
+) -> Vec<String> {
+    if !nats_healthy {
+        return vec!["nats is not healthy".into()];
+    }
+    let mut ctx = crate::engine::Ctx {
+        settings: settings.clone(),
+        state: state.clone(),
+        role: crate::engine::Role::Client,
+        reporter: crate::ui::Reporter::quiet(),
+        nats: None,
+    };
+    let stages: Vec<Box<dyn crate::engine::Stage>> = crate::stages::all()
+        .into_iter()
+        .filter(|s| matches!(s.name(), "nats" | "controller"))
+        .collect();
+    let plans = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        crate::engine::plan(&mut ctx, &stages),
+    )
+    .await;
+    match plans {
+        Err(_) => vec!["NATS did not answer within 10s".into()],
+        Ok(Err(e)) => vec![format!("{e:#}")],
+        Ok(Ok(plans)) => plans
+            .into_iter()
+            .flat_map(|(stage, p)| {
+                p.unwrap_or_default()
+                    .into_iter()
+                    .map(move |c| format!("{stage}: {} {}", c.action, c.resource))
+            })
+            .collect(),
+    }
 }
 
 fn first_line(s: &str) -> &str {

@@ -26,6 +26,7 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
     let mut settings = ask_missing(settings, state.is_none())?;
+    super::validate_config(&settings)?;
     let mut reporter = Reporter::new(settings.json);
     if settings.supervisor_child {
         reporter = reporter.with_progress_file(&progress_file(&layout));
@@ -33,6 +34,20 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     if settings.mode == crate::cli::Mode::Auto {
         crate::containers::auto::resolve(&mut settings).await;
         reporter.info(settings.mode_reason.as_deref().unwrap_or_default());
+    }
+    if settings.mode_defaulted && state.is_none() && !settings.supervisor_child {
+        // Without a terminal nothing is asked: the default is dev, and it is said (a `--json` event too).
+        if settings.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "default", "setting": "mode", "value": settings.mode.to_string(), "why": "no --mode, BOOTSTRAP_MODE or ghboot.toml mode"})
+            );
+        } else {
+            reporter.info(&format!(
+                "no mode given: using {} (pass --mode or set BOOTSTRAP_MODE to choose)",
+                settings.mode
+            ));
+        }
     }
     if settings.org_defaulted
         && state
@@ -68,7 +83,8 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 }
 
 fn ensure_root(layout: &Layout) -> Result<()> {
-    std::fs::create_dir_all(layout.root()).map_err(|e| {
+    // 0700: logs, the local git repository and the JetStream store are nobody else's business.
+    crate::fsutil::create_private_dir(layout.root()).map_err(|e| {
         fail(
             Kind::CantCreate,
             format!("cannot create state dir {}: {e}", layout.root().display()),
@@ -259,10 +275,11 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     );
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
+    let heartbeat = crate::natsd::supervise::spawn_heartbeat(runtime.clone(), shutdown.subscribe());
     let host = Host {
         runtime: runtime.clone(),
         supervisor: None,
-        tasks: Vec::new(),
+        tasks: vec![("heartbeat".into(), heartbeat)],
         shutdown,
     };
     let mut ctx = Ctx {
@@ -304,24 +321,51 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
         export_for_ci(&ctx.settings).await?;
         eprintln!("supervising in the foreground; Ctrl-C stops everything");
     }
-    let failed = {
+    let budget = {
+        let (sup, shutdown) = match &mut ctx.role {
+            Role::Host(h) => (h.supervisor.as_ref(), h.shutdown.clone()),
+            Role::Client => (None, tokio::sync::watch::channel(false).0),
+        };
+        if let (Some(sup), Role::Host(h)) = (sup.map(|s| s.restarts()), &mut ctx.role) {
+            h.tasks.push((
+                "topology-heal".into(),
+                crate::topology::heal::spawn(ctx.settings.clone(), sup, shutdown.subscribe()),
+            ));
+        }
         let sup = match &ctx.role {
             Role::Host(h) => h.supervisor.as_ref(),
             Role::Client => None,
         };
+        let json = ctx.settings.json;
+        // The restart budget is a report (logged, a `--json` event, the exit code below), never a stop.
+        let report = async {
+            if let Some(s) = sup {
+                let reason = s.failed().await;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "restart_budget_exceeded", "reason": reason})
+                    );
+                } else {
+                    eprintln!("warning: {reason}");
+                }
+            }
+            std::future::pending::<()>().await
+        };
         tokio::select! {
-            _ = crate::platform::shutdown_signal() => None,
-            reason = async { match sup { Some(s) => s.failed().await, None => std::future::pending().await } } => Some(reason),
+            _ = crate::platform::shutdown_signal() => {}
+            _ = report => {}
         }
+        sup.and_then(|s| s.budget_report())
     };
     shutdown_host(&mut ctx).await;
-    match failed {
+    match budget {
         None => {
             eprintln!("stopped");
             Ok(0)
         }
-        Some(reason) => Err(fail(Kind::Error, reason)
-            .help("see `ghboot logs nats`, then `ghboot up` to start again")
+        Some(reason) => Err(fail(Kind::Error, format!("stopped; earlier: {reason}"))
+            .help("see `ghboot logs nats` for why nats-server kept exiting")
             .into()),
     }
 }

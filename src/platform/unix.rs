@@ -10,6 +10,11 @@ pub fn restrict_dir(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
+/// Owner read/write only (a secret file found wider than that).
+pub fn restrict_file(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 pub fn file_mode(path: &Path) -> Option<u32> {
     std::fs::metadata(path)
         .ok()

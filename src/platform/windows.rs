@@ -11,6 +11,10 @@ pub fn restrict_dir(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+pub fn restrict_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 pub fn file_mode(_path: &Path) -> Option<u32> {
     None
 }

@@ -34,6 +34,9 @@ pub struct Auth {
 
 pub fn load_auth(s: &Settings) -> Result<Option<Auth>> {
     let path = s.layout.nats_auth_file();
+    if path.exists() {
+        crate::secret::ensure_private_file(&path)?;
+    }
     match std::fs::read(&path) {
         Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
             fail(Kind::Data, format!("credentials file {} is corrupt: {e}", path.display()))
@@ -428,10 +431,12 @@ impl Target for Dev {
         let host = url_host(&s.bind);
         let mut nodes = Vec::new();
         let supervisor_alive = rt.as_ref().is_some_and(|r| r.supervisor_alive());
+        // A stopped (SIGSTOP) or wedged supervisor restarts nothing: its nodes do not count as healthy.
+        let responsive = rt.as_ref().is_some_and(|r| r.supervisor_responsive());
         if let Some(rt) = &rt {
             for n in &rt.nodes {
                 let alive = crate::platform::is_alive(n.pid);
-                let healthy = supervisor_alive
+                let healthy = responsive
                     && alive
                     && supervise::healthz(&client, &s.bind, n.monitor_port).await;
                 nodes.push(NodeHealth {
@@ -446,7 +451,7 @@ impl Target for Dev {
                 });
             }
         }
-        let healthy = supervisor_alive && !nodes.is_empty() && nodes.iter().any(|n| n.healthy);
+        let healthy = responsive && !nodes.is_empty() && nodes.iter().any(|n| n.healthy);
         let url = if nodes.is_empty() {
             s.port.map(|p| format!("nats://{host}:{p}"))
         } else {

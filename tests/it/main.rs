@@ -8,5 +8,6 @@ mod containers;
 mod controller;
 mod core;
 mod fresh;
+mod resilience;
 mod topology;
 mod webhook;

@@ -15,6 +15,7 @@
 mod bench;
 mod faults;
 mod faults_live;
+mod faults_resilience;
 mod ingest;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -247,6 +248,7 @@ fn run_faults() -> Result<()> {
     let started = std::time::Instant::now();
     let mut rows = faults::matrix(&env)?;
     rows.extend(faults_live::rows(&env)?);
+    rows.extend(faults_resilience::rows(&env)?);
     let mut header = machine_header(&env.nats_server);
     header.push_str(&format!(
         "The whole run took {:.0} s.\n",
