@@ -26,7 +26,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Every subcommand's `--help` shows its own options first and these under their own heading, so
+/// `down --help` is about `down`.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Where ghboot keeps its state [default: the per-user data dir]
     #[arg(long, global = true, env = "GHBOOT_STATE_DIR", value_name = "DIR")]
@@ -49,14 +52,14 @@ pub struct GlobalArgs {
     /// GitHub organisation [dev default: local]
     #[arg(long, global = true, env = "GITHUB_ORG")]
     pub org: Option<String>,
-    /// NATS client port [default: 4222]
-    #[arg(long, global = true, env = "GHBOOT_PORT")]
+    /// NATS client port [default: 4222]; 0 is refused (--ephemeral picks free ports)
+    #[arg(long, global = true, env = "GHBOOT_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// NATS monitoring port [default: 8222]
-    #[arg(long, global = true, env = "GHBOOT_MONITOR_PORT")]
+    #[arg(long, global = true, env = "GHBOOT_MONITOR_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub monitor_port: Option<u16>,
     /// Webhook receiver port [default: chosen on first start, then kept]
-    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PORT")]
+    #[arg(long, global = true, env = "GHBOOT_WEBHOOK_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub webhook_port: Option<u16>,
     /// Address to bind servers to [default: 127.0.0.1]; binding elsewhere exposes them
     #[arg(long, global = true, env = "GHBOOT_BIND")]
@@ -126,12 +129,21 @@ pub enum Command {
         /// Also remove the state dir (and the NATS CLI context)
         #[arg(long)]
         purge: bool,
+        /// With --purge: do not ask before deleting an instance that is not ephemeral
+        #[arg(long, short)]
+        yes: bool,
+        /// With --purge: remove the dir even if it holds files ghboot did not make (normally refused, exit 65)
+        #[arg(long, requires = "purge")]
+        force: bool,
     },
     /// Stop everything and forget all state, JetStream data included
     Reset {
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
+        /// Remove the dir even if it holds files ghboot did not make (normally refused, exit 65)
+        #[arg(long)]
+        force: bool,
     },
     /// Check the machine (the prerequisites stage alone) and print a table
     Doctor,
@@ -148,6 +160,12 @@ pub enum Command {
         /// Keep printing as the log grows
         #[arg(long, short)]
         follow: bool,
+        /// Only the last N lines of each log
+        #[arg(long, short = 'n', value_name = "N")]
+        tail: Option<usize>,
+        /// Only lines logged in the last DURATION (e.g. 10m, 2h) or since an RFC 3339 time
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
     /// Write the deployment files of --mode kubernetes (manifests) or --mode docker (a Compose file), applying nothing
     Render {
@@ -187,6 +205,11 @@ pub enum Command {
     /// The webhook receiver: run it standalone, send a signed test delivery, print the secret
     #[command(subcommand)]
     Webhook(WebhookCmd),
+    /// Print a shell completion script (bash: `source <(ghboot completion bash)`)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

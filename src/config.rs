@@ -210,11 +210,32 @@ fn layered<T>(flag: Option<T>, file: Option<T>, recorded: Option<T>) -> Option<T
 
 /// Resolve settings for a command. `recorded` comes from the instance's state file, when there is one.
 pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -> Result<Settings> {
+    resolve_with(g, state_dir, recorded, true)
+}
+
+/// [`resolve`] for commands that read an existing instance (status, env, logs, ...): its settings are the
+/// recorded ones, so a `ghboot.toml` that happens to be in the working directory is not read (an invalid
+/// one there must not block `status --state-dir X`); `--config` and the recorded config file still are.
+pub fn resolve_for_instance(
+    g: &GlobalArgs,
+    state_dir: PathBuf,
+    recorded: Recorded,
+) -> Result<Settings> {
+    resolve_with(g, state_dir, Some(recorded), false)
+}
+
+fn resolve_with(
+    g: &GlobalArgs,
+    state_dir: PathBuf,
+    recorded: Option<Recorded>,
+    cwd_config: bool,
+) -> Result<Settings> {
     let rec = recorded.unwrap_or_default();
     let config_file = match (&g.config, &rec.config_file) {
         (Some(p), _) => Some(absolute(p)),
         (None, Some(p)) if p.exists() => Some(p.clone()),
-        _ => Some(absolute(Path::new("ghboot.toml"))).filter(|p| p.is_file()),
+        _ if cwd_config => Some(absolute(Path::new("ghboot.toml"))).filter(|p| p.is_file()),
+        _ => None,
     };
     let file = match &config_file {
         Some(p) => load_file_config(p)?,
@@ -273,14 +294,34 @@ pub fn resolve(g: &GlobalArgs, state_dir: PathBuf, recorded: Option<Recorded>) -
         .help("give them different values")
         .into());
     }
-    let webhook_port = layered(
-        g.webhook_port,
-        file.webhook
-            .get("port")
-            .and_then(|v| v.as_integer())
-            .map(|p| p as u16),
-        rec.webhook_port,
-    );
+    let file_webhook_port = match file.webhook.get("port") {
+        None => None,
+        Some(v) => Some(
+            v.as_integer()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    fail(
+                        Kind::Config,
+                        format!("[webhook] port = {v} is not a port number"),
+                    )
+                    .help("write a number from 1 to 65535, without quotes (or leave the key out: a free port is picked once and kept)")
+                })?,
+        ),
+    };
+    for (key, p) in [
+        ("[nats] port", file.nats.port),
+        ("[nats] monitor_port", file.nats.monitor_port),
+    ] {
+        if p == Some(0) {
+            return Err(
+                fail(Kind::Config, format!("{key} = 0 is not a port number"))
+                    .help("write a number from 1 to 65535 (or leave the key out for the default)")
+                    .into(),
+            );
+        }
+    }
+    let webhook_port = layered(g.webhook_port, file_webhook_port, rec.webhook_port);
     let images = g
         .image
         .iter()

@@ -290,8 +290,7 @@ mod tests {
 
     fn ctx(dir: &std::path::Path) -> Ctx {
         let settings =
-            crate::config::resolve(&crate::cli::GlobalArgs::default(), dir.to_path_buf(), None)
-                .expect("settings");
+            crate::config::resolve(&Default::default(), dir.to_path_buf(), None).expect("settings");
         Ctx {
             settings,
             state: StateFile::new(),

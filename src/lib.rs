@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod layout;
 pub mod natsd;
 pub mod platform;
+pub mod purge;
 pub mod secret;
 pub mod stages;
 pub mod state;
@@ -31,13 +32,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         None | Some(Command::Up) => commands::up::run(g).await,
         Some(Command::Status) => commands::status::run(g).await,
         Some(Command::Plan) => commands::plan::run(g).await,
-        Some(Command::Down { purge }) => commands::down::run(g, *purge).await,
-        Some(Command::Reset { yes }) => commands::reset::run(g, *yes).await,
+        Some(Command::Down { purge, yes, force }) => {
+            commands::down::run(g, *purge, *yes, *force).await
+        }
+        Some(Command::Reset { yes, force }) => commands::reset::run(g, *yes, *force).await,
         Some(Command::Doctor) => commands::doctor::run(g).await,
         Some(Command::Env { format }) => commands::env::run(g, *format).await,
-        Some(Command::Logs { component, follow }) => {
-            commands::logs::run(g, *component, *follow).await
-        }
+        Some(Command::Logs {
+            component,
+            follow,
+            tail,
+            since,
+        }) => commands::logs::run(g, *component, *follow, *tail, since.as_deref()).await,
         Some(Command::NatsServer(c)) => commands::nats_server::run(g, c).await,
         Some(Command::Generate(a)) => {
             commands::generate::run(g, a, commands::generate::Op::Generate).await
@@ -58,20 +64,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(deploy::docker::engine::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
+        Some(Command::Completion { shell }) => Ok(commands::completion::run(*shell)),
     }
 }
 
-/// Logs go to stderr: human progress and logs there, machine output (`--json`) on stdout.
-pub fn init_tracing(debug: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = if debug {
-        EnvFilter::new("ghboot=debug,info")
-    } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ghboot=info,warn"))
+/// Logs: the terminal (stderr) shows warnings only, unless `debug` (or RUST_LOG); `server` (a standalone
+/// receiver or controller, whose stderr is its log) shows info there too. A supervising process also logs
+/// into the state dir's files (see `ui::logfiles`).
+///
+/// Whatever RUST_LOG asks for, async-nats' TRACE events are never emitted: they include the raw protocol
+/// lines, CONNECT among them, which carries the NATS password (see [`never_logged`]).
+pub fn init_tracing(debug: bool, server: bool) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let term_filter = match (debug, &rust_log, server) {
+        (true, _, _) => EnvFilter::new("ghboot=debug,info"),
+        (false, Some(r), _) => EnvFilter::new(r),
+        (false, None, true) => EnvFilter::new("ghboot=info,warn"),
+        (false, None, false) => EnvFilter::new("warn"),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let file_filter = match (debug, &rust_log) {
+        (true, _) => EnvFilter::new("ghboot=debug,info"),
+        (false, Some(r)) => EnvFilter::new(r),
+        (false, None) => EnvFilter::new("ghboot=info,warn"),
+    };
+    let term = fmt::layer()
+        .with_writer(ui::logfiles::TermSink)
         .with_target(false)
+        .with_ansi(ui::smart_terminal())
+        .with_filter(term_filter);
+    let files = fmt::layer()
+        .with_writer(ui::logfiles::FileSink)
+        .with_target(false)
+        .with_ansi(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+            ui::logfiles::files_on()
+        }))
+        .with_filter(file_filter);
+    let _ = tracing_subscriber::registry()
+        .with(term)
+        .with(files)
+        .with(tracing_subscriber::filter::filter_fn(|m| {
+            !never_logged(m.target(), *m.level())
+        }))
         .try_init();
+}
+
+/// Events no filter may turn on because they can carry a secret.
+pub fn never_logged(target: &str, level: tracing::Level) -> bool {
+    level == tracing::Level::TRACE && (target == "async_nats" || target.starts_with("async_nats::"))
 }

@@ -16,7 +16,15 @@ fn main() -> ExitCode {
         }
     };
     let debug = cli.global.debug || std::env::var("DEBUG").is_ok_and(|v| v == "true" || v == "1");
-    ghboot::init_tracing(debug);
+    // a standalone receiver or controller: its stderr is its log (containers)
+    let server = matches!(
+        cli.command,
+        Some(ghboot::cli::Command::Controller(_))
+            | Some(ghboot::cli::Command::Webhook(
+                ghboot::cli::WebhookCmd::Serve { .. }
+            ))
+    );
+    ghboot::init_tracing(debug, server);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -48,6 +48,32 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write secret file {}", path.display()))
 }
 
+/// A secret file of the state dir readable by others (created by hand, copied, or by an older ghboot) is
+/// made 0600 before it is used (files the operator points at are theirs: left alone); one whose mode cannot be fixed is refused (exit 73) rather than used as it is.
+pub fn ensure_private_file(path: &Path) -> Result<()> {
+    let Some(mode) = crate::platform::file_mode(path) else {
+        return Ok(());
+    };
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    crate::platform::restrict_file(path).map_err(|e| {
+        crate::error::fail(
+            crate::error::Kind::CantCreate,
+            format!(
+                "secret file {} is readable by others (mode {mode:o}) and cannot be made 0600: {e}",
+                path.display()
+            ),
+        )
+        .help(format!("run `chmod 600 {}` as its owner", path.display()))
+    })?;
+    tracing::warn!(
+        "secret file {} had mode {mode:o}; made it 0600",
+        path.display()
+    );
+    Ok(())
+}
+
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
     let s =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

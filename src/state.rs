@@ -85,6 +85,10 @@ impl StageRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateFile {
     pub version: u32,
+    /// Random id written when ghboot creates the instance: with the version, the marker that makes a dir
+    /// ghboot's (purge refuses dirs without a valid state file). Older state files have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -100,6 +104,7 @@ impl StateFile {
         let now = OffsetDateTime::now_utc();
         StateFile {
             version: STATE_VERSION,
+            instance_id: Some(hex::encode(rand::random::<[u8; 8]>())),
             created_at: now,
             updated_at: now,
             settings: Recorded::default(),
@@ -261,6 +266,16 @@ pub struct Runtime {
     pub ready: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Rewritten every [`SUPERVISOR_HEARTBEAT`] by the supervisor's own loop.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub heartbeat: Option<OffsetDateTime>,
+    /// A node restarted more often than the restart budget allows (reported; the supervisor keeps trying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_exceeded: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -279,7 +294,45 @@ pub struct NodeRuntime {
         with = "time::serde::rfc3339::option"
     )]
     pub started_at: Option<OffsetDateTime>,
+    /// Set while the supervisor is trying to start this node again (cleared once it is ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarting: Option<Restarting>,
 }
+
+/// A node the supervisor is bringing back: which attempt, when the next one is due, and why the last failed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Restarting {
+    pub attempt: u32,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub next_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl Restarting {
+    /// `restarting (attempt N, next in Xs): <last error>`, as `status` prints it.
+    pub fn describe(&self) -> String {
+        let next = self
+            .next_at
+            .map(|t| (t - OffsetDateTime::now_utc()).whole_seconds().max(0))
+            .unwrap_or(0);
+        let mut s = format!("restarting (attempt {}, next in {next}s)", self.attempt);
+        if let Some(e) = &self.last_error {
+            s.push_str(": ");
+            s.push_str(e);
+        }
+        s
+    }
+}
+
+/// How often the live supervisor rewrites its heartbeat, and the age past which it counts as unresponsive
+/// (stopped with SIGSTOP, or wedged): the pid alone cannot tell.
+pub const SUPERVISOR_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const SUPERVISOR_STALE: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Runtime {
     pub fn load(layout: &Layout) -> Option<Runtime> {
@@ -308,6 +361,22 @@ impl Runtime {
                         || e == current_exe()
                 })
                 .unwrap_or(true)
+    }
+}
+
+impl Runtime {
+    /// Seconds since the supervisor's last heartbeat (`None` for a supervisor that writes none).
+    pub fn heartbeat_age(&self) -> Option<i64> {
+        self.heartbeat
+            .map(|t| (OffsetDateTime::now_utc() - t).whole_seconds())
+    }
+
+    /// Alive and still beating: a SIGSTOPped or wedged supervisor is alive but not responsive.
+    pub fn supervisor_responsive(&self) -> bool {
+        self.supervisor_alive()
+            && self
+                .heartbeat_age()
+                .is_none_or(|a| a < SUPERVISOR_STALE.as_secs() as i64)
     }
 }
 

@@ -30,9 +30,9 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
         println!(
             "{}",
             if failed == 0 {
-                "all checks passed".to_string()
+                format!("all {} checks passed", all.len())
             } else {
-                format!("{failed} check(s) failed")
+                format!("{failed} of {} checks failed", all.len())
             }
         );
     }

@@ -1,17 +1,27 @@
 use crate::cli::GlobalArgs;
-use crate::error::{fail, Kind};
 use crate::layout::Layout;
 use anyhow::Result;
 
 /// Re-exported: `reset` and `up` stop a supervisor too.
 pub use crate::deploy::supervisor::stop;
 
-pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
+pub async fn run(g: &GlobalArgs, purge: bool, yes: bool, force: bool) -> Result<u8> {
     let dir = crate::config::state_dir(g, false)?;
     let layout = Layout::new(dir.clone());
     if !dir.is_dir() {
         eprintln!("nothing to stop: {} does not exist", dir.display());
         return Ok(0);
+    }
+    if purge {
+        // Refuse before asking or stopping anything: a dir that is not ghboot's is left exactly as it was.
+        crate::purge::owned_paths(&layout, force)?;
+    }
+    if purge && !super::confirm::purge_confirmed(g, &layout, yes, "down --purge").await? {
+        eprintln!(
+            "nothing changed: {} kept, the instance left as it was",
+            dir.display()
+        );
+        return Ok(1);
     }
     // Ask the instance's target (it may run things outside the supervisor: containers, ...).
     let stopped = match super::maybe_instance(g) {
@@ -32,37 +42,13 @@ pub async fn run(g: &GlobalArgs, purge: bool) -> Result<u8> {
         }
     );
     if purge {
-        purge_dir(&layout)?;
+        purge_dir(&layout, force)?;
         eprintln!("removed {}", dir.display());
     }
     Ok(0)
 }
 
-/// Remove a state dir, but only one that ghboot made.
-pub fn purge_dir(layout: &Layout) -> Result<()> {
-    let root = layout.root();
-    let ours = layout.state_file().exists() || layout.lock_file().exists();
-    let empty = std::fs::read_dir(root)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if !ours && !empty {
-        return Err(fail(
-            Kind::Data,
-            format!(
-                "{} does not look like a ghboot state dir; not removing it",
-                root.display()
-            ),
-        )
-        .help("remove it yourself if you are sure")
-        .into());
-    }
-    crate::ui::context::remove_for(layout);
-    std::fs::remove_dir_all(root).map_err(|e| {
-        fail(
-            Kind::CantCreate,
-            format!("cannot remove {}: {e}", root.display()),
-        )
-        .help("check its permissions")
-    })?;
-    Ok(())
+/// Remove a state dir, but only one that ghboot made, and there only ghboot's paths (see `crate::purge`).
+pub fn purge_dir(layout: &Layout, force: bool) -> Result<()> {
+    crate::purge::purge(layout, force)
 }

@@ -16,15 +16,47 @@ pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
         settings.layout.root().display().to_string(),
         false,
     ));
+    // every `up` writes this context (`nats --context NAME ...`)
+    v.push((
+        "NATS_CONTEXT".into(),
+        crate::ui::context::context_name(&settings.layout),
+        false,
+    ));
     Ok(v)
 }
 
 pub async fn run(g: &GlobalArgs, format: EnvFormat) -> Result<u8> {
     let (settings, _) = super::existing_instance(g)?;
+    ensure_running(&settings)?;
     let vars = vars(&settings).await?;
     let format = if g.json { EnvFormat::Json } else { format };
     print!("{}", render(&vars, format));
     Ok(0)
+}
+
+/// Values of an instance that is not running would send clients to nothing (or, worse, to whatever took its
+/// port): say so instead. Only the locally supervised targets can tell; containers and remote accounts are
+/// asked as before.
+fn ensure_running(settings: &crate::config::Settings) -> Result<()> {
+    use crate::error::{fail, Kind};
+    let local = !crate::deploy::containers::is_container_mode(settings.mode)
+        && !crate::deploy::is_synadia(settings);
+    let alive = crate::state::Runtime::load(&settings.layout).is_some_and(|r| r.supervisor_alive());
+    if local && !alive {
+        return Err(fail(
+            Kind::Unavailable,
+            format!(
+                "the ghboot instance in {} is not running",
+                settings.layout.root().display()
+            ),
+        )
+        .help(format!(
+            "start it with `ghboot up --detach --state-dir {}`, or point GHBOOT_STATE_DIR (--state-dir) at a running one",
+            settings.layout.root().display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub fn render(vars: &[(String, String, bool)], format: EnvFormat) -> String {

@@ -1,4 +1,6 @@
 //! One module per subcommand. Each resolves settings through `config`, does its work, and returns the exit code.
+pub mod completion;
+pub mod confirm;
 pub mod controller;
 pub mod doctor;
 pub mod down;
@@ -41,7 +43,7 @@ pub fn existing_instance(g: &GlobalArgs) -> Result<(Settings, StateFile)> {
         )
         .help("run `ghboot up` first, or pass the --state-dir (GHBOOT_STATE_DIR) it used")
     })?;
-    let mut settings = config::resolve(g, dir, Some(state.settings.clone()))?;
+    let mut settings = config::resolve_for_instance(g, dir, state.settings.clone())?;
     crate::deploy::containers::keep_recorded_mode(&mut settings, &state);
     Ok((settings, state))
 }
@@ -57,4 +59,15 @@ pub fn maybe_instance(g: &GlobalArgs) -> Result<(Settings, Option<StateFile>)> {
     };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
     Ok((settings, state))
+}
+
+/// Check every table of the configuration the stages will read, before any of them runs: `plan` and `up`
+/// refuse an invalid file the same way (78, naming the key), whatever state the instance is in.
+pub fn validate_config(settings: &Settings) -> Result<()> {
+    crate::topology::desired::desired(settings)?;
+    crate::webhook::WebhookConfig::from_settings(settings)?;
+    if settings.mode == crate::cli::Mode::Dev {
+        crate::controller::Config::from_settings(settings)?;
+    }
+    Ok(())
 }

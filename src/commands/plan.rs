@@ -7,6 +7,7 @@ use anyhow::Result;
 pub async fn run(g: &GlobalArgs) -> Result<u8> {
     let (mut settings, state) = super::maybe_instance(g)?;
     crate::deploy::auto::resolve(&mut settings).await;
+    super::validate_config(&settings)?;
     let mut ctx = Ctx {
         settings,
         state: state.unwrap_or_else(StateFile::new),

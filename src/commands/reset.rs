@@ -3,13 +3,15 @@ use crate::error::{fail, Kind};
 use crate::layout::Layout;
 use anyhow::Result;
 
-pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
+pub async fn run(g: &GlobalArgs, yes: bool, force: bool) -> Result<u8> {
     let dir = crate::config::state_dir(g, false)?;
     if !dir.exists() {
         eprintln!("nothing to reset: {} does not exist", dir.display());
         return Ok(0);
     }
     let layout = Layout::new(dir.clone());
+    // Refuse a dir that is not ghboot's before asking or stopping anything.
+    crate::purge::owned_paths(&layout, force)?;
     if !yes {
         use std::io::IsTerminal;
         if g.non_interactive || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal()
@@ -24,17 +26,10 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
             .help("pass --yes to confirm")
             .into());
         }
-        let ok = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Delete everything in {}, JetStream data included?",
-                dir.display()
-            ))
-            .default(false)
-            .interact()?;
-        if !ok {
-            eprintln!("nothing changed");
-            return Ok(1);
-        }
+    }
+    if !super::confirm::purge_confirmed(g, &layout, yes, "reset").await? {
+        eprintln!("nothing changed");
+        return Ok(1);
     }
     super::down::stop(&layout).await?;
     if let Ok((settings, _)) = super::existing_instance(g) {
@@ -43,7 +38,7 @@ pub async fn run(g: &GlobalArgs, yes: bool) -> Result<u8> {
             .stop(&settings, true)
             .await?;
     }
-    super::down::purge_dir(&layout)?;
+    super::down::purge_dir(&layout, force)?;
     eprintln!("reset: removed {}", dir.display());
     Ok(0)
 }

@@ -26,10 +26,28 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
     };
     let settings = config::resolve(g, dir, state.as_ref().map(|s| s.settings.clone()))?;
     let mut settings = ask_missing(settings, state.is_none())?;
-    let reporter = Reporter::new(settings.json);
+    super::validate_config(&settings)?;
+    let mut reporter = Reporter::new(settings.json);
+    if settings.supervisor_child {
+        reporter = reporter.with_progress_file(&progress_file(&layout));
+    }
     if settings.mode == crate::cli::Mode::Auto {
         crate::deploy::auto::resolve(&mut settings).await;
         reporter.info(settings.mode_reason.as_deref().unwrap_or_default());
+    }
+    if settings.mode_defaulted && state.is_none() && !settings.supervisor_child {
+        // Without a terminal nothing is asked: the default is dev, and it is said (a `--json` event too).
+        if settings.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "default", "setting": "mode", "value": settings.mode.to_string(), "why": "no --mode, BOOTSTRAP_MODE or ghboot.toml mode"})
+            );
+        } else {
+            reporter.info(&format!(
+                "no mode given: using {} (pass --mode or set BOOTSTRAP_MODE to choose)",
+                settings.mode
+            ));
+        }
     }
     if settings.org_defaulted
         && state
@@ -71,7 +89,8 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 }
 
 fn ensure_root(layout: &Layout) -> Result<()> {
-    std::fs::create_dir_all(layout.root()).map_err(|e| {
+    // 0700: logs, the local git repository and the JetStream store are nobody else's business.
+    crate::fsutil::create_private_dir(layout.root()).map_err(|e| {
         fail(
             Kind::CantCreate,
             format!("cannot create state dir {}: {e}", layout.root().display()),
@@ -95,6 +114,7 @@ async fn attach(settings: &Settings, state: Option<StateFile>, reporter: Reporte
     ctx.state.settings = ctx.settings.recorded();
     ctx.state.save(&ctx.settings.layout)?;
     print_summary(&ctx.settings, "ghboot is already running").await;
+    print_exports(&ctx.settings).await?;
     Ok(0)
 }
 
@@ -120,6 +140,11 @@ async fn spawn_detached(
         .append(true)
         .open(&log_path)?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    // what this run does, as the supervisor reports it (not the durations of an earlier run)
+    let progress_path = progress_file(layout);
+    std::fs::create_dir_all(layout.run_dir())?;
+    std::fs::File::create(&progress_path)?;
+    let mut progress = Progress::new(progress_path);
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
     let mut args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
@@ -142,30 +167,11 @@ async fn spawn_detached(
         .context("cannot start the detached supervisor")?;
     let pid = child.id();
     let until = Instant::now() + settings.wait_timeout;
-    let mut seen: Vec<(String, StageStatus)> = Vec::new();
     loop {
-        if let Some(st) = StateFile::load(layout).ok().flatten() {
-            for rec in &st.stages {
-                let now = (rec.name.clone(), rec.status);
-                if !seen.contains(&now) {
-                    seen.retain(|(n, _)| n != &rec.name);
-                    seen.push(now);
-                    match rec.status {
-                        StageStatus::Running => reporter.started(&rec.name, "running"),
-                        StageStatus::Done => reporter.finished(
-                            &rec.name,
-                            Duration::from_millis(rec.duration_ms.unwrap_or(0)),
-                            "done",
-                        ),
-                        StageStatus::Pending => {
-                            reporter.skipped(&rec.name, rec.reason.as_deref().unwrap_or("pending"))
-                        }
-                        StageStatus::Failed => {}
-                    }
-                }
-            }
-        }
+        progress.replay(reporter);
         if let Some(status) = child.try_wait()? {
+            progress.replay(reporter);
+            reporter.clear();
             let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
             let tail = new_log_lines(&log_path, log_start);
             let err_line = tail
@@ -185,9 +191,12 @@ async fn spawn_detached(
             return Ok(code);
         }
         if Runtime::load(layout).is_some_and(|r| r.supervisor_pid == pid && r.ready) {
+            progress.replay(reporter);
+            reporter.clear();
             break;
         }
         if Instant::now() > until {
+            reporter.clear();
             return Err(fail(
                 Kind::TempFail,
                 format!(
@@ -205,7 +214,42 @@ async fn spawn_detached(
     }
     print_summary(settings, "ghboot is ready").await;
     export_for_ci(settings).await?;
+    print_exports(settings).await?;
     Ok(0)
+}
+
+fn progress_file(layout: &Layout) -> std::path::PathBuf {
+    layout.run_dir().join("progress.jsonl")
+}
+
+/// Follows the detached supervisor's progress file and shows each complete event once.
+struct Progress {
+    path: std::path::PathBuf,
+    offset: u64,
+}
+
+impl Progress {
+    fn new(path: std::path::PathBuf) -> Self {
+        Progress { path, offset: 0 }
+    }
+    fn replay(&mut self, reporter: &Reporter) {
+        let mut buf = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.path) {
+            if f.seek(SeekFrom::Start(self.offset)).is_ok() {
+                let _ = f.read_to_end(&mut buf);
+            }
+        }
+        // only whole lines: the supervisor may be half-way through writing one
+        let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        self.offset += end as u64 + 1;
+        for line in buf[..end].split(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
+                reporter.replay(&v);
+            }
+        }
+    }
 }
 
 fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
@@ -221,6 +265,8 @@ fn new_log_lines(path: &std::path::Path, from: u64) -> Vec<String> {
 async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) -> Result<u8> {
     let layout = settings.layout.clone();
     let lock = StateLock::acquire(&layout)?;
+    // the log files of `ghboot logs` in every mode; the foreground run keeps warnings on the terminal
+    crate::ui::logfiles::to_files(&layout, !settings.supervisor_child);
     crate::natsd::supervise::reap_strays(&layout);
     let mut state = state.unwrap_or_default();
     state.settings = settings.recorded();
@@ -235,10 +281,11 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     );
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
+    let heartbeat = crate::natsd::supervise::spawn_heartbeat(runtime.clone(), shutdown.subscribe());
     let host = Host {
         runtime: runtime.clone(),
         supervisor: None,
-        tasks: Vec::new(),
+        tasks: vec![("heartbeat".into(), heartbeat)],
         shutdown,
     };
     let mut ctx = Ctx {
@@ -264,6 +311,8 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
             rec.runner_pid = None;
         }
         let _ = ctx.state.save(&layout);
+        // an interrupted stage leaves its spinner behind otherwise
+        ctx.reporter.clear();
         shutdown_host(&mut ctx).await;
         return Err(e);
     }
@@ -276,6 +325,7 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
         write_nats_context(&ctx.settings).await;
         print_summary(&ctx.settings, "ghboot is ready").await;
         export_for_ci(&ctx.settings).await?;
+        print_exports(&ctx.settings).await?;
         return Ok(0);
     }
     write_nats_context(&ctx.settings).await;
@@ -285,24 +335,51 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
         export_for_ci(&ctx.settings).await?;
         eprintln!("supervising in the foreground; Ctrl-C stops everything");
     }
-    let failed = {
+    let budget = {
+        let (sup, shutdown) = match &mut ctx.role {
+            Role::Host(h) => (h.supervisor.as_ref(), h.shutdown.clone()),
+            Role::Client => (None, tokio::sync::watch::channel(false).0),
+        };
+        if let (Some(sup), Role::Host(h)) = (sup.map(|s| s.restarts()), &mut ctx.role) {
+            h.tasks.push((
+                "topology-heal".into(),
+                crate::topology::heal::spawn(ctx.settings.clone(), sup, shutdown.subscribe()),
+            ));
+        }
         let sup = match &ctx.role {
             Role::Host(h) => h.supervisor.as_ref(),
             Role::Client => None,
         };
+        let json = ctx.settings.json;
+        // The restart budget is a report (logged, a `--json` event, the exit code below), never a stop.
+        let report = async {
+            if let Some(s) = sup {
+                let reason = s.failed().await;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "restart_budget_exceeded", "reason": reason})
+                    );
+                } else {
+                    eprintln!("warning: {reason}");
+                }
+            }
+            std::future::pending::<()>().await
+        };
         tokio::select! {
-            _ = crate::platform::shutdown_signal() => None,
-            reason = async { match sup { Some(s) => s.failed().await, None => std::future::pending().await } } => Some(reason),
+            _ = crate::platform::shutdown_signal() => {}
+            _ = report => {}
         }
+        sup.and_then(|s| s.budget_report())
     };
     shutdown_host(&mut ctx).await;
-    match failed {
+    match budget {
         None => {
             eprintln!("stopped");
             Ok(0)
         }
-        Some(reason) => Err(fail(Kind::Error, reason)
-            .help("see `ghboot logs nats`, then `ghboot up` to start again")
+        Some(reason) => Err(fail(Kind::Error, format!("stopped; earlier: {reason}"))
+            .help("see `ghboot logs nats` for why nats-server kept exiting")
             .into()),
     }
 }
@@ -325,8 +402,17 @@ async fn shutdown_host(ctx: &mut Ctx) {
     }
 }
 
+/// The ready summary: on stdout, or on stderr when stdout carries machine output (`--ephemeral --detach`).
 pub async fn print_summary(settings: &Settings, title: &str) {
     let h = crate::stages::nats::health(settings).await;
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid})
+        );
+        return;
+    }
+    let ghboot = |sub: &str| command_for(settings, sub);
     let mut rows = vec![
         ("NATS", h.url.clone().unwrap_or_default()),
         ("monitoring", h.monitor_url.clone().unwrap_or_default()),
@@ -340,30 +426,82 @@ pub async fn print_summary(settings: &Settings, title: &str) {
         remote.exists().then_some(remote)
     };
     if let Some(c) = creds {
-        rows.insert(
-            2,
-            (
-                "credentials",
-                format!("{} (`ghboot env` prints them)", c.display()),
-            ),
-        );
+        rows.insert(2, ("credentials", c.display().to_string()));
     }
     if let Some(p) = h.supervisor_pid {
-        rows.push(("supervisor", format!("pid {p}; `ghboot down` stops it")));
+        rows.push(("supervisor", format!("pid {p}")));
     }
     rows.push(("org", settings.org.clone()));
-    rows.extend(crate::stages::webhooks::summary_rows(settings));
-    if settings.json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "ready", "nats_url": h.url, "monitor_url": h.monitor_url, "state_dir": settings.layout.root(), "supervisor_pid": h.supervisor_pid})
-        );
-    } else {
-        println!(
-            "{}",
-            crate::ui::summary_box(&format!("{title} ({} mode)", settings.mode), &rows)
-        );
+    // the webhook stage's rows; its "forward with" commands go below the box, whole
+    let mut commands: Vec<(&str, String)> = Vec::new();
+    for (k, v) in crate::stages::webhooks::summary_rows(settings) {
+        match k {
+            "forward with" => commands.push(("forward GitHub deliveries with", v)),
+            "  or" => commands.push(("  or", v)),
+            _ => rows.push((k, v)),
+        }
     }
+    let mut head = vec![
+        (
+            "connect with the NATS CLI",
+            format!(
+                "nats --context {} stream ls",
+                crate::ui::context::context_name(&settings.layout)
+            ),
+        ),
+        ("client variables (NATS_URL, NATS_USER, ...)", ghboot("env")),
+        ("logs", ghboot("logs --follow")),
+    ];
+    if h.supervisor_pid.is_some() {
+        head.push(("stop", ghboot("down")));
+    }
+    head.extend(commands);
+    let to_stderr = machine_stdout(settings);
+    let text = crate::ui::summary(
+        &format!("{title} ({} mode)", settings.mode),
+        &rows,
+        &head,
+        crate::ui::terminal_width(to_stderr),
+    );
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+pub use crate::ui::command_for;
+
+/// `up --ephemeral --detach` keeps stdout for machines: `export NAME='value'` lines (for
+/// `eval "$(ghboot up ...)"`), or in GitHub Actions the `::add-mask::` lines; people's output goes to stderr.
+fn machine_stdout(settings: &Settings) -> bool {
+    settings.ephemeral && settings.detach && !settings.json
+}
+
+/// In GitHub Actions (or any CI that sets the same files).
+fn in_github_actions() -> bool {
+    ["GITHUB_ENV", "GITHUB_OUTPUT"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))
+}
+
+/// Outside GitHub Actions, `up --ephemeral --detach` prints the instance's variables as `export` lines, so
+/// `eval "$(ghboot up --ephemeral --detach)"` points every later command of that shell at it.
+pub async fn print_exports(settings: &Settings) -> Result<()> {
+    if !machine_stdout(settings) || in_github_actions() {
+        return Ok(());
+    }
+    let vars = super::env::vars(settings).await?;
+    print!(
+        "{}",
+        super::env::render(&vars, crate::cli::EnvFormat::Shell)
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    eprintln!(
+        "(stdout holds the instance's variables: `eval \"$(ghboot up --ephemeral --detach ...)\"` exports them)"
+    );
+    Ok(())
 }
 
 /// The NATS CLI context for this instance, so `nats --context <name>` works at once.
@@ -396,12 +534,7 @@ async fn export_for_ci(settings: &Settings) -> Result<()> {
     if env_file.is_none() && out_file.is_none() {
         return Ok(());
     }
-    let mut vars = super::env::vars(settings).await?;
-    vars.push((
-        "NATS_CONTEXT".into(),
-        crate::ui::context::context_name(&settings.layout),
-        false,
-    ));
+    let vars = super::env::vars(settings).await?;
     for (_, v, secret) in &vars {
         if *secret {
             // one line per line of the value: ::add-mask:: masks a single line

@@ -104,18 +104,8 @@ impl Controller {
         loop {
             match self.js.get_stream(&name).await {
                 Ok(stream) => {
-                    let cfg = pull::Config {
-                        durable_name: Some(self.cfg.durable.clone()),
-                        filter_subject: subjects::push_filter(&self.org, DOT_GITHUB),
-                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                        ack_wait: self.ack_wait,
-                        max_deliver: -1,
-                        description: Some(
-                            "ghboot controller: regenerates .github files on template pushes"
-                                .into(),
-                        ),
-                        ..Default::default()
-                    };
+                    let mut cfg = consumer_config(&self.cfg, &self.org);
+                    cfg.ack_wait = self.ack_wait;
                     let c = stream
                         .get_or_create_consumer(&self.cfg.durable, cfg)
                         .await
@@ -143,7 +133,7 @@ impl Controller {
         mut shutdown: watch::Receiver<bool>,
         report: impl Fn(&Stats) + Send,
     ) -> Result<()> {
-        let Some(consumer) = self.consumer(&mut shutdown).await? else {
+        let Some(mut consumer) = self.consumer(&mut shutdown).await? else {
             return Ok(());
         };
         let locks = open_locks(&self.js).await?;
@@ -166,7 +156,29 @@ impl Controller {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            self.bump(|s| s.heartbeat = now_rfc3339());
+            // The heartbeat means "consuming": only beat when the durable consumer answers. A consumer lost
+            // with the JetStream store (or deleted) is made again; until then the heartbeat goes stale.
+            match consumer.info().await {
+                Ok(_) => self.bump(|s| s.heartbeat = now_rfc3339()),
+                Err(e) => {
+                    tracing::warn!(
+                        "the controller's consumer {} does not answer ({e}); making it again",
+                        self.cfg.durable
+                    );
+                    self.bump(|s| s.last_error = Some(format!("consumer lost: {e}")));
+                    report(&self.snapshot());
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    match self.consumer(&mut shutdown).await {
+                        Ok(Some(c)) => consumer = c,
+                        Ok(None) => return Ok(()),
+                        Err(e) => tracing::warn!("{e:#}"),
+                    }
+                    continue;
+                }
+            }
             publish_stats(&self.snapshot()).await;
             // wait for one event (or a heartbeat tick), then drain what is pending
             let first = tokio::select! {
@@ -471,6 +483,19 @@ impl Controller {
                     .await;
             }
         }
+    }
+}
+
+/// The controller's durable pull consumer: one definition for the controller and the stage that verifies it.
+pub fn consumer_config(cfg: &Config, org: &str) -> pull::Config {
+    pull::Config {
+        durable_name: Some(cfg.durable.clone()),
+        filter_subject: subjects::push_filter(org, DOT_GITHUB),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_millis(cfg.ack_wait_ms),
+        max_deliver: -1,
+        description: Some("ghboot controller: regenerates .github files on template pushes".into()),
+        ..Default::default()
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Auth {
 
 pub fn load_auth(s: &Settings) -> Result<Option<Auth>> {
     let path = s.layout.nats_auth_file();
+    if path.exists() {
+        crate::secret::ensure_private_file(&path)?;
+    }
     match std::fs::read(&path) {
         Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
             fail(Kind::Data, format!("credentials file {} is corrupt: {e}", path.display()))
@@ -342,11 +345,11 @@ impl Target for Dev {
         }
     }
 
-    fn controller(&self, s: &Settings) -> super::Hosting {
+    fn controller(&self, s: &Settings) -> crate::deploy::Hosting {
         if s.mode == Mode::Dev {
-            super::Hosting::InProcess
+            crate::deploy::Hosting::InProcess
         } else {
-            super::Hosting::Elsewhere(format!(
+            crate::deploy::Hosting::Elsewhere(format!(
                 "in {} mode the controller runs as its own process: `ghboot controller`",
                 s.mode
             ))
@@ -461,10 +464,12 @@ impl Target for Dev {
         let host = url_host(&s.bind);
         let mut nodes = Vec::new();
         let supervisor_alive = rt.as_ref().is_some_and(|r| r.supervisor_alive());
+        // A stopped (SIGSTOP) or wedged supervisor restarts nothing: its nodes do not count as healthy.
+        let responsive = rt.as_ref().is_some_and(|r| r.supervisor_responsive());
         if let Some(rt) = &rt {
             for n in &rt.nodes {
                 let alive = crate::platform::is_alive(n.pid);
-                let healthy = supervisor_alive
+                let healthy = responsive
                     && alive
                     && supervise::healthz(&client, &s.bind, n.monitor_port).await;
                 nodes.push(NodeHealth {
@@ -479,7 +484,7 @@ impl Target for Dev {
                 });
             }
         }
-        let healthy = supervisor_alive && !nodes.is_empty() && nodes.iter().any(|n| n.healthy);
+        let healthy = responsive && !nodes.is_empty() && nodes.iter().any(|n| n.healthy);
         let url = if nodes.is_empty() {
             s.port.map(|p| format!("nats://{host}:{p}"))
         } else {
@@ -564,7 +569,7 @@ impl Target for Dev {
 
     async fn stop(&self, s: &Settings, _purge: bool) -> Result<bool> {
         // The supervisor owns the servers; its data lives in the state dir, which `down --purge` removes.
-        super::supervisor::stop(&s.layout).await
+        crate::deploy::supervisor::stop(&s.layout).await
     }
 
     fn replicas(&self, s: &Settings) -> usize {

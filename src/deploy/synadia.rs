@@ -160,7 +160,7 @@ impl Target for Synadia {
 
     async fn stop(&self, s: &Settings, _purge: bool) -> Result<bool> {
         // Nothing runs remotely on ghboot's behalf; stop the local supervisor (receiver, controller).
-        super::supervisor::stop(&s.layout).await
+        crate::deploy::supervisor::stop(&s.layout).await
     }
 
     fn stores_locally(&self, _s: &Settings) -> bool {

@@ -1,5 +1,6 @@
 //! Running nats-server nodes as supervised children: spawn, wait for JetStream readiness, restart on an
-//! unexpected exit with exponential backoff and a restart budget, stop in order (SIGTERM, grace, SIGKILL).
+//! unexpected exit with exponential backoff and jitter for as long as the supervisor lives (the restart
+//! budget only decides what is reported), stop in order (SIGTERM, grace, SIGKILL).
 //!
 //! Architecture invariant: every nats-server ghboot starts is started here, with
 //! `platform::supervise_child`, so none can outlive ghboot.
@@ -7,7 +8,7 @@
 use super::conf::{self, NodeSpec};
 use crate::error::{fail, Kind};
 use crate::layout::Layout;
-use crate::state::{NodeRuntime, Runtime};
+use crate::state::{NodeRuntime, Restarting, Runtime};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,7 +19,8 @@ use tokio::sync::watch;
 
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
-/// More than this many restarts of one node within `BUDGET_WINDOW` and the supervisor gives up.
+/// More than this many restart attempts of one node within `BUDGET_WINDOW` are reported (never a reason to
+/// stop trying).
 pub const RESTART_BUDGET: u32 = 5;
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(120);
 
@@ -53,8 +55,10 @@ impl SharedRuntime {
 pub struct Supervisor {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Set when a node exhausted its restart budget.
+    /// Set when a node exceeded its restart budget (a report: the node is still being restarted).
     failed: watch::Receiver<Option<String>>,
+    /// Counts successful restarts of any node: what was made inside NATS may have to be made again.
+    restarted: watch::Receiver<u64>,
 }
 
 pub struct Started {
@@ -69,6 +73,8 @@ pub async fn start(exe: &Path, specs: Vec<NodeSpec>, runtime: SharedRuntime) -> 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (failed_tx, failed) = watch::channel(None);
     let failed_tx = Arc::new(failed_tx);
+    let (restarted_tx, restarted) = watch::channel(0u64);
+    let restarted_tx = Arc::new(restarted_tx);
     // Spawn all first, then wait: cluster nodes only become ready once they see each other.
     let mut children = Vec::new();
     for spec in &specs {
@@ -139,6 +145,7 @@ pub async fn start(exe: &Path, specs: Vec<NodeSpec>, runtime: SharedRuntime) -> 
                 cluster_port: spec.cluster.as_ref().map(|c| c.port),
                 restarts: 0,
                 started_at: Some(time::OffsetDateTime::now_utc()),
+                restarting: None,
             })
             .collect();
     });
@@ -151,19 +158,31 @@ pub async fn start(exe: &Path, specs: Vec<NodeSpec>, runtime: SharedRuntime) -> 
         let rt = runtime.clone();
         let rx = shutdown_rx.clone();
         let ftx = failed_tx.clone();
+        let rtx = restarted_tx.clone();
         tasks.push(tokio::spawn(async move {
-            watch_node(exe, spec, i, s.child, rt, rx, ftx).await
+            watch_node(exe, spec, i, s.child, rt, rx, ftx, rtx).await
         }));
     }
     Ok(Supervisor {
         shutdown,
         tasks,
         failed,
+        restarted,
     })
 }
 
 impl Supervisor {
-    /// Resolves when a node has exhausted its restart budget, with the reason.
+    /// A receiver that changes on every successful restart of a node.
+    pub fn restarts(&self) -> watch::Receiver<u64> {
+        self.restarted.clone()
+    }
+
+    /// The restart-budget report, if one was made.
+    pub fn budget_report(&self) -> Option<String> {
+        self.failed.borrow().clone()
+    }
+
+    /// Resolves when a node has exceeded its restart budget, with the reason.
     pub async fn failed(&self) -> String {
         let mut rx = self.failed.clone();
         loop {
@@ -185,6 +204,44 @@ impl Supervisor {
     }
 }
 
+/// Rewrite the supervisor's heartbeat in the runtime file until shutdown: readers tell a live supervisor
+/// from one that is stopped (SIGSTOP) or wedged by its age.
+pub fn spawn_heartbeat(
+    rt: SharedRuntime,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            rt.update(|r| r.heartbeat = Some(time::OffsetDateTime::now_utc()));
+            tokio::select! {
+                _ = tokio::time::sleep(crate::state::SUPERVISOR_HEARTBEAT) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}
+
+/// Delay before restart attempt `attempt` (1-based): the first is immediate when the node had been up a
+/// while (a one-off crash should cost nothing), then exponential from 100 ms, capped at [`MAX_BACKOFF`],
+/// with "equal jitter" (half fixed, half random) so that nodes and instances do not retry in lockstep.
+pub fn backoff(attempt: u32, immediate_first: bool) -> Duration {
+    if attempt <= 1 && immediate_first {
+        return Duration::ZERO;
+    }
+    let exp = attempt.saturating_sub(1).min(16);
+    let base = (Duration::from_millis(100) * (1u32 << exp)).min(MAX_BACKOFF);
+    let half = base / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+/// The longest wait between two restart attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Keep one node running: on an unexpected exit start it again, for as long as the supervisor lives,
+/// whatever the cause (port taken, binary missing, log unwritable, config rejected). Each failed attempt
+/// backs off further; the restart budget only decides when this is *reported* (runtime file, `status`,
+/// the exit code of a foreground `up`), never when to stop trying.
+#[allow(clippy::too_many_arguments)] // one task's whole context; a struct would only rename it
 async fn watch_node(
     exe: PathBuf,
     spec: NodeSpec,
@@ -193,79 +250,141 @@ async fn watch_node(
     rt: SharedRuntime,
     mut shutdown: watch::Receiver<bool>,
     failed: Arc<watch::Sender<Option<String>>>,
+    restarted: Arc<watch::Sender<u64>>,
 ) {
     let mut restarts_in_window: Vec<Instant> = Vec::new();
-    // The first restart is immediate (a one-off crash should cost nothing); repeated ones back off.
-    let mut backoff = Duration::ZERO;
     let mut up_since = Instant::now();
     loop {
-        tokio::select! {
-            status = child.wait() => {
-                if *shutdown.borrow() { return; }
-                let now = Instant::now();
-                // A node that stayed up a while earns a fresh backoff.
-                if now.duration_since(up_since) > Duration::from_secs(60) { backoff = Duration::ZERO; }
-                restarts_in_window.retain(|t| now.duration_since(*t) < BUDGET_WINDOW);
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                if restarts_in_window.len() as u32 >= RESTART_BUDGET {
-                    let msg = format!("nats-server {} exited ({status}) {} times within {}s; giving up (see {})",
-                        spec.name, RESTART_BUDGET + 1, BUDGET_WINDOW.as_secs(), spec.log_file.display());
-                    tracing::error!("{msg}");
-                    let _ = failed.send(Some(msg));
-                    return;
-                }
-                restarts_in_window.push(now);
-                tracing::warn!("nats-server {} exited unexpectedly ({status}); restarting in {:?}", spec.name, backoff);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
-                }
-                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
-                match spawn(&exe, &spec).await {
-                    Ok((mut c, pid)) => match wait_ready(&mut c, pid, &spec, READY_DEADLINE).await {
-                        Ok(_) => {
-                            tracing::info!("nats-server {} restarted (pid {pid})", spec.name);
-                            up_since = Instant::now();
-                            rt.update(|r| if let Some(n) = r.nodes.get_mut(index) {
-                                n.pid = pid; n.restarts += 1; n.started_at = Some(time::OffsetDateTime::now_utc());
-                            });
-                            child = c;
-                        }
-                        Err(e) => {
-                            tracing::warn!("restart of nats-server {} failed: {e:#}", spec.name);
-                            stop_child(&mut c).await;
-                            child = c;
-                        }
-                    },
-                    Err(e) => {
-                        let msg = format!("cannot restart nats-server {}: {e:#}", spec.name);
-                        tracing::error!("{msg}");
-                        let _ = failed.send(Some(msg));
-                        return;
-                    }
-                }
-            }
+        let status = tokio::select! {
+            status = child.wait() => status,
             _ = shutdown.changed() => {
                 stop_child(&mut child).await;
                 return;
             }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        let status = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        let mut last_error = format!("nats-server exited unexpectedly ({status})");
+        tracing::warn!("nats-server {} {last_error}; restarting", spec.name);
+        // A node that crashes soon after a restart keeps its backoff growing instead of starting over.
+        let immediate_first = up_since.elapsed() > Duration::from_secs(60);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let now = Instant::now();
+            restarts_in_window.retain(|t| now.duration_since(*t) < BUDGET_WINDOW);
+            restarts_in_window.push(now);
+            if restarts_in_window.len() as u32 > RESTART_BUDGET && failed.borrow().is_none() {
+                let msg = format!(
+                    "nats-server {} needed more than {RESTART_BUDGET} restarts within {}s (last: {last_error}); still trying (see {})",
+                    spec.name,
+                    BUDGET_WINDOW.as_secs(),
+                    spec.log_file.display()
+                );
+                tracing::error!("{msg}");
+                rt.update(|r| r.budget_exceeded = Some(msg.clone()));
+                let _ = failed.send(Some(msg));
+            }
+            let delay = backoff(attempt, immediate_first);
+            let next_at = time::OffsetDateTime::now_utc() + delay;
+            rt.update(|r| {
+                if let Some(n) = r.nodes.get_mut(index) {
+                    n.restarting = Some(Restarting {
+                        attempt,
+                        next_at: Some(next_at),
+                        last_error: Some(last_error.clone()),
+                    });
+                }
+            });
+            tracing::info!(
+                "restart attempt {attempt} of nats-server {} in {:.1}s",
+                spec.name,
+                delay.as_secs_f64()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+            match start_one(&exe, &spec).await {
+                Ok((c, pid)) => {
+                    tracing::info!(
+                        "nats-server {} restarted (pid {pid}, attempt {attempt})",
+                        spec.name
+                    );
+                    up_since = Instant::now();
+                    rt.update(|r| {
+                        if let Some(n) = r.nodes.get_mut(index) {
+                            n.pid = pid;
+                            n.restarts += 1;
+                            n.started_at = Some(time::OffsetDateTime::now_utc());
+                            n.restarting = None;
+                        }
+                    });
+                    child = c;
+                    restarted.send_modify(|n| *n += 1);
+                    break;
+                }
+                Err(e) => {
+                    last_error = one_line(&format!("{e:#}"));
+                    tracing::warn!(
+                        "restart attempt {attempt} of nats-server {} failed: {last_error}",
+                        spec.name
+                    );
+                }
+            }
         }
     }
+}
+
+/// Spawn one node and wait until it is ready; a node that does not become ready is stopped again.
+async fn start_one(exe: &Path, spec: &NodeSpec) -> Result<(Child, u32)> {
+    let (mut c, pid) = spawn(exe, spec).await?;
+    match wait_ready(&mut c, pid, spec, READY_DEADLINE).await {
+        Ok(_) => Ok((c, pid)),
+        Err(e) => {
+            stop_child(&mut c).await;
+            Err(e)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("").trim();
+    l.chars().take(300).collect()
 }
 
 async fn spawn(exe: &Path, spec: &NodeSpec) -> Result<(Child, u32)> {
     for dir in [&spec.store_dir, &spec.ports_file_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let unwritable = |e: std::io::Error| -> anyhow::Error {
+        fail(
+            Kind::CantCreate,
+            format!(
+                "cannot write the nats-server log {}: {e}",
+                spec.log_file.display()
+            ),
+        )
+        .help(format!(
+            "make {} writable by this user (or remove it: ghboot creates it again)",
+            spec.log_file.display()
+        ))
+        .into()
+    };
     if let Some(d) = spec.log_file.parent() {
-        std::fs::create_dir_all(d)?;
+        std::fs::create_dir_all(d).map_err(unwritable)?;
     }
     crate::secret::write_private(&spec.conf_file, conf::render(spec).as_bytes())?;
     // Early failures (bad config) go to stderr before the server opens its log file: keep them there too.
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&spec.log_file)?;
+        .open(&spec.log_file)
+        .map_err(unwritable)?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("-c")
         .arg(&spec.conf_file)

@@ -10,6 +10,11 @@ pub fn restrict_dir(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
+/// Owner read/write only (a secret file found wider than that).
+pub fn restrict_file(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 pub fn file_mode(path: &Path) -> Option<u32> {
     std::fs::metadata(path)
         .ok()
@@ -117,5 +122,18 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
         _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// This machine's UTC offset now, in seconds (nats-server writes its log times in local time).
+pub fn local_utc_offset_secs() -> i32 {
+    // SAFETY: time(NULL) and localtime_r with our own `tm` touch no shared state we hold.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i32
     }
 }

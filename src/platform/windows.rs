@@ -11,6 +11,10 @@ pub fn restrict_dir(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+pub fn restrict_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 pub fn file_mode(_path: &Path) -> Option<u32> {
     None
 }
@@ -56,4 +60,9 @@ pub fn kill(pid: u32) {
 
 pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// This machine's UTC offset now, in seconds. Not read on Windows (no build here to test it): UTC.
+pub fn local_utc_offset_secs() -> i32 {
+    0
 }

@@ -37,6 +37,40 @@ pub fn heartbeat_fresh(s: &Settings) -> bool {
         .unwrap_or(false)
 }
 
+/// Does the controller's durable consumer exist on the org's events stream? (It is lost with the JetStream
+/// store; the controller makes it again, and so does a rerun of this stage.)
+async fn consumer_exists(ctx: &mut Ctx) -> Result<bool> {
+    let cfg = Config::from_settings(&ctx.settings)?;
+    let client = ctx.nats().await?;
+    let js = crate::deploy::jetstream(&ctx.settings, client);
+    let Ok(stream) = js
+        .get_stream(subjects::events_stream(&ctx.settings.org))
+        .await
+    else {
+        return Ok(false);
+    };
+    Ok(stream.consumer_info(&cfg.durable).await.is_ok())
+}
+
+/// Make the controller's durable consumer (the same definition the controller uses); idempotent.
+async fn ensure_consumer(ctx: &mut Ctx) -> Result<()> {
+    let cfg = Config::from_settings(&ctx.settings)?;
+    let client = ctx.nats().await?;
+    let js = crate::deploy::jetstream(&ctx.settings, client);
+    let stream = js
+        .get_stream(subjects::events_stream(&ctx.settings.org))
+        .await
+        .map_err(|e| anyhow::anyhow!("the events stream is missing ({e}); rerun `ghboot up`"))?;
+    stream
+        .get_or_create_consumer(
+            &cfg.durable,
+            crate::controller::consume::consumer_config(&cfg, &ctx.settings.org),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the controller's consumer: {e}"))?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Stage for Controller {
     fn name(&self) -> &'static str {
@@ -56,7 +90,21 @@ impl Stage for Controller {
     }
     async fn plan(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         if running_here(ctx) || heartbeat_fresh(&ctx.settings) {
-            return Ok(vec![]);
+            if consumer_exists(ctx).await.unwrap_or(false) {
+                return Ok(vec![]);
+            }
+            return Ok(vec![Change::new(
+                "controller",
+                format!(
+                    "durable consumer {} on {}",
+                    Config::from_settings(&ctx.settings)?.durable,
+                    subjects::events_stream(&ctx.settings.org)
+                ),
+                "create",
+            )
+            .note(
+                "the controller runs but its consumer is gone (JetStream store lost?)",
+            )]);
         }
         Ok(vec![Change::new(
             "controller",
@@ -69,15 +117,37 @@ impl Stage for Controller {
         .note("in-process in the supervisor")])
     }
     async fn verify(&self, ctx: &mut Ctx) -> Result<Verdict> {
-        if running_here(ctx) || (matches!(ctx.role, Role::Client) && heartbeat_fresh(&ctx.settings))
+        if !(running_here(ctx)
+            || (matches!(ctx.role, Role::Client) && heartbeat_fresh(&ctx.settings)))
         {
-            Ok(Verdict::Holds)
-        } else {
-            Ok(Verdict::Drift("the controller is not running".into()))
+            return Ok(Verdict::Drift("the controller is not running".into()));
         }
+        if !consumer_exists(ctx).await? {
+            return Ok(Verdict::Drift(
+                "the controller's durable consumer is missing".into(),
+            ));
+        }
+        Ok(Verdict::Holds)
     }
     async fn apply(&self, ctx: &mut Ctx) -> Result<Outputs> {
         let cfg = Config::from_settings(&ctx.settings)?;
+        let alive_elsewhere = matches!(ctx.role, Role::Client)
+            && crate::state::Runtime::load(&ctx.settings.layout)
+                .is_some_and(|r| r.supervisor_alive() && r.components.contains_key(TASK));
+        if running_here(ctx) || alive_elsewhere {
+            // The controller task lives; what is missing is its consumer: make it (the controller also
+            // does, whichever comes first), and keep the outputs of the run that started it.
+            ensure_consumer(ctx).await?;
+            let mut out = ctx
+                .state
+                .stage("controller")
+                .map(|r| r.outputs.clone())
+                .unwrap_or_default();
+            out.entry("summary".into()).or_insert_with(|| {
+                format!("watching pushes to {}/.github", ctx.settings.org).into()
+            });
+            return Ok(out);
+        }
         if ctx.host().is_none() {
             return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
         }

@@ -41,7 +41,31 @@ async fn commit_push(dir: &Path, msg: &str) -> Result<String> {
         &["-c", NAME, "-c", EMAIL, "commit", "-q", "-m", msg],
     )
     .await?;
-    run_git(Some(dir), &["push", "-q", "origin", "HEAD:refs/heads/main"]).await?;
+    // The controller may move main between our clone and our push (it regenerates on template pushes):
+    // then fetch, replay our commit on top, and push again, a few times.
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match run_git(Some(dir), &["push", "-q", "origin", "HEAD:refs/heads/main"]).await {
+            Ok(_) => break,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::info!("push refused (attempt {attempt}: {e:#}); fetching and rebasing");
+                run_git(Some(dir), &["fetch", "-q", "origin", "main"]).await?;
+                if let Err(e) = run_git(
+                    Some(dir),
+                    &["-c", NAME, "-c", EMAIL, "rebase", "-q", "FETCH_HEAD"],
+                )
+                .await
+                {
+                    let _ = run_git(Some(dir), &["rebase", "--abort"]).await;
+                    return Err(e.context("cannot replay the commit on the moved branch"));
+                }
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     run_git(Some(dir), &["rev-parse", "HEAD"]).await
 }
 

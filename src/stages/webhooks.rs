@@ -123,10 +123,11 @@ pub fn forward_hint(s: &Settings, cfg: &WebhookConfig, url: &str) -> Vec<String>
     } else {
         format!("--org={}", s.org)
     };
-    let state_dir = crate::ui::shell_quote(&s.layout.root().display().to_string());
+    // a command that works as printed: this executable, this instance
+    let secret = crate::ui::command_for(s, "webhook secret");
     vec![
-        format!("gh webhook forward {who} --events='*' --url={url} --secret=\"$(ghboot webhook secret --state-dir {state_dir})\""),
-        format!("smee --url https://smee.io/CHANNEL --target {url}   (hook secret: ghboot webhook secret)"),
+        format!("gh webhook forward {who} --events='*' --url={url} --secret=\"$({secret})\""),
+        format!("smee --url https://smee.io/CHANNEL --target {url}   (hook secret: `{secret}`)"),
     ]
 }
 
@@ -312,10 +313,8 @@ async fn register(ctx: &mut Ctx, cfg: &WebhookConfig, url: &str, out: &mut Outpu
                 "a public URL is set but no GITHUB_TOKEN: no hook registered",
             );
         }
-        ctx.reporter.note(NAME, "local only: no GitHub hook registered (needs GITHUB_TOKEN and --webhook-url); forward deliveries with:");
-        for line in &hint {
-            ctx.reporter.note(NAME, &format!("  {line}"));
-        }
+        // the commands themselves are in the ready summary, whole and once
+        ctx.reporter.note(NAME, "local only: no GitHub hook registered (needs GITHUB_TOKEN and --webhook-url); the summary says how to forward deliveries");
         out.insert("local_only".into(), true.into());
         out.insert("forward".into(), json!(hint));
         out.insert(

@@ -2,6 +2,7 @@
 //! server field by field ([`reconcile`]), and the distributed lock the rest of the system uses ([`lock`]).
 //! Subject and resource names come from [`subjects`] only.
 pub mod desired;
+pub mod heal;
 pub mod lock;
 pub mod reconcile;
 pub mod subjects;

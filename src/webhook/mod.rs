@@ -160,7 +160,9 @@ pub fn load_secret(s: &Settings, cfg: &WebhookConfig) -> Result<Option<(Secret, 
     let p = s.layout.webhook_secret_file();
     match std::fs::metadata(&p) {
         Ok(_) => Ok(Some((
-            non_empty(crate::secret::read_secret_file(&p)?, &p)?,
+            crate::secret::ensure_private_file(&p)
+                .and_then(|_| crate::secret::read_secret_file(&p))
+                .and_then(|sec| non_empty(sec, &p))?,
             SecretSource::Generated,
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -55,6 +55,9 @@ impl ReceiverConfig {
     }
 }
 
+/// GitHub's limit on repository names, in characters.
+pub const MAX_REPO_NAME: usize = 100;
+
 /// The first `ping` seen: GitHub sends one when a hook is created, so it proves the hook reaches us.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Ping {
@@ -124,10 +127,11 @@ pub enum Reason {
     Malformed,
     BodyRead,
     NatsUnavailable,
+    DeliveryConflict,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::TooLarge,
         Reason::ContentType,
         Reason::MissingHeader,
@@ -136,6 +140,7 @@ impl Reason {
         Reason::Malformed,
         Reason::BodyRead,
         Reason::NatsUnavailable,
+        Reason::DeliveryConflict,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -147,6 +152,7 @@ impl Reason {
             Reason::Malformed => "malformed_payload",
             Reason::BodyRead => "body_read",
             Reason::NatsUnavailable => "nats_unavailable",
+            Reason::DeliveryConflict => "delivery_id_conflict",
         }
     }
     pub fn status(self) -> StatusCode {
@@ -156,6 +162,7 @@ impl Reason {
             Reason::MissingHeader | Reason::Malformed | Reason::BodyRead => StatusCode::BAD_REQUEST,
             Reason::SignatureMissing | Reason::SignatureInvalid => StatusCode::UNAUTHORIZED,
             Reason::NatsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::DeliveryConflict => StatusCode::CONFLICT,
         }
     }
 }
@@ -174,13 +181,39 @@ pub struct Metrics {
     pub published: AtomicU64,
     pub duplicates: AtomicU64,
     pub pings: AtomicU64,
-    rejected: [AtomicU64; 8],
+    rejected: [AtomicU64; 9],
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    cut: [AtomicU64; 2],
+}
+
+/// Why the receiver closed a connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The request head was not complete within [`HEADER_TIMEOUT`] (or the connection sat idle that long).
+    HeaderTimeout,
+    /// [`MAX_CONNECTIONS`] were open already.
+    Cap,
+}
+
+impl Cut {
+    pub const ALL: [Cut; 2] = [Cut::HeaderTimeout, Cut::Cap];
+    pub fn label(self) -> &'static str {
+        match self {
+            Cut::HeaderTimeout => "header_timeout",
+            Cut::Cap => "connection_cap",
+        }
+    }
 }
 
 impl Metrics {
+    fn cut(&self, c: Cut) {
+        self.cut[c as usize].fetch_add(1, Relaxed);
+    }
+    pub fn cuts(&self, c: Cut) -> u64 {
+        self.cut[c as usize].load(Relaxed)
+    }
     fn reject(&self, r: Reason) {
         if let Some(i) = Reason::ALL.iter().position(|x| *x == r) {
             self.rejected[i].fetch_add(1, Relaxed);
@@ -225,6 +258,15 @@ impl Metrics {
                 "ghboot_webhook_rejected_total{{reason=\"{}\"}} {}",
                 r.label(),
                 self.rejected[i].load(Relaxed)
+            );
+        }
+        let _ = write!(o, "# HELP ghboot_webhook_connections_closed_total Connections the receiver closed itself, by reason.\n# TYPE ghboot_webhook_connections_closed_total counter\n");
+        for c in Cut::ALL {
+            let _ = writeln!(
+                o,
+                "ghboot_webhook_connections_closed_total{{reason=\"{}\"}} {}",
+                c.label(),
+                self.cuts(c)
             );
         }
         counter(
@@ -284,27 +326,105 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// A client must send a whole request head within this long (also the most a keep-alive connection may
+/// sit idle between two requests: hyper's head timer runs while it waits for the next head).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed at once (and counted) instead of starving real deliveries
+/// of file descriptors.
+pub const MAX_CONNECTIONS: usize = 512;
+
 /// Serve on `listener` until `shutdown` becomes true (or its sender is dropped); in-flight deliveries are
 /// finished first. This is also the entry point for ingest benchmarks.
 pub fn spawn(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
+    tracing::info!(
+        "webhook receiver listening on http://{addr}{}",
+        shared.cfg.path
+    );
     let app = router(shared.clone());
-    let task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|v| *v).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!("webhook receiver stopped: {e}");
-        }
-    });
+    let sh = shared.clone();
+    let task = tokio::spawn(async move { serve(listener, app, sh, shutdown).await });
     Ok(Running { addr, shared, task })
+}
+
+/// The accept loop: HTTP/1.1 (what GitHub speaks) with a header-read timeout and a connection cap.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    sh: Arc<Shared>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut last_accept_error: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => Some(r),
+            _ = shutdown.wait_for(|v| *v) => None,
+        };
+        let stream = match accepted {
+            None => break,
+            Some(Ok((stream, _peer))) => stream,
+            Some(Err(e)) => {
+                // e.g. EMFILE: say so (at most once a second), back off a little, keep serving
+                if last_accept_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                    tracing::warn!("webhook receiver: accept error: {e}");
+                    last_accept_error = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        while conns.try_join_next().is_some() {}
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            sh.metrics.cut(Cut::Cap);
+            tracing::warn!(
+                "webhook receiver: {MAX_CONNECTIONS} connections open; closing a new one"
+            );
+            drop(stream);
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing.clone();
+        let sh = sh.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let conn = b.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = closing.wait_for(|v| *v) => None,
+            };
+            let r = match done {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                if e.is_timeout() {
+                    sh.metrics.cut(Cut::HeaderTimeout);
+                    tracing::info!(
+                        "webhook receiver: closed a connection whose request head did not arrive within {}s",
+                        HEADER_TIMEOUT.as_secs()
+                    );
+                } else {
+                    tracing::debug!("webhook connection: {e}");
+                }
+            }
+        });
+    }
+    let _ = closing_tx.send(true);
+    while conns.join_next().await.is_some() {}
 }
 
 async fn readyz(State(sh): State<Arc<Shared>>) -> Response {
@@ -477,6 +597,10 @@ async fn accept(
             ))?)
         }
     };
+    // A GitHub payload is an object; serde would also take an array for a struct, so look first.
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(reject(Reason::Malformed, "payload is not a JSON object"));
+    }
     let meta: Meta = serde_json::from_slice(&json)
         .map_err(|_| reject(Reason::Malformed, "payload is not a JSON object"))?;
     let action = meta
@@ -484,11 +608,17 @@ async fn accept(
         .as_ref()
         .and_then(|a| a.as_str())
         .filter(|a| !a.is_empty() && a.len() <= 100 && a.bytes().all(|b| b.is_ascii_graphic()));
-    let repo = meta
-        .repository
-        .as_ref()
-        .map(|r| r.name.as_str())
-        .filter(|r| !r.is_empty());
+    // An empty name gets its own (escaped) token, never the org-level one.
+    let repo = meta.repository.as_ref().map(|r| r.name.as_str());
+    // GitHub caps repository names at 100 characters: a longer one is a forged or broken payload, and
+    // its subject could exceed what NATS accepts on a control line (which would cost the receiver its
+    // connection, and every other delivery a 503). Refused before anything is published.
+    if repo.is_some_and(|r| r.chars().count() > MAX_REPO_NAME) {
+        return Err(reject(
+            Reason::Malformed,
+            "repository.name is longer than GitHub's 100 characters",
+        ));
+    }
     let hook_id = token_header(headers, "x-github-hook-id", 32)
         .filter(|v| v.bytes().all(|b| b.is_ascii_digit()));
 
@@ -527,6 +657,7 @@ async fn accept(
         ));
     }
     let t0 = Instant::now();
+    let sent = json.clone();
     let ack = async {
         let fut = sh.js.publish_with_headers(subject.clone(), h, json).await?;
         fut.await
@@ -548,6 +679,13 @@ async fn accept(
             ))
         }
     };
+    if ack.duplicate && !same_as_stored(sh, ack.sequence, &subject, &sent).await {
+        // The id names another delivery: answering `duplicate` would claim a payload was stored that was not.
+        return Err(reject(
+            Reason::DeliveryConflict,
+            "X-GitHub-Delivery was already used for a different payload; nothing stored",
+        ));
+    }
     sh.metrics.observe(t0.elapsed());
     sh.metrics.published.fetch_add(1, Relaxed);
     if ack.duplicate {
@@ -557,9 +695,21 @@ async fn accept(
         sh.metrics.pings.fetch_add(1, Relaxed);
         record_ping(sh, delivery, hook_id);
     }
-    tracing::debug!(delivery = ?delivery, subject = %subject, seq = ack.sequence, duplicate = ack.duplicate, "delivery stored");
+    tracing::info!(delivery = ?delivery, subject = %subject, seq = ack.sequence, duplicate = ack.duplicate, "delivery stored");
     let body = serde_json::json!({"stored": true, "duplicate": ack.duplicate, "stream": ack.stream, "seq": ack.sequence, "subject": subject});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Is the message JetStream deduplicated against (its sequence is in the duplicate ack) this very delivery?
+/// When it cannot be read (expired, purged, NATS gone) the benefit of the doubt goes to "the same".
+async fn same_as_stored(sh: &Shared, seq: u64, subject: &str, payload: &[u8]) -> bool {
+    let Ok(stream) = sh.js.get_stream_no_info(&sh.stream).await else {
+        return true;
+    };
+    match stream.get_raw_message(seq).await {
+        Ok(m) => m.subject.as_str() == subject && m.payload.as_ref() == payload,
+        Err(_) => true,
+    }
 }
 
 fn record_ping(sh: &Shared, delivery: &str, hook_id: Option<&str>) {

@@ -262,16 +262,60 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
         .ok()
 }
 
-/// A tool a test needs from outside (shellcheck, check-jsonschema, ...). `cargo xtask test` and `.ci/run`
-/// install them; elsewhere a missing tool skips the test loudly — but under CI it fails, never skipping silently.
+/// How to get a tool the tests need, for the skip summary and the CI failure.
+pub fn install_hint(name: &str) -> &'static str {
+    match name {
+        "shellcheck" => "apt-get install shellcheck (macOS: brew install shellcheck)",
+        "terraform" => "https://developer.hashicorp.com/terraform/install",
+        "docker-compose" => {
+            "apt-get install docker-compose, or the Docker Compose plugin (`docker compose`)"
+        }
+        "docker" => "install Docker (https://docs.docker.com/engine/install/) and start its engine",
+        "check-jsonschema" | "kubernetes-validate" => {
+            "`cargo xtask test` installs it into its venv"
+        }
+        _ => "see README.md, \"Running the tests\"",
+    }
+}
+
+/// A test that cannot run here says so: on stderr, and in the file `cargo xtask test` summarises at the end
+/// (`GHBOOT_TEST_SKIPS`), so that no skip is silent.
+pub fn skipped(what: &str, hint: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    eprintln!("SKIPPED {test}: {what}; {hint}");
+    if let Some(p) = std::env::var_os("GHBOOT_TEST_SKIPS") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "{test}\t{what}\t{hint}");
+        }
+    }
+}
+
+/// Under CI (`CI` set) nothing may be skipped: a missing tool fails the test.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A tool a test needs from outside (shellcheck, terraform, check-jsonschema, ...). Missing: under CI the test
+/// fails; elsewhere it is skipped and listed in the summary at the end of `cargo xtask test`.
 pub fn tool(name: &str) -> Option<PathBuf> {
     match which::which(name) {
         Ok(p) => Some(p),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("{name} is required under CI (run `cargo xtask test`)")
+        Err(_) if under_ci() => {
+            panic!(
+                "{name} is required under CI and is not on PATH; install it: {}",
+                install_hint(name)
+            )
         }
         Err(_) => {
-            eprintln!("SKIPPED: {name} not found (install it, or run `cargo xtask test`)");
+            skipped(&format!("{name} not found"), install_hint(name));
             None
         }
     }

@@ -6,9 +6,10 @@
 //! network cut and heals without losing an acknowledged message. No Kubernetes cluster is exercised.
 //!
 //! The validators come from PATH (`cargo xtask test` provides them), else from a venv installed on first use.
-//! Nothing is skipped silently: a missing Docker engine, Compose tool or schema file fails with the reason.
+//! Nothing is skipped silently: a missing Docker engine, Compose tool or terraform fails the test under CI and
+//! is listed in `cargo xtask test`'s summary elsewhere; the Compose schema is vendored in tests/data.
 
-use crate::common::{free_ports, ok, wait_for, Instance};
+use crate::common::{free_ports, install_hint, ok, skipped, tool, under_ci, wait_for, Instance};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -54,12 +55,12 @@ fn validator(tool: &str) -> PathBuf {
     venv.join("bin").join(tool)
 }
 
+/// The Compose specification's schema, vendored in tests/data/compose-spec (its SOURCE.md says from where).
 fn compose_schema() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/checks/data/compose-spec/schema.json");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compose-spec/schema.json");
     assert!(
         p.is_file(),
-        "the Compose specification's schema is missing at {} (the project's shared/checks/data/compose-spec/schema.json); cannot validate the Compose file",
+        "the Compose specification's schema is missing at {} (vendored in the repository); cannot validate the Compose file",
         p.display()
     );
     p
@@ -214,8 +215,9 @@ fn compose_file_passes_compose_and_the_compose_schema() {
         c.arg("compose");
         c
     } else {
-        let exe = which::which("docker-compose")
-            .expect("no Compose tool here (neither `docker compose` nor docker-compose): cannot check the compose file");
+        let Some(exe) = tool("docker-compose") else {
+            return;
+        };
         Command::new(exe)
     };
     let o = c
@@ -363,8 +365,9 @@ fn terraform_export_is_formatted_hcl_with_the_provider_resources() {
     }
     assert_eq!(seen, 6, "expected 3 streams and 3 KV buckets:\n{js}");
     // terraform itself parses them (fmt -check exits 0 only for valid, canonically formatted HCL)
-    let tf_exe = which::which("terraform")
-        .expect("terraform is not installed here: cannot check the export with it");
+    let Some(tf_exe) = tool("terraform") else {
+        return;
+    };
     let o = Command::new(tf_exe)
         .args(["fmt", "-check", "-diff", "-no-color"])
         .current_dir(&tf)
@@ -404,14 +407,22 @@ fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn need_engine() {
-    let o = Command::new("docker")
+/// Does a Docker engine answer? Under CI it must; elsewhere the test is skipped and listed.
+fn need_engine() -> bool {
+    let answers = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    assert!(
-        o.is_ok_and(|o| o.status.success()),
-        "no Docker engine answers here (`docker info`): the docker-mode tests need one"
-    );
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !answers {
+        let what = "no Docker engine answers (`docker info`)";
+        assert!(
+            !under_ci(),
+            "{what}: the docker-mode tests need one under CI; {}",
+            install_hint("docker")
+        );
+        skipped(what, install_hint("docker"));
+    }
+    answers
 }
 
 /// Removes everything labelled with the instance's id, whatever the test did (also on panic).
@@ -448,11 +459,13 @@ impl Drop for Cleanup {
     }
 }
 
-fn docker_instance() -> (Instance, Cleanup) {
-    need_engine();
+fn docker_instance() -> Option<(Instance, Cleanup)> {
+    if !need_engine() {
+        return None;
+    }
     let inst = Instance::new();
     let id = ghboot::deploy::containers::instance_id_of(&inst.state_dir());
-    (inst, Cleanup(id))
+    Some((inst, Cleanup(id)))
 }
 
 fn docker_up(inst: &Instance, extra: &[&str]) -> String {
@@ -501,7 +514,9 @@ fn http_ok(port: u16, path: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_mode_lifecycle() {
-    let (inst, guard) = docker_instance();
+    let Some((inst, guard)) = docker_instance() else {
+        return;
+    };
     let id = guard.0.clone();
     let out = docker_up(&inst, &[]);
     assert!(
@@ -739,7 +754,9 @@ async fn docker_mode_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_cluster_survives_a_node_cut_off_the_network() {
-    let (inst, guard) = docker_instance();
+    let Some((inst, guard)) = docker_instance() else {
+        return;
+    };
     let id = guard.0.clone();
     docker_up(&inst, &["--nats-type", "self_hosted_cluster"]);
     let st = inst.status();
@@ -911,7 +928,9 @@ where
 
 #[test]
 fn auto_mode_chooses_what_answers_and_says_why() {
-    need_engine();
+    if !need_engine() {
+        return;
+    }
     let inst = Instance::new();
     let kubeconfig = inst.dir.path().join("kubeconfig");
     std::fs::write(

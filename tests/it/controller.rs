@@ -118,12 +118,7 @@ impl Rig {
             &format!("nats:{}", rig.server.url()),
         ]));
         let seed = rig.path("seed");
-        Command::new("git")
-            .args(["clone", "-q"])
-            .arg(&bare)
-            .arg(&seed)
-            .status()
-            .expect("clone");
+        git_clone(&bare, &seed);
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
             &seed.join("templates"),
@@ -190,12 +185,7 @@ impl Rig {
     fn work(&self, name: &str) -> PathBuf {
         let w = self.path(name);
         if !w.exists() {
-            Command::new("git")
-                .args(["clone", "-q"])
-                .arg(self.bare())
-                .arg(&w)
-                .status()
-                .expect("clone");
+            git_clone(&self.bare(), &w);
         } else {
             let mut a: Vec<&str> = HUMAN.to_vec();
             a.extend(["pull", "-q", "--rebase", "origin", "main"]);
@@ -668,12 +658,7 @@ async fn the_full_round_trip_through_the_supervisor() {
     assert!(msg.contains("[skip-regen]"), "{msg}");
     // by hand: change a template and push; the controller regenerates once and ignores its own push
     let work = inst.dir.path().join("work");
-    Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&bare)
-        .arg(&work)
-        .status()
-        .expect("clone");
+    git_clone(&bare, &work);
     edit_template(&work, "# by hand");
     commit_push(&work, "Change a template by hand");
     let pushed = git(&work, &["rev-parse", "HEAD"]);
@@ -705,4 +690,21 @@ async fn the_full_round_trip_through_the_supervisor() {
     );
     let codeowners = git(&bare, &["show", "main:.github/CODEOWNERS"]);
     assert!(codeowners.contains("# by hand"), "{codeowners}");
+}
+
+/// `git clone -q FROM TO`, its stderr kept out of the test output unless it fails (cloning a new, empty
+/// bare repository always warns "You appear to have cloned an empty repository").
+fn git_clone(from: &Path, to: &Path) {
+    let o = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(from)
+        .arg(to)
+        .output()
+        .expect("git clone");
+    assert!(
+        o.status.success(),
+        "git clone {} failed: {}",
+        from.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

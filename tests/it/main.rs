@@ -7,5 +7,7 @@ mod common;
 mod containers;
 mod controller;
 mod core;
+mod fresh;
+mod resilience;
 mod topology;
 mod webhook;

@@ -1703,3 +1703,118 @@ async fn a_payload_over_nats_max_payload_is_413_not_an_endless_503() {
     assert_eq!(stored(&client, ORG).await, 1);
     rx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_request_head_is_closed_by_the_header_timeout_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
+    let mut s = tokio::net::TcpStream::connect(rx.running.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // the receiver may answer (408) before closing; read on until EOF or reset
+    let mut buf = vec![0u8; 1024];
+    tokio::time::timeout(receive::HEADER_TIMEOUT + Duration::from_secs(5), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .expect("the receiver closes a connection whose head never completes");
+    let m = rx.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "ghboot_webhook_connections_closed_total{reason=\"header_timeout\"}"
+        ),
+        1,
+        "{m}"
+    );
+    // and it still serves
+    let (st, body) = post_signed(&rx.url, SECRET, "push", "after-half", &push_payload("r")).await;
+    assert_eq!(st, 200, "{body}");
+    rx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impossible_repository_name_is_400_and_harms_no_other_delivery() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
+    let long = "r".repeat(5000);
+    let (st, body) = post_signed(&rx.url, SECRET, "push", "long", &push_payload(&long)).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("100 characters"), "{body}");
+    let ok101 = "r".repeat(101);
+    let (st, _) = post_signed(&rx.url, SECRET, "push", "l101", &push_payload(&ok101)).await;
+    assert_eq!(st, 400);
+    let (st, body) = post_signed(
+        &rx.url,
+        SECRET,
+        "push",
+        "l100",
+        &push_payload(&"r".repeat(100)),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) =
+        post_signed(&rx.url, SECRET, "push", "after-long", &push_payload("fine")).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(stored(&client, ORG).await, 2);
+    assert_eq!(
+        client.connection_state(),
+        async_nats::connection::State::Connected
+    );
+    rx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_is_400_and_an_empty_repository_name_has_its_own_token() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
+    for body in [&b"[]"[..], b" [{\"repository\": {\"name\": \"r\"}}]"] {
+        let (st, text) = post_signed(&rx.url, SECRET, "push", "arr", body).await;
+        assert_eq!(st, 400, "{text}");
+        assert!(text.contains("not a JSON object"), "{text}");
+    }
+    assert_eq!(stored(&client, ORG).await, 0);
+    let body = br#"{"repository": {"name": ""}}"#;
+    let (st, text) = post_signed(&rx.url, SECRET, "push", "empty-name", body).await;
+    assert_eq!(st, 200, "{text}");
+    let m = message(&client, ORG, 1).await;
+    assert_eq!(m.subject.as_str(), "github.acme.~.push");
+    assert_ne!(
+        m.subject.as_str(),
+        subjects::event_subject(ORG, None, "push")
+    );
+    rx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_id_reused_for_another_payload_is_409_not_a_duplicate() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    create_stream(&client, ORG).await;
+    let rx = Rx::start(client.clone(), ORG, SECRET, None).await;
+    let (st, _) = post_signed(&rx.url, SECRET, "push", "reused", &push_payload("a")).await;
+    assert_eq!(st, 200);
+    let (st, text) = post_signed(&rx.url, SECRET, "push", "reused", &push_payload("a")).await;
+    assert_eq!(st, 200, "{text}");
+    assert!(text.contains("\"duplicate\":true"), "{text}");
+    let (st, text) = post_signed(&rx.url, SECRET, "push", "reused", &push_payload("b")).await;
+    assert_eq!(st, 409, "{text}");
+    assert!(text.contains("delivery_id_conflict"), "{text}");
+    assert_eq!(stored(&client, ORG).await, 1);
+    rx.stop().await;
+}

