@@ -184,6 +184,44 @@ pub enum Command {
     /// The webhook receiver: run it standalone, send a signed test delivery, print the secret
     #[command(subcommand)]
     Webhook(WebhookCmd),
+    /// The org's GitHub Actions secrets: sync them from a .env file and from this instance
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Put .env values (and with --instance the NATS connection) into GitHub Actions secrets, sealed; idempotent
+    Sync(SecretsSyncArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SecretsSyncArgs {
+    /// The .env file to sync [default: ./.env when neither this nor --instance is given]
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// Also sync this instance's connection secrets: NATS_URL, NATS_USER, NATS_PASSWORD (or NATS_CREDS)
+    #[arg(long)]
+    pub instance: bool,
+    /// A repository's secrets instead of the org's (repeatable)
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repo: Vec<String>,
+    /// Which of the org's repositories may use the org secrets
+    #[arg(long, value_enum, default_value_t = SecretVisibility::Private)]
+    pub visibility: SecretVisibility,
+    /// List create/update/unchanged/prune without sending anything (exit 2 when there are changes)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete secrets ghboot created earlier that are no longer wanted (never any other)
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretVisibility {
+    All,
+    Private,
+    Selected,
 }
 
 #[derive(Args, Debug, Clone)]

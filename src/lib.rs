@@ -12,6 +12,7 @@ pub mod layout;
 pub mod natsd;
 pub mod platform;
 pub mod secret;
+pub mod secrets;
 pub mod stages;
 pub mod state;
 pub mod target;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
+        Some(Command::Secrets(c)) => commands::secrets::run(g, c).await,
     }
 }
 
