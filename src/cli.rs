@@ -193,6 +193,20 @@ pub enum Command {
 pub enum SecretsCmd {
     /// Put .env values (and with --instance the NATS connection) into GitHub Actions secrets, sealed; idempotent
     Sync(SecretsSyncArgs),
+    /// Replace a secret of this instance without refusing a delivery (webhook-secret)
+    Rotate {
+        #[arg(value_enum)]
+        which: RotateWhat,
+        /// webhook-secret: how long the old secret is still accepted
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        grace: humantime::Duration,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateWhat {
+    /// The webhook secret: the receiver accepts old and new during --grace, the GitHub hook gets the new one
+    WebhookSecret,
 }
 
 #[derive(Args, Debug, Clone)]

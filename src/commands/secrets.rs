@@ -1,5 +1,5 @@
 //! `ghboot secrets sync`: see [`crate::secrets`]. Output names secrets and actions, never a value.
-use crate::cli::{GlobalArgs, SecretVisibility, SecretsCmd, SecretsSyncArgs};
+use crate::cli::{GlobalArgs, RotateWhat, SecretVisibility, SecretsCmd, SecretsSyncArgs};
 use crate::error::{fail, Kind};
 use crate::secrets::{self, SyncOpts, Visibility};
 use anyhow::Result;
@@ -8,6 +8,34 @@ use std::path::PathBuf;
 pub async fn run(g: &GlobalArgs, c: &SecretsCmd) -> Result<u8> {
     match c {
         SecretsCmd::Sync(a) => sync(g, a).await,
+        SecretsCmd::Rotate { which, grace } => rotate(g, *which, (*grace).into()).await,
+    }
+}
+
+async fn rotate(g: &GlobalArgs, which: RotateWhat, grace: std::time::Duration) -> Result<u8> {
+    let (settings, state) = super::existing_instance(g)?;
+    match which {
+        RotateWhat::WebhookSecret => {
+            let r = secrets::rotate::webhook_secret(&settings, &state, grace).await?;
+            if g.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "webhook secret rotated: {} -> {} (fingerprints); the old one is accepted until {}",
+                    r.old_fingerprint, r.new_fingerprint, r.grace_until
+                );
+                if r.receiver_switched {
+                    println!("receiver: verifies with the new secret (and the old one until then)");
+                }
+                for h in &r.hooks_updated {
+                    println!("github: {h} now signs with the new secret");
+                }
+                for n in &r.notes {
+                    println!("note: {n}");
+                }
+            }
+            Ok(0)
+        }
     }
 }
 

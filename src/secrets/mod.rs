@@ -4,6 +4,7 @@
 //! - [`dotenv`]: the `.env` file (dotenvy).
 //! - [`github`]: the Actions secrets REST API and the sealed box.
 //! - [`store`]: keyed fingerprints of what was sent (never a value), so a rerun sends only changes.
+//! - [`rotate`]: `secrets rotate webhook-secret` (old and new accepted for a grace period).
 //!
 //! Order: every name is checked before anything is sent (one bad name: exit 65, nothing sent); then per
 //! scope the public key and the list of secrets are read, a plan is made (create / update / unchanged /
@@ -11,6 +12,7 @@
 
 pub mod dotenv;
 pub mod github;
+pub mod rotate;
 pub mod store;
 
 use crate::config::Settings;

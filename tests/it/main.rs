@@ -7,5 +7,6 @@ mod common;
 mod containers;
 mod controller;
 mod core;
+mod secrets;
 mod topology;
 mod webhook;
