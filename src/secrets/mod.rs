@@ -178,17 +178,31 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+/// What GitHub says about one scope, and what this run asks of it.
+pub struct ScopeFacts<'a> {
+    /// The names GitHub lists (upper case).
+    pub remote: &'a BTreeSet<String>,
+    /// The key id of the public key GitHub serves now.
+    pub key_id: &'a str,
+    /// The org visibility asked for (None for repositories).
+    pub visibility: Option<&'a str>,
+    pub prune: bool,
+}
+
 /// The plan for one scope, given what GitHub lists and what the store remembers.
 pub fn plan_scope(
     scope: &Scope,
     wanted: &[Wanted],
-    remote: &BTreeSet<String>,
+    facts: &ScopeFacts,
     store: &Store,
     fp_key: Option<&[u8]>,
-    key_id: &str,
-    visibility: Option<&str>,
-    prune: bool,
 ) -> Vec<(String, Action)> {
+    let ScopeFacts {
+        remote,
+        key_id,
+        visibility,
+        prune,
+    } = *facts;
     let sk = scope.key();
     let mut out = Vec::new();
     for w in wanted {
@@ -296,16 +310,13 @@ pub async fn sync(s: &Settings, wanted: Vec<Wanted>, opts: &SyncOpts) -> Result<
         let key = api.public_key(scope).await?;
         let remote = api.list(scope).await?;
         let vis = scope.is_org().then(|| opts.visibility.as_str());
-        let plan = plan_scope(
-            scope,
-            &wanted,
-            &remote,
-            &store,
-            fp_key.as_deref(),
-            &key.key_id,
-            vis,
-            opts.prune,
-        );
+        let facts = ScopeFacts {
+            remote: &remote,
+            key_id: &key.key_id,
+            visibility: vis,
+            prune: opts.prune,
+        };
+        let plan = plan_scope(scope, &wanted, &facts, &store, fp_key.as_deref());
         let sk = scope.key();
         for (name, action) in &plan {
             let why = match action {
@@ -457,16 +468,13 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let wanted = vec![w("SAME", "1"), w("CHANGED", "new"), w("NEW", "n")];
-        let p = plan_scope(
-            &scope,
-            &wanted,
-            &remote,
-            &st,
-            Some(&k),
-            "K1",
-            Some("private"),
-            true,
-        );
+        let facts = ScopeFacts {
+            remote: &remote,
+            key_id: "K1",
+            visibility: Some("private"),
+            prune: true,
+        };
+        let p = plan_scope(&scope, &wanted, &facts, &st, Some(&k));
         let get = |n: &str| p.iter().find(|(x, _)| x == n).map(|(_, a)| a.clone());
         assert_eq!(get("SAME"), Some(Action::Unchanged));
         assert_eq!(get("CHANGED"), Some(Action::Update("value changed".into())));
@@ -478,16 +486,13 @@ mod tests {
             None,
             "never touches a secret ghboot does not know"
         );
-        let p = plan_scope(
-            &scope,
-            &wanted,
-            &remote,
-            &st,
-            Some(&k),
-            "K2",
-            Some("private"),
-            false,
-        );
+        let facts = ScopeFacts {
+            remote: &remote,
+            key_id: "K2",
+            visibility: Some("private"),
+            prune: false,
+        };
+        let p = plan_scope(&scope, &wanted, &facts, &st, Some(&k));
         assert!(matches!(p[0].1, Action::Update(ref w) if w.contains("public key")));
         assert!(p
             .iter()

@@ -17,18 +17,23 @@ const TOKEN: &str = "ghp_secretsfaketoken_0123456789";
 const B64: base64::engine::general_purpose::GeneralPurpose =
     base64::engine::general_purpose::STANDARD;
 
+/// A stored secret: decrypted value, the key id it was sealed for, org visibility.
+type Stored = (String, String, Option<String>);
+/// A canned answer: status, JSON body, headers.
+type Canned = (u16, Value, Vec<(&'static str, String)>);
+
 #[derive(Default)]
 struct Gh {
     /// scope ("org:acme", "repo:o/r") -> (key_id, private key)
     keys: Mutex<BTreeMap<String, (String, crypto_box::SecretKey)>>,
     /// scope -> name -> (decrypted value, key_id it was sealed for, visibility)
-    secrets: Mutex<BTreeMap<String, BTreeMap<String, (String, String, Option<String>)>>>,
+    secrets: Mutex<BTreeMap<String, BTreeMap<String, Stored>>>,
     /// every request: "METHOD scope name"
     log: Mutex<Vec<String>>,
     /// org hooks, as `ghboot up` registers them (config.secret kept unmasked here, masked in answers)
     hooks: Mutex<Vec<Value>>,
     /// answer the next PUT with this (status, body, headers), once
-    put_fails_next: Mutex<Option<(u16, Value, Vec<(&'static str, String)>)>>,
+    put_fails_next: Mutex<Option<Canned>>,
 }
 
 impl Gh {
@@ -229,7 +234,10 @@ fn hooks(gh: &Gh, method: &str, rest: &[&str], body: &[u8]) -> Response {
             (StatusCode::CREATED, Json(masked(&h))).into_response()
         }
         ("PATCH", [id]) => {
-            let Some(h) = hooks.iter_mut().find(|h| h["id"].to_string() == *id) else {
+            let Some(h) = hooks
+                .iter_mut()
+                .find(|h| h["id"].as_u64().map(|i| i.to_string()).as_deref() == Some(*id))
+            else {
                 return StatusCode::NOT_FOUND.into_response();
             };
             for k in ["config", "events", "active"] {
