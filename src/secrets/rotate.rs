@@ -9,8 +9,9 @@
 //!    records the new fingerprint. Deliveries GitHub already signed with the old secret still pass.
 //! 4. After the deadline the receiver refuses the old secret and removes the file.
 //!
-//! Only a secret ghboot generated is rotated: one from GHBOOT_WEBHOOK_SECRET or `[webhook] secret_file` is
-//! the operator's to change.
+//! Only a secret ghboot generated, and only for the in-process receiver (dev, cluster, hybrid, synadia): one
+//! from GHBOOT_WEBHOOK_SECRET or `[webhook] secret_file` is the operator's to change, and a container's
+//! receiver reads its secret once at start.
 
 use crate::config::Settings;
 use crate::error::{fail, Kind};
@@ -98,6 +99,15 @@ pub struct Rotated {
 }
 
 pub async fn webhook_secret(s: &Settings, state: &StateFile, grace: Duration) -> Result<Rotated> {
+    if crate::containers::is_container_mode(s.mode) {
+        // the container receiver reads one secret file at start: it would refuse the new secret
+        return Err(fail(
+            Kind::Config,
+            format!("rotating the webhook secret of a --mode {} deployment is not supported yet", s.mode),
+        )
+        .help("set a new GHBOOT_WEBHOOK_SECRET, run `ghboot up` (the receiver restarts), and update the hook")
+        .into());
+    }
     let cfg = WebhookConfig::from_settings(s)?;
     let (old, source) = webhook::load_secret(s, &cfg)?.ok_or_else(|| {
         fail(Kind::NoInput, "this instance has no webhook secret yet").help("run `ghboot up` first")
