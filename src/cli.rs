@@ -210,6 +210,58 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The org's GitHub Actions secrets: sync them from a .env file and from this instance
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Put .env values (and with --instance the NATS connection) into GitHub Actions secrets, sealed; idempotent
+    Sync(SecretsSyncArgs),
+    /// Replace a secret of this instance without refusing a delivery (webhook-secret)
+    Rotate {
+        #[arg(value_enum)]
+        which: RotateWhat,
+        /// webhook-secret: how long the old secret is still accepted
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        grace: humantime::Duration,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateWhat {
+    /// The webhook secret: the receiver accepts old and new during --grace, the GitHub hook gets the new one
+    WebhookSecret,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SecretsSyncArgs {
+    /// The .env file to sync [default: ./.env when neither this nor --instance is given]
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// Also sync this instance's connection secrets: NATS_URL, NATS_USER, NATS_PASSWORD (or NATS_CREDS)
+    #[arg(long)]
+    pub instance: bool,
+    /// A repository's secrets instead of the org's (repeatable)
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repo: Vec<String>,
+    /// Which of the org's repositories may use the org secrets
+    #[arg(long, value_enum, default_value_t = SecretVisibility::Private)]
+    pub visibility: SecretVisibility,
+    /// List create/update/unchanged/prune without sending anything (exit 2 when there are changes)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete secrets ghboot created earlier that are no longer wanted (never any other)
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretVisibility {
+    All,
+    Private,
+    Selected,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -89,6 +89,18 @@ impl Layout {
         self.root
             .join(format!(".write-probe.{}", std::process::id()))
     }
+    /// During a webhook secret rotation: the old secret and until when it is still accepted (0600).
+    pub fn webhook_previous_secret_file(&self) -> PathBuf {
+        self.secrets_dir().join("webhook-secret.previous")
+    }
+    /// What `secrets sync` sent, per scope and name: keyed fingerprints and key ids, never values (0600).
+    pub fn actions_secrets_store(&self) -> PathBuf {
+        self.secrets_dir().join("actions-secrets.json")
+    }
+    /// The local HMAC key of those fingerprints (0600).
+    pub fn actions_secrets_key(&self) -> PathBuf {
+        self.secrets_dir().join("actions-secrets.key")
+    }
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {
         vec![

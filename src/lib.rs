@@ -15,6 +15,7 @@ pub mod natsd;
 pub mod platform;
 pub mod purge;
 pub mod secret;
+pub mod secrets;
 pub mod stages;
 pub mod state;
 pub mod terraform;
@@ -65,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Healthcheck { url }) => Ok(deploy::docker::engine::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
         Some(Command::Completion { shell }) => Ok(commands::completion::run(*shell)),
+        Some(Command::Secrets(c)) => commands::secrets::run(g, c).await,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod nats_server;
 pub mod plan;
 pub mod render;
 pub mod reset;
+pub mod secrets;
 pub mod status;
 pub mod up;
 pub mod webhook;

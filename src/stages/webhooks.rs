@@ -216,6 +216,30 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
     }
     let running = receive::spawn(listener, shared.clone(), host.shutdown.subscribe())?;
     host.tasks.push(("webhook".into(), running.task));
+    if source == webhook::SecretSource::Generated {
+        // `secrets rotate webhook-secret` swaps the files; the live receiver follows them
+        if let Some(i) = host.tasks.iter().position(|(n, _)| n == "webhook-secret") {
+            let (_, old) = host.tasks.remove(i);
+            old.abort();
+        }
+        let rt = runtime.clone();
+        let on_change: Box<dyn Fn(&str) + Send + Sync> = Box::new(move |fp: &str| {
+            let fp = fp.to_string();
+            rt.update(|r| {
+                if let Some(w) = r.components.get_mut("webhook") {
+                    w["secret_fingerprint"] = fp.into();
+                }
+            })
+        });
+        let watch = tokio::spawn(crate::secrets::rotate::watch(
+            s.clone(),
+            cfg.clone(),
+            shared.clone(),
+            on_change,
+            host.shutdown.subscribe(),
+        ));
+        host.tasks.push(("webhook-secret".into(), watch));
+    }
     let ready = shared.ready().await;
     runtime.update(|r| {
         r.components.insert(

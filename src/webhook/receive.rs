@@ -71,6 +71,9 @@ pub type PingHook = Box<dyn Fn(&Ping) + Send + Sync>;
 /// State shared by the handlers (and readable by whoever started the receiver).
 pub struct Shared {
     cfg: ReceiverConfig,
+    /// The secret deliveries are verified with, and during a rotation's grace period the previous one
+    /// (until its deadline). Starts as `cfg.secret`; [`Shared::set_secrets`] swaps them live.
+    secrets: std::sync::RwLock<(Secret, Option<(Secret, std::time::SystemTime)>)>,
     client: async_nats::Client,
     js: async_nats::jetstream::Context,
     stream: String,
@@ -89,6 +92,7 @@ impl Shared {
         js.set_timeout(cfg.ack_timeout);
         let stream = subjects::events_stream(&cfg.org);
         Arc::new(Shared {
+            secrets: std::sync::RwLock::new((cfg.secret.clone(), None)),
             cfg,
             client,
             js,
@@ -113,6 +117,28 @@ impl Shared {
     }
     pub fn config(&self) -> &ReceiverConfig {
         &self.cfg
+    }
+    /// Verify with `current` from now on, and also with `previous` until its deadline (a rotation).
+    pub fn set_secrets(&self, current: Secret, previous: Option<(Secret, std::time::SystemTime)>) {
+        if let Ok(mut g) = self.secrets.write() {
+            *g = (current, previous);
+        }
+    }
+    /// A signature made with the current secret, or with the previous one before its deadline.
+    fn verify(&self, body: &[u8], header: Option<&[u8]>) -> Result<(), verify::Refused> {
+        let (current, previous) = match self.secrets.read() {
+            Ok(g) => (g.0.clone(), g.1.clone()),
+            Err(_) => (self.cfg.secret.clone(), None),
+        };
+        let first = verify::verify(current.expose().as_bytes(), body, header);
+        match (first, previous) {
+            (Err(verify::Refused::Mismatch), Some((old, until)))
+                if std::time::SystemTime::now() < until =>
+            {
+                verify::verify(old.expose().as_bytes(), body, header)
+            }
+            (r, _) => r,
+        }
     }
 }
 
@@ -372,7 +398,7 @@ async fn serve(
             Some(Ok((stream, _peer))) => stream,
             Some(Err(e)) => {
                 // e.g. EMFILE: say so (at most once a second), back off a little, keep serving
-                if last_accept_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                if last_accept_error.map_or(true, |t| t.elapsed() > Duration::from_secs(1)) {
                     tracing::warn!("webhook receiver: accept error: {e}");
                     last_accept_error = Some(Instant::now());
                 }
@@ -572,18 +598,16 @@ async fn accept(
     }
     let raw = raw.freeze();
 
-    verify::verify(
-        sh.cfg.secret.expose().as_bytes(),
-        &raw,
-        headers.get(verify::HEADER).map(|v| v.as_bytes()),
-    )
-    .map_err(|e| match e {
-        verify::Refused::Missing => reject(Reason::SignatureMissing, "X-Hub-Signature-256 missing"),
-        _ => reject(
-            Reason::SignatureInvalid,
-            "X-Hub-Signature-256 does not match",
-        ),
-    })?;
+    sh.verify(&raw, headers.get(verify::HEADER).map(|v| v.as_bytes()))
+        .map_err(|e| match e {
+            verify::Refused::Missing => {
+                reject(Reason::SignatureMissing, "X-Hub-Signature-256 missing")
+            }
+            _ => reject(
+                Reason::SignatureInvalid,
+                "X-Hub-Signature-256 does not match",
+            ),
+        })?;
 
     let json: bytes::Bytes = match kind {
         Kind::Json => raw,

@@ -153,6 +153,17 @@ impl GitHub {
             .help("use https://HOST/api/v3 for Enterprise Server")
             .into());
         }
+        // the token travels in every request: plain http only where it cannot leave the machine (tests)
+        if parsed.scheme() == "http" && !is_loopback(&parsed) {
+            return Err(fail(
+                Kind::Config,
+                format!("GitHub API URL {base:?} is plain http to a non-loopback host"),
+            )
+            .help(
+                "use https:// (plain http:// is accepted for 127.0.0.1, [::1] and localhost only)",
+            )
+            .into());
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
@@ -180,7 +191,7 @@ impl GitHub {
         s
     }
 
-    /// One API call, with rate-limit waits and a few retries of server errors.
+    /// One hook API call: [`GitHub::send`], and a hook-specific error for a refusal.
     async fn call(
         &self,
         method: Method,
@@ -188,6 +199,31 @@ impl GitHub {
         body: Option<&Value>,
         target: &Target,
         secret: &Secret,
+    ) -> Result<(StatusCode, HeaderMap, Value)> {
+        let retry = "wait and run `ghboot up` again; the hook is then created or updated";
+        let (status, headers, value) = self.send(method, url, body, &target.label(), retry).await?;
+        if !status.is_success() {
+            return Err(self.error(status, &value, target, secret));
+        }
+        Ok((status, headers, value))
+    }
+
+    /// The API base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// One API call, with rate-limit waits and a few retries of connection and server errors (callers send
+    /// only idempotent requests through it, or accept a retried POST). Returns any final status: the caller
+    /// maps a refusal to its own error. `what` names the object in messages; `retry_help` is the help line
+    /// when the rate limit outlasts [`GitHub::max_wait`].
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+        retry_help: &str,
     ) -> Result<(StatusCode, HeaderMap, Value)> {
         let mut waited = Duration::ZERO;
         let pause = self.exhausted_until.lock().ok().and_then(|mut g| g.take());
@@ -199,7 +235,7 @@ impl GitHub {
                     Kind::TempFail,
                     format!("GitHub rate limit used up (resets in {}s)", wait.as_secs()),
                 )
-                .help("wait and run `ghboot up` again; the hook is then created or updated")
+                .help(retry_help)
                 .into());
             }
             tracing::warn!(
@@ -259,8 +295,7 @@ impl GitHub {
                 if let Some(wait) = self.rate_limit_wait(status, &headers, &value) {
                     if waited + wait <= self.max_wait && attempt < 6 {
                         tracing::warn!(
-                            "GitHub rate limit on {}: waiting {}s",
-                            target.label(),
+                            "GitHub rate limit on {what}: waiting {}s",
                             wait.as_secs_f32().ceil()
                         );
                         tokio::time::sleep(wait).await;
@@ -270,21 +305,17 @@ impl GitHub {
                     return Err(fail(
                         Kind::TempFail,
                         format!(
-                            "GitHub rate limit reached for {} (retry in {}s)",
-                            target.label(),
+                            "GitHub rate limit reached for {what} (retry in {}s)",
                             wait.as_secs()
                         ),
                     )
-                    .help("wait and run `ghboot up` again; the hook is then created or updated")
+                    .help(retry_help)
                     .into());
                 }
             }
             if status.is_server_error() && attempt < 3 {
                 tokio::time::sleep(Duration::from_millis(1000 * attempt as u64)).await;
                 continue;
-            }
-            if !status.is_success() {
-                return Err(self.error(status, &value, target, secret));
             }
             return Ok((status, headers, value));
         }
@@ -536,7 +567,17 @@ pub fn next_link(h: &HeaderMap) -> Option<String> {
     })
 }
 
-fn same_origin(a: &str, b: &str) -> bool {
+/// 127.0.0.0/8, ::1 or localhost.
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+pub(crate) fn same_origin(a: &str, b: &str) -> bool {
     match (url::Url::parse(a), url::Url::parse(b)) {
         (Ok(a), Ok(b)) => a.origin() == b.origin(),
         _ => false,
@@ -582,5 +623,16 @@ mod tests {
             "https://evil.example/x",
             "https://api.github.com"
         ));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let t = || Secret::new("t");
+        assert!(GitHub::new(Some("http://127.0.0.1:9/api"), t()).is_ok());
+        assert!(GitHub::new(Some("http://[::1]:9"), t()).is_ok());
+        assert!(GitHub::new(Some("http://localhost:9"), t()).is_ok());
+        assert!(GitHub::new(Some("https://ghe.example/api/v3"), t()).is_ok());
+        assert!(GitHub::new(Some("http://ghe.example/api/v3"), t()).is_err());
+        assert!(GitHub::new(Some("http://10.0.0.1/api/v3"), t()).is_err());
     }
 }

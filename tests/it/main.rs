@@ -9,5 +9,6 @@ mod controller;
 mod core;
 mod fresh;
 mod resilience;
+mod secrets;
 mod topology;
 mod webhook;
