@@ -51,6 +51,22 @@ impl Layout {
     pub fn webhook_secret_file(&self) -> PathBuf {
         self.secrets_dir().join("webhook-secret")
     }
+    /// The product repositories `ghboot repo add` registered (names, events, grants; no secrets).
+    pub fn repos_file(&self) -> PathBuf {
+        self.root.join("repos.json")
+    }
+    /// Serializes changes to the repository registry (`up` holds the state lock for its whole life).
+    pub fn repos_lock_file(&self) -> PathBuf {
+        self.root.join("repos.lock")
+    }
+    /// The product repositories' NATS passwords, 0600.
+    pub fn repo_passwords_file(&self) -> PathBuf {
+        self.secrets_dir().join("repo-passwords.json")
+    }
+    /// The `users` list a node's config includes (every NATS identity and its permissions), 0600.
+    pub fn users_conf(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join(crate::natsd::users::USERS_CONF)
+    }
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {
         vec![

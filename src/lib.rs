@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod layout;
 pub mod natsd;
 pub mod platform;
+pub mod repos;
 pub mod secret;
 pub mod stages;
 pub mod state;
@@ -56,6 +57,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
+        Some(Command::Repo(c)) => commands::repo::run(g, c).await,
+        Some(Command::Health) => commands::repo::health(g).await,
     }
 }
 

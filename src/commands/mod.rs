@@ -8,6 +8,7 @@ pub mod logs;
 pub mod nats_server;
 pub mod plan;
 pub mod render;
+pub mod repo;
 pub mod reset;
 pub mod status;
 pub mod up;

@@ -119,3 +119,11 @@ pub async fn shutdown_signal() {
         _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
     }
 }
+
+/// Ask a nats-server to reload its configuration (SIGHUP). False when the signal could not be sent.
+pub fn reload_config(pid: u32) -> bool {
+    // SAFETY: plain signal send.
+    pid > 0
+        && pid <= i32::MAX as u32
+        && unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } == 0
+}

@@ -57,3 +57,8 @@ pub fn kill(pid: u32) {
 pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// Windows has no SIGHUP: the caller has nats-server deliver the reload (`--signal reload=PID`).
+pub fn reload_config(_pid: u32) -> bool {
+    false
+}
