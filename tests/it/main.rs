@@ -7,5 +7,6 @@ mod common;
 mod containers;
 mod controller;
 mod core;
+mod repos;
 mod topology;
 mod webhook;
