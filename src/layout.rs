@@ -59,6 +59,10 @@ impl Layout {
     pub fn repos_lock_file(&self) -> PathBuf {
         self.root.join("repos.lock")
     }
+    /// Passwords of ghboot's own least-privilege NATS users (the webhook receiver), 0600.
+    pub fn internal_auth_file(&self) -> PathBuf {
+        self.secrets_dir().join("nats-internal.json")
+    }
     /// The product repositories' NATS passwords, 0600.
     pub fn repo_passwords_file(&self) -> PathBuf {
         self.secrets_dir().join("repo-passwords.json")

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::error::{fail, Kind};
 use crate::secret::Secret;
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,52 @@ pub fn render(users: &[User]) -> String {
     c
 }
 
-/// Every identity of this instance: ghboot's own user, then one per registered product repository.
+/// The webhook receiver's own user: it may publish deliveries into `github.<org>.>` (and read the events
+/// stream's info for its readiness check), nothing else.
+pub const RECEIVER_USER: &str = "ghboot-receiver";
+
+/// A per-identity inbox prefix, disjoint from `_INBOX.>`.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
+fn receiver_permissions(s: &Settings) -> Permissions {
+    use crate::topology::subjects;
+    let events = subjects::events_stream(&s.org);
+    let mut publish = vec![
+        subjects::events_filter(&s.org),
+        format!("$JS.API.STREAM.INFO.{events}"),
+    ];
+    if let Some(d) = crate::target::for_settings(s).jetstream_domain(s) {
+        publish.push(format!("$JS.{d}.API.STREAM.INFO.{events}"));
+    }
+    Permissions {
+        publish,
+        subscribe: vec![format!("{}.>", inbox_prefix(RECEIVER_USER))],
+    }
+}
+
+/// Passwords of ghboot's own restricted users, made on first use (0600, atomic).
+fn internal_passwords(s: &Settings) -> Result<BTreeMap<String, Secret>> {
+    let path = s.layout.internal_auth_file();
+    let mut m: BTreeMap<String, Secret> = match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            fail(Kind::Data, format!("{} is corrupt: {e}", path.display()))
+                .help("remove it and run `ghboot up` again: new passwords are made")
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !m.contains_key(RECEIVER_USER) {
+        m.insert(RECEIVER_USER.into(), Secret::generate(32));
+        crate::fsutil::create_private_dir(&s.layout.secrets_dir())?;
+        crate::secret::write_private(&path, &serde_json::to_vec_pretty(&m)?)?;
+    }
+    Ok(m)
+}
+
+/// Every identity of this instance: ghboot's own user, the receiver's, then one per registered product
+/// repository.
 pub fn identities(s: &Settings) -> Result<Vec<User>> {
     let auth = crate::target::dev::load_auth(s)?.ok_or_else(|| {
         fail(Kind::NoInput, "no NATS credentials in the state dir").help("run `ghboot up` first")
@@ -90,8 +136,56 @@ pub fn identities(s: &Settings) -> Result<Vec<User>> {
         password: auth.password,
         permissions: None,
     }];
+    if let Some(pw) = internal_passwords(s)?.remove(RECEIVER_USER) {
+        out.push(User {
+            name: RECEIVER_USER.into(),
+            password: pw,
+            permissions: Some(receiver_permissions(s)),
+        });
+    }
     out.extend(crate::repos::users(s)?);
     Ok(out)
+}
+
+/// The connection the in-process webhook receiver publishes with: its own restricted user where ghboot runs
+/// the server, the instance's connection elsewhere (containers and Synadia bring their own credentials).
+pub async fn receiver_client(ctx: &mut crate::engine::Ctx) -> Result<async_nats::Client> {
+    let s = ctx.settings.clone();
+    if crate::target::for_settings(&s).name() != "dev" {
+        return ctx.nats().await;
+    }
+    // a server started before this user existed has not loaded it yet
+    let want = render(&identities(&s)?);
+    let have = std::fs::read_to_string(s.layout.users_conf("n0")).unwrap_or_default();
+    if want != have {
+        apply(&s).await?;
+    }
+    let pw = internal_passwords(&s)?
+        .remove(RECEIVER_USER)
+        .context("the receiver has no password")?;
+    let rt = crate::state::Runtime::load(&s.layout)
+        .filter(|r| !r.nodes.is_empty())
+        .context("no running nats-server recorded")?;
+    let host = crate::target::dev::url_host(&s.bind);
+    let addrs: Vec<async_nats::ServerAddr> = rt
+        .nodes
+        .iter()
+        .filter_map(|n| format!("nats://{host}:{}", n.port).parse().ok())
+        .collect();
+    async_nats::ConnectOptions::with_user_and_password(RECEIVER_USER.into(), pw.expose().into())
+        .custom_inbox_prefix(inbox_prefix(RECEIVER_USER))
+        .connection_timeout(Duration::from_secs(3))
+        .name(RECEIVER_USER)
+        .connect(addrs)
+        .await
+        .map_err(|e| {
+            fail(
+                Kind::Unavailable,
+                format!("the webhook receiver cannot connect to NATS as {RECEIVER_USER}: {e}"),
+            )
+            .help("see `ghboot logs nats`; `ghboot up` renders the users again")
+            .into()
+        })
 }
 
 /// Write `users.conf` of every node (before the nodes start, or before a reload).

@@ -201,6 +201,35 @@ async fn each_repository_gets_only_its_own_slice() {
     let p = probe(&py, &api, &["publish", "repo.acme.api.deploy"]);
     assert_eq!(p["stream"], "GHBOOT_ROUTES_ACME", "{p}");
 
+    // least privilege inside ghboot: the receiver publishes as its own user, limited to github.acme.>
+    let connz: Value = reqwest::get(format!(
+        "http://127.0.0.1:{}/connz?auth=true",
+        inst.monitor_port
+    ))
+    .await
+    .expect("connz")
+    .json()
+    .await
+    .expect("connz json");
+    let users: Vec<&str> = connz["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["authorized_user"].as_str())
+        .collect();
+    assert!(users.contains(&"ghboot-receiver"), "{users:?}");
+    let conf = common::read(&inst.state_dir().join("nats/n0/users.conf"));
+    let line = conf
+        .lines()
+        .find(|l| l.contains("\"ghboot-receiver\""))
+        .expect("receiver user");
+    assert!(
+        line.contains(
+            r#"publish: { allow: ["github.acme.>", "$JS.API.STREAM.INFO.GITHUB_EVENTS_ACME"] }"#
+        ),
+        "{line}"
+    );
+
     // bad input: one line and a distinct code, nothing registered
     let out = inst.run(&["repo", "add", "a b"]);
     assert_eq!(code(&out), 64);
