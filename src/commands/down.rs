@@ -108,6 +108,12 @@ pub fn purge_dir(layout: &Layout) -> Result<()> {
         .into());
     }
     crate::ui::context::remove_for(layout);
+    // the product repositories' contexts go with the instance
+    if let Ok(reg) = crate::repos::Registry::load(layout) {
+        for name in reg.repos.keys() {
+            crate::ui::context::remove_repo(layout, name);
+        }
+    }
     std::fs::remove_dir_all(root).map_err(|e| {
         fail(
             Kind::CantCreate,

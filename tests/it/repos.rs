@@ -102,6 +102,18 @@ async fn each_repository_gets_only_its_own_slice() {
     let api = repo_env(&inst, "api");
     assert_eq!(web["NATS_USER"], "repo-web");
     assert_ne!(web["NATS_PASSWORD"], api["NATS_PASSWORD"]);
+    // the NATS CLI context of the repository's identity, private, with the inbox prefix it must use
+    let ctx_file = inst.dir.path().join(format!(
+        "config/nats/context/{}.json",
+        web["NATS_CONTEXT"].as_str().expect("context name")
+    ));
+    let ctx: Value = serde_json::from_str(&common::read(&ctx_file)).unwrap();
+    assert_eq!(ctx["user"], "repo-web");
+    assert_eq!(ctx["inbox_prefix"], web["NATS_INBOX_PREFIX"]);
+    assert_eq!(
+        ghboot::platform::file_mode(&ctx_file).map(|m| m & 0o777),
+        Some(0o600)
+    );
     let got = probe(&py, &web, &["fetch", "GHBOOT_STREAM", "GHBOOT_CONSUMER"]);
     assert_eq!(
         got["subjects"],
@@ -183,6 +195,7 @@ async fn each_repository_gets_only_its_own_slice() {
 
     // removal revokes at once: the command returns after the server reloaded
     common::ok(&inst.run(&["repo", "remove", "web"]));
+    assert!(!ctx_file.exists(), "repo remove leaves no context behind");
     let r = probe(&py, &web, &["revoked"]);
     assert_eq!(r["revoked"], true, "{r}");
     assert_eq!(listed(&inst), vec!["api"]);
