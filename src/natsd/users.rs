@@ -106,6 +106,65 @@ fn receiver_permissions(s: &Settings) -> Permissions {
     }
 }
 
+/// The in-process controller's own user: it may consume its own durable consumer of the events stream,
+/// read and write its KV buckets (locks, state, workflows), publish ghboot's events and dead letters.
+pub const CONTROLLER_USER: &str = "ghboot-controller";
+
+fn controller_permissions(s: &Settings) -> Permissions {
+    use crate::topology::subjects;
+    let org = &s.org;
+    let events = subjects::events_stream(org);
+    let durable = crate::controller::Config::from_settings(s)
+        .map(|c| c.durable)
+        .unwrap_or_else(|_| "ghboot-controller".into());
+    let mut publish = vec![
+        subjects::ghboot_events_filter(org),
+        subjects::dead_letter_filter(org),
+    ];
+    let mut apis = vec!["$JS.API".to_string()];
+    if let Some(d) = crate::target::for_settings(s).jetstream_domain(s) {
+        apis.push(format!("$JS.{d}.API"));
+    }
+    for api in &apis {
+        publish.push(format!("{api}.STREAM.INFO.{events}"));
+        publish.push(format!(
+            "{api}.STREAM.INFO.{}",
+            subjects::dead_letter_stream(org)
+        ));
+        publish.push(format!("{api}.CONSUMER.CREATE.{events}.{durable}"));
+        publish.push(format!("{api}.CONSUMER.CREATE.{events}.{durable}.>"));
+        publish.push(format!("{api}.CONSUMER.DURABLE.CREATE.{events}.{durable}"));
+        publish.push(format!("{api}.CONSUMER.INFO.{events}.{durable}"));
+        publish.push(format!("{api}.CONSUMER.MSG.NEXT.{events}.{durable}"));
+        for b in [
+            subjects::LOCKS_BUCKET,
+            subjects::STATE_BUCKET,
+            subjects::WORKFLOWS_BUCKET,
+        ] {
+            // the bucket's stream (created when the topology has not yet), its messages, direct reads
+            publish.push(format!("{api}.STREAM.INFO.KV_{b}"));
+            publish.push(format!("{api}.STREAM.CREATE.KV_{b}"));
+            publish.push(format!("{api}.STREAM.MSG.GET.KV_{b}"));
+            publish.push(format!("{api}.DIRECT.GET.KV_{b}"));
+            publish.push(format!("{api}.DIRECT.GET.KV_{b}.>"));
+        }
+    }
+    publish.extend(crate::topology::subjects::repo::ack_filters(
+        &events, &durable,
+    ));
+    for b in [
+        subjects::LOCKS_BUCKET,
+        subjects::STATE_BUCKET,
+        subjects::WORKFLOWS_BUCKET,
+    ] {
+        publish.push(format!("$KV.{b}.>"));
+    }
+    Permissions {
+        publish,
+        subscribe: vec![format!("{}.>", inbox_prefix(CONTROLLER_USER))],
+    }
+}
+
 /// Passwords of ghboot's own restricted users, made on first use (0600, atomic).
 fn internal_passwords(s: &Settings) -> Result<BTreeMap<String, Secret>> {
     let path = s.layout.internal_auth_file();
@@ -117,8 +176,10 @@ fn internal_passwords(s: &Settings) -> Result<BTreeMap<String, Secret>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    if !m.contains_key(RECEIVER_USER) {
-        m.insert(RECEIVER_USER.into(), Secret::generate(32));
+    if !m.contains_key(RECEIVER_USER) || !m.contains_key(CONTROLLER_USER) {
+        for u in [RECEIVER_USER, CONTROLLER_USER] {
+            m.entry(u.into()).or_insert_with(|| Secret::generate(32));
+        }
         crate::fsutil::create_private_dir(&s.layout.secrets_dir())?;
         crate::secret::write_private(&path, &serde_json::to_vec_pretty(&m)?)?;
     }
@@ -136,11 +197,19 @@ pub fn identities(s: &Settings) -> Result<Vec<User>> {
         password: auth.password,
         permissions: None,
     }];
-    if let Some(pw) = internal_passwords(s)?.remove(RECEIVER_USER) {
+    let mut internal = internal_passwords(s)?;
+    if let Some(pw) = internal.remove(RECEIVER_USER) {
         out.push(User {
             name: RECEIVER_USER.into(),
             password: pw,
             permissions: Some(receiver_permissions(s)),
+        });
+    }
+    if let Some(pw) = internal.remove(CONTROLLER_USER) {
+        out.push(User {
+            name: CONTROLLER_USER.into(),
+            password: pw,
+            permissions: Some(controller_permissions(s)),
         });
     }
     out.extend(crate::repos::users(s)?);
@@ -150,6 +219,18 @@ pub fn identities(s: &Settings) -> Result<Vec<User>> {
 /// The connection the in-process webhook receiver publishes with: its own restricted user where ghboot runs
 /// the server, the instance's connection elsewhere (containers and Synadia bring their own credentials).
 pub async fn receiver_client(ctx: &mut crate::engine::Ctx) -> Result<async_nats::Client> {
+    internal_client(ctx, RECEIVER_USER).await
+}
+
+/// The connection of the in-process controller (see [`CONTROLLER_USER`]), like [`receiver_client`].
+pub async fn controller_client(ctx: &mut crate::engine::Ctx) -> Result<async_nats::Client> {
+    internal_client(ctx, CONTROLLER_USER).await
+}
+
+async fn internal_client(
+    ctx: &mut crate::engine::Ctx,
+    user: &'static str,
+) -> Result<async_nats::Client> {
     let s = ctx.settings.clone();
     if crate::target::for_settings(&s).name() != "dev" {
         return ctx.nats().await;
@@ -161,8 +242,8 @@ pub async fn receiver_client(ctx: &mut crate::engine::Ctx) -> Result<async_nats:
         apply(&s).await?;
     }
     let pw = internal_passwords(&s)?
-        .remove(RECEIVER_USER)
-        .context("the receiver has no password")?;
+        .remove(user)
+        .with_context(|| format!("{user} has no password"))?;
     let rt = crate::state::Runtime::load(&s.layout)
         .filter(|r| !r.nodes.is_empty())
         .context("no running nats-server recorded")?;
@@ -172,16 +253,16 @@ pub async fn receiver_client(ctx: &mut crate::engine::Ctx) -> Result<async_nats:
         .iter()
         .filter_map(|n| format!("nats://{host}:{}", n.port).parse().ok())
         .collect();
-    async_nats::ConnectOptions::with_user_and_password(RECEIVER_USER.into(), pw.expose().into())
-        .custom_inbox_prefix(inbox_prefix(RECEIVER_USER))
+    async_nats::ConnectOptions::with_user_and_password(user.into(), pw.expose().into())
+        .custom_inbox_prefix(inbox_prefix(user))
         .connection_timeout(Duration::from_secs(3))
-        .name(RECEIVER_USER)
+        .name(user)
         .connect(addrs)
         .await
         .map_err(|e| {
             fail(
                 Kind::Unavailable,
-                format!("the webhook receiver cannot connect to NATS as {RECEIVER_USER}: {e}"),
+                format!("cannot connect to NATS as {user}: {e}"),
             )
             .help("see `ghboot logs nats`; `ghboot up` renders the users again")
             .into()
