@@ -10,6 +10,7 @@ pub mod logs;
 pub mod nats_server;
 pub mod plan;
 pub mod render;
+pub mod repo;
 pub mod reset;
 pub mod secrets;
 pub mod status;

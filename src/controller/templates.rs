@@ -36,6 +36,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         ".github/CODEOWNERS.j2",
         include_str!("../../templates/.github/CODEOWNERS.j2"),
     ),
+    (
+        "Taskfile.yml.j2",
+        include_str!("../../templates/Taskfile.yml.j2"),
+    ),
 ];
 
 /// Where the manifest of generated files lives, relative to the repository root.

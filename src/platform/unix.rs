@@ -137,3 +137,11 @@ pub fn local_utc_offset_secs() -> i32 {
         tm.tm_gmtoff as i32
     }
 }
+
+/// Ask a nats-server to reload its configuration (SIGHUP). False when the signal could not be sent.
+pub fn reload_config(pid: u32) -> bool {
+    // SAFETY: plain signal send.
+    pid > 0
+        && pid <= i32::MAX as u32
+        && unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } == 0
+}

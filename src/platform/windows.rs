@@ -66,3 +66,8 @@ pub async fn shutdown_signal() {
 pub fn local_utc_offset_secs() -> i32 {
     0
 }
+
+/// Windows has no SIGHUP: the caller has nats-server deliver the reload (`--signal reload=PID`).
+pub fn reload_config(_pid: u32) -> bool {
+    false
+}

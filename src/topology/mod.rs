@@ -1,6 +1,7 @@
 //! JetStream topology as code: the streams and KV buckets ghboot owns ([`desired`]), reconciled with the
 //! server field by field ([`reconcile`]), and the distributed lock the rest of the system uses ([`lock`]).
 //! Subject and resource names come from [`subjects`] only.
+pub mod consumers;
 pub mod desired;
 pub mod heal;
 pub mod lock;
@@ -16,7 +17,9 @@ pub async fn plan(ctx: &mut Ctx) -> Result<Vec<Change>> {
     let client = ctx.nats().await?;
     let js = crate::target::jetstream(&ctx.settings, client);
     let items = reconcile::inspect(&js, &want).await?;
-    Ok(items.iter().filter_map(|i| i.change()).collect())
+    let mut changes: Vec<Change> = items.iter().filter_map(|i| i.change()).collect();
+    changes.extend(consumers::plan(&js, &want.org, &want.consumers).await?);
+    Ok(changes)
 }
 
 /// Reconcile JetStream with the desired topology, then mirror the bootstrap state into the `state` bucket.
@@ -42,8 +45,12 @@ pub async fn apply(ctx: &mut Ctx) -> Result<serde_json::Value> {
     if desired::replicas_for(&ctx.settings) > 1 {
         wait_for_stream_leaders(&js).await?;
     }
+    let consumers = consumers::reconcile(&js, &want.org, &want.consumers).await?;
     let key = mirror_state(ctx, &js).await?;
     let mut v = serde_json::to_value(&sum)?;
+    if !consumers.is_empty() {
+        v["consumers"] = consumers.into();
+    }
     v["state_key"] = key.into();
     Ok(v)
 }

