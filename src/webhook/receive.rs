@@ -398,7 +398,7 @@ async fn serve(
             Some(Ok((stream, _peer))) => stream,
             Some(Err(e)) => {
                 // e.g. EMFILE: say so (at most once a second), back off a little, keep serving
-                if last_accept_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                if last_accept_error.map_or(true, |t| t.elapsed() > Duration::from_secs(1)) {
                     tracing::warn!("webhook receiver: accept error: {e}");
                     last_accept_error = Some(Instant::now());
                 }
