@@ -7,5 +7,8 @@ mod common;
 mod containers;
 mod controller;
 mod core;
+// the installer is POSIX sh (install.ps1 is its Windows sibling)
+#[cfg(unix)]
+mod install;
 mod topology;
 mod webhook;

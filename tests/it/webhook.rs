@@ -662,6 +662,10 @@ mod fake_github {
         pub base: Mutex<String>,
         /// headers added to the next successful list answer (once)
         pub list_headers_next: Mutex<Vec<(String, String)>>,
+        /// the next create lands, then its answer takes this long (once): a client timeout after success
+        pub slow_create_next: Mutex<Option<std::time::Duration>>,
+        /// the next create first finds a hook with the same URL made by someone else, with this secret (once)
+        pub concurrent_create: Mutex<Option<String>>,
     }
 
     impl Gh {
@@ -812,6 +816,10 @@ mod fake_github {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let concurrent = gh.concurrent_create.lock().unwrap().take();
+        if let Some(secret) = concurrent {
+            gh.add(&key, &url, &["push"], Some(&secret));
+        }
         if gh.hook(&key, &url).is_some() {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -832,7 +840,13 @@ mod fake_github {
             .find(|h| h["id"] == id)
             .unwrap();
         h["config"]["content_type"] = body["config"]["content_type"].clone();
-        (StatusCode::CREATED, Json(masked(h))).into_response()
+        let answer = masked(h);
+        drop(hooks);
+        let slow = gh.slow_create_next.lock().unwrap().take();
+        if let Some(d) = slow {
+            tokio::time::sleep(d).await;
+        }
+        (StatusCode::CREATED, Json(answer)).into_response()
     }
 
     async fn update(
@@ -1167,6 +1181,58 @@ async fn registration_errors_name_the_permission_and_never_leak_secrets() {
     let err = gh(&api).ensure(&org, &want, None).await.expect_err("404");
     assert!(format!("{err:#}").contains("404") && help(&err).contains("admin:org_hook"));
     assert!(fake.writes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_retried_after_a_timeout_adopts_the_hook_it_made() {
+    let (fake, api) = fake_github::start().await;
+    let org = Target::Org(ORG.into());
+    let want = desired(SECRET, &["*"]);
+    // the first POST creates the hook but its answer comes after the client gave up: the resent POST meets
+    // GitHub's 422 "Hook already exists"
+    *fake.slow_create_next.lock().unwrap() = Some(Duration::from_secs(5));
+    let mut g = gh(&api);
+    g.timeout = Duration::from_millis(300);
+    let r = g
+        .ensure(&org, &want, None)
+        .await
+        .expect("adopted, not a URL problem");
+    assert_eq!(r.action, "created");
+    let hooks = fake.hooks.lock().unwrap()["org:acme"].clone();
+    assert_eq!(hooks.len(), 1, "one hook, not two: {hooks:?}");
+    assert_eq!(hooks[0]["id"], r.hook_id, "the id of the hook that exists");
+    assert_eq!(hooks[0]["config"]["secret"], SECRET);
+    assert_eq!(
+        fake.writes(),
+        vec!["POST /api/v3/orgs/acme/hooks".to_string(); 2],
+        "the hook our own lost POST made is adopted as is"
+    );
+    let again = gh(&api)
+        .ensure(&org, &want, Some(&r.secret_fingerprint))
+        .await
+        .expect("rerun");
+    assert_eq!(
+        (again.action.as_str(), again.hook_id),
+        ("unchanged", r.hook_id)
+    );
+
+    // someone else's hook with our URL appears between the list and the POST: adopted, and given our secret
+    // and events (its secret cannot be read back, so it cannot be trusted)
+    let repo = Target::repo(ORG, "r");
+    *fake.concurrent_create.lock().unwrap() = Some("someone-elses-secret".into());
+    let r = gh(&api).ensure(&repo, &want, None).await.expect("adopted");
+    assert_eq!(r.action, "updated");
+    let h = fake.hook("repo:acme/r", HOOK_URL).expect("hook");
+    assert_eq!(h["id"], r.hook_id);
+    assert_eq!(h["config"]["secret"], SECRET);
+    assert_eq!(h["events"], serde_json::json!(["*"]));
+    assert_eq!(fake.hooks.lock().unwrap()["repo:acme/r"].len(), 1);
+    assert!(
+        fake.writes()
+            .contains(&format!("PATCH /api/v3/repos/acme/r/hooks/{}", r.hook_id)),
+        "{:?}",
+        fake.writes()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
