@@ -832,16 +832,17 @@ mod fake_github {
             .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
             .unwrap_or_default();
         let id = gh.add(&key, &url, &events, body["config"]["secret"].as_str());
-        let mut hooks = gh.hooks.lock().unwrap();
-        let h = hooks
-            .get_mut(&key)
-            .unwrap()
-            .iter_mut()
-            .find(|h| h["id"] == id)
-            .unwrap();
-        h["config"]["content_type"] = body["config"]["content_type"].clone();
-        let answer = masked(h);
-        drop(hooks);
+        let answer = {
+            let mut hooks = gh.hooks.lock().unwrap();
+            let h = hooks
+                .get_mut(&key)
+                .unwrap()
+                .iter_mut()
+                .find(|h| h["id"] == id)
+                .unwrap();
+            h["config"]["content_type"] = body["config"]["content_type"].clone();
+            masked(h)
+        };
         let slow = gh.slow_create_next.lock().unwrap().take();
         if let Some(d) = slow {
             tokio::time::sleep(d).await;
