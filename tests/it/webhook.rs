@@ -1219,20 +1219,21 @@ async fn a_create_retried_after_a_timeout_adopts_the_hook_it_made() {
 
     // someone else's hook with our URL appears between the list and the POST: adopted, and given our secret
     // and events (its secret cannot be read back, so it cannot be trusted)
-    let repo = Target::repo(ORG, "r");
+    let (fake, api) = fake_github::start().await;
     *fake.concurrent_create.lock().unwrap() = Some("someone-elses-secret".into());
-    let r = gh(&api).ensure(&repo, &want, None).await.expect("adopted");
+    let r = gh(&api).ensure(&org, &want, None).await.expect("adopted");
     assert_eq!(r.action, "updated");
-    let h = fake.hook("repo:acme/r", HOOK_URL).expect("hook");
+    let h = fake.hook("org:acme", HOOK_URL).expect("hook");
     assert_eq!(h["id"], r.hook_id);
     assert_eq!(h["config"]["secret"], SECRET);
     assert_eq!(h["events"], serde_json::json!(["*"]));
-    assert_eq!(fake.hooks.lock().unwrap()["repo:acme/r"].len(), 1);
-    assert!(
-        fake.writes()
-            .contains(&format!("PATCH /api/v3/repos/acme/r/hooks/{}", r.hook_id)),
-        "{:?}",
-        fake.writes()
+    assert_eq!(fake.hooks.lock().unwrap()["org:acme"].len(), 1);
+    assert_eq!(
+        fake.writes(),
+        vec![
+            "POST /api/v3/orgs/acme/hooks".to_string(),
+            format!("PATCH /api/v3/orgs/acme/hooks/{}", r.hook_id)
+        ]
     );
 }
 
