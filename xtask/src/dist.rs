@@ -189,7 +189,7 @@ fn metadata(root: &Path) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn package_version(root: &Path) -> Result<String> {
+pub fn package_version(root: &Path) -> Result<String> {
     let m = metadata(root)?;
     m["packages"]
         .as_array()
@@ -240,4 +240,61 @@ pub fn pinned_version(text: &str, marker: &str) -> Option<String> {
             .collect();
         v.starts_with(|c: char| c.is_ascii_digit()).then_some(v)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_installer_and_the_action_pin_the_version_being_released() {
+        let root = crate::root();
+        let v = package_version(&root).expect("version");
+        check_pinned_versions(&root, &v).expect("pinned versions");
+        assert!(check_pinned_versions(&root, "99.0.0").is_err());
+        assert_eq!(
+            pinned_version(
+                "x\n  default: \"\"\n  default: \"1.2.3\" # y\n",
+                "default: \""
+            ),
+            Some("1.2.3".into())
+        );
+    }
+
+    #[test]
+    fn archive_is_one_directory_with_an_executable_and_fixed_metadata() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (bin, doc) = (dir.path().join("ghboot"), dir.path().join("README.md"));
+        std::fs::write(&bin, b"#!/bin/sh\n").expect("w");
+        std::fs::write(&doc, b"readme").expect("w");
+        let members = vec![
+            ("ghboot-1.0.0-t/ghboot".to_string(), bin, 0o755),
+            ("ghboot-1.0.0-t/man/ghboot.1".to_string(), doc, 0o644),
+        ];
+        let a = tar_gz(&members, 42).expect("archive");
+        assert_eq!(a, tar_gz(&members, 42).expect("again"), "reproducible");
+        let mut t = tar::Archive::new(flate2::read::GzDecoder::new(a.as_slice()));
+        let got: Vec<(String, u32, u64)> = t
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                let h = e.header();
+                (
+                    e.path().expect("path").display().to_string(),
+                    h.mode().expect("mode"),
+                    h.mtime().expect("mtime"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("ghboot-1.0.0-t/".into(), 0o755, 42),
+                ("ghboot-1.0.0-t/ghboot".into(), 0o755, 42),
+                ("ghboot-1.0.0-t/man/".into(), 0o755, 42),
+                ("ghboot-1.0.0-t/man/ghboot.1".into(), 0o644, 42),
+            ]
+        );
+    }
 }
