@@ -32,9 +32,10 @@ function Get-Target {
     $arch = [System.Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString()
     $cpu = switch ($arch) { 'X64' { 'x86_64' } 'Arm64' { 'aarch64' } default { $null } }
     if (-not $cpu) { return $null }
-    if ($IsLinux) { return "$cpu-unknown-linux-gnu" }
-    if ($IsMacOS) { return "$cpu-apple-darwin" }
-    return "$cpu-pc-windows-msvc"   # Windows PowerShell 5.1 has no $IsWindows
+    # Windows PowerShell 5.1 has no $IsLinux / $IsMacOS (and strict mode refuses an unset variable)
+    if ((Get-Variable -Name IsLinux -ValueOnly -ErrorAction SilentlyContinue) -eq $true) { return "$cpu-unknown-linux-gnu" }
+    if ((Get-Variable -Name IsMacOS -ValueOnly -ErrorAction SilentlyContinue) -eq $true) { return "$cpu-apple-darwin" }
+    return "$cpu-pc-windows-msvc"
 }
 
 $Tmp = Join-Path ([System.IO.Path]::GetTempPath()) ("ghboot-install." + [guid]::NewGuid().ToString('N'))
@@ -56,6 +57,7 @@ function Fetch([string]$Url, [string]$File) {
 }
 
 function Put-InPlace([string]$Bin, [string]$Exe) {
+    $part = $null
     try {
         New-Item -ItemType Directory -Force -Path $InstallDir | Out-Null
         $part = Join-Path $InstallDir ".$Exe.part.$PID"
