@@ -25,7 +25,13 @@ use ghboot::natsd::pin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PY_TEST_DEPS: &[&str] = &["nats-py==2.*", "kubernetes-validate", "check-jsonschema"];
+// pyyaml: the tests read action.yml's steps with a YAML parser (inputs pasted into code, unpinned actions)
+const PY_TEST_DEPS: &[&str] = &[
+    "nats-py==2.*",
+    "kubernetes-validate",
+    "check-jsonschema",
+    "pyyaml",
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
