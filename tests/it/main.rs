@@ -11,5 +11,8 @@ mod fresh;
 mod repos;
 mod resilience;
 mod secrets;
+// the installer is POSIX sh (install.ps1 is its Windows sibling)
+#[cfg(unix)]
+mod install;
 mod topology;
 mod webhook;

@@ -9,10 +9,13 @@
 //! - `fetch-nats [--target TRIPLE] [--out FILE]`: put the pinned nats-server for TRIPLE (default: this machine)
 //!   into the build's download cache, verified, so that `cargo build` bundles it without the network; `--out`
 //!   also writes the executable to FILE (for `GHBOOT_NATS_SERVER_BIN`).
+//! - `dist [--target TRIPLE]`: the release archive `dist/ghboot-<version>-<target>.tar.gz` (binary with the
+//!   bundled nats-server, README, LICENSE, completions, man pages) and `dist/SHA256SUMS` (see dist.rs).
 //! - `fetch-nats --refresh-pins`: download every artifact of the version in assets/nats-server.toml and
 //!   rewrite its names and checksums.
 
 mod bench;
+mod dist;
 mod faults;
 mod faults_live;
 mod faults_resilience;
@@ -23,12 +26,14 @@ use ghboot::natsd::pin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `go-task-bin`: the real `task` binary, for the org Taskfile's tests.
+// go-task-bin: the real `task` binary, for the org Taskfile's tests.
+// pyyaml: the tests read action.yml's steps with a YAML parser (inputs pasted into code, unpinned actions)
 const PY_TEST_DEPS: &[&str] = &[
     "nats-py==2.*",
     "kubernetes-validate",
     "check-jsonschema",
     "go-task-bin",
+    "pyyaml",
 ];
 
 fn main() -> Result<()> {
@@ -48,6 +53,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("bench") => run_bench(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
         Some("faults") => run_faults(),
         Some("fetch-nats") => fetch_nats(&args[1..]),
         Some("venv") => {
@@ -55,7 +61,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
+            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | dist [--target TRIPLE] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
             std::process::exit(64)
         }
     }
