@@ -83,15 +83,19 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 }
 
 fn ensure_root(layout: &Layout) -> Result<()> {
-    // 0700: logs, the local git repository and the JetStream store are nobody else's business.
-    crate::fsutil::create_private_dir(layout.root()).map_err(|e| {
+    std::fs::create_dir_all(layout.root()).map_err(|e| {
         fail(
             Kind::CantCreate,
             format!("cannot create state dir {}: {e}", layout.root().display()),
         )
         .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
-        .into()
-    })
+    })?;
+    // 0700: logs, the local git repository and the JetStream store are nobody else's business. Best effort:
+    // on a read-only state dir the lock (next) says what is wrong, with its own exit code.
+    if let Err(e) = crate::platform::restrict_dir(layout.root()) {
+        tracing::debug!("cannot make {} 0700: {e}", layout.root().display());
+    }
+    Ok(())
 }
 
 /// A supervisor is alive: verify every stage and change only what a client can change.
