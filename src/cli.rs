@@ -184,6 +184,8 @@ pub enum Command {
     /// The webhook receiver: run it standalone, send a signed test delivery, print the secret
     #[command(subcommand)]
     Webhook(WebhookCmd),
+    /// Print the live status page's URL (it carries the token Replay needs); opens it at a terminal with a browser
+    Ui,
 }
 
 #[derive(Args, Debug, Clone)]

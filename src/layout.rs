@@ -51,6 +51,10 @@ impl Layout {
     pub fn webhook_secret_file(&self) -> PathBuf {
         self.secrets_dir().join("webhook-secret")
     }
+    /// The status page's token (state-changing requests need it), 0600.
+    pub fn ui_token_file(&self) -> PathBuf {
+        self.secrets_dir().join("ui-token")
+    }
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {
         vec![

@@ -14,6 +14,7 @@ pub mod platform;
 pub mod secret;
 pub mod stages;
 pub mod state;
+pub mod statuspage;
 pub mod target;
 pub mod topology;
 pub mod ui;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Render { out }) => commands::render::run(g, out).await,
         Some(Command::Healthcheck { url }) => Ok(containers::docker::healthcheck(url)),
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
+        Some(Command::Ui) => commands::ui::run(g).await,
     }
 }
 

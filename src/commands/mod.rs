@@ -10,6 +10,7 @@ pub mod plan;
 pub mod render;
 pub mod reset;
 pub mod status;
+pub mod ui;
 pub mod up;
 pub mod webhook;
 

@@ -229,11 +229,27 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     );
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
+    let page = crate::statuspage::Feeds::default();
+    // the status page first: it shows the stages while they run
+    let ui = crate::statuspage::start(
+        &settings,
+        &crate::statuspage::Options::from_env()?,
+        page.clone(),
+        shutdown.subscribe(),
+    )
+    .await?;
+    runtime.update(|r| {
+        r.components.insert(
+            "ui".into(),
+            serde_json::json!({"url": ui.url, "port": ui.port, "bind": ui.bind.to_string()}),
+        );
+    });
     let host = Host {
         runtime: runtime.clone(),
         supervisor: None,
-        tasks: Vec::new(),
+        tasks: vec![("status page".into(), ui.task)],
         shutdown,
+        page,
     };
     let mut ctx = Ctx {
         settings,
@@ -340,6 +356,9 @@ pub async fn print_summary(settings: &Settings, title: &str) {
     }
     rows.push(("org", settings.org.clone()));
     rows.extend(crate::stages::webhooks::summary_rows(settings));
+    if let Some(row) = crate::commands::ui::summary_row(settings) {
+        rows.push(row);
+    }
     if settings.json {
         println!(
             "{}",

@@ -119,3 +119,19 @@ pub async fn shutdown_signal() {
         _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
     }
 }
+
+/// The desktop's "open this URL" command, when a graphical session is at hand (none on a server or in CI).
+pub fn url_opener(url: &str) -> Option<std::process::Command> {
+    if cfg!(target_os = "macos") {
+        let mut c = std::process::Command::new("open");
+        c.arg(url);
+        return Some(c);
+    }
+    let graphical = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    let xdg = which::which("xdg-open").ok().filter(|_| graphical)?;
+    let mut c = std::process::Command::new(xdg);
+    c.arg(url);
+    Some(c)
+}

@@ -57,3 +57,11 @@ pub fn kill(pid: u32) {
 pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// The desktop's "open this URL" command.
+pub fn url_opener(url: &str) -> Option<std::process::Command> {
+    let mut c = std::process::Command::new("cmd");
+    // `start` treats its first quoted argument as a window title
+    c.args(["/C", "start", "", url]);
+    Some(c)
+}

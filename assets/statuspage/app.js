@@ -1,0 +1,44 @@
+// The live part of the status page: swap in what /events sends (at most once a second, only on change),
+// and replay dead letters without leaving the page. Without this script the page is a readable snapshot.
+(() => {
+  'use strict';
+  const live = document.getElementById('live');
+  const conn = document.getElementById('conn');
+  const notice = document.getElementById('notice');
+  const token = new URLSearchParams(location.search).get('token') || '';
+  const query = token ? '?token=' + encodeURIComponent(token) : '';
+  const say = (el, text) => { if (el) el.textContent = text; };
+
+  const es = new EventSource('/events' + query);
+  es.addEventListener('live', (e) => {
+    live.innerHTML = e.data;
+    say(conn, 'live');
+    conn && conn.classList.add('on');
+  });
+  // EventSource reconnects by itself (a restarted supervisor comes back on the same page when its port is set)
+  es.onerror = () => { say(conn, 'reconnecting…'); conn && conn.classList.remove('on'); };
+
+  document.addEventListener('submit', async (ev) => {
+    const form = ev.target;
+    if (!form.classList || !form.classList.contains('replay')) return;
+    ev.preventDefault();
+    const button = form.querySelector('button');
+    const id = button ? button.dataset.id : '?';
+    const t = (form.elements.token && form.elements.token.value) || token;
+    if (button) { button.disabled = true; button.textContent = 'Replaying…'; }
+    try {
+      const r = await fetch(form.action, {
+        method: 'POST', credentials: 'same-origin', headers: { 'X-Ghboot-Token': t },
+      });
+      const body = await r.json().catch(() => ({}));
+      say(notice, r.ok
+        ? `Replayed dead letter ${body.replayed} (events stream sequence ${body.sequence}).`
+        : `Replay of dead letter ${id} refused (${r.status}): ${body.error || 'see ghboot logs supervisor'}`);
+      notice.className = 'notice ' + (r.ok ? 'ok' : 'bad');
+    } catch (e) {
+      say(notice, `Replay of dead letter ${id} failed: ${e}`);
+      notice.className = 'notice bad';
+    }
+    if (button && button.isConnected) { button.disabled = false; button.textContent = 'Replay'; }
+  });
+})();
