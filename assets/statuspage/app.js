@@ -18,6 +18,14 @@
   // EventSource reconnects by itself (a restarted supervisor comes back on the same page when its port is set)
   es.onerror = () => { say(conn, 'reconnecting…'); conn && conn.classList.remove('on'); };
 
+  let hide;
+  const tell = (text, ok) => {
+    say(notice, text);
+    notice.className = 'notice ' + (ok ? 'ok' : 'bad');
+    clearTimeout(hide);
+    hide = setTimeout(() => say(notice, ''), 10000);
+  };
+
   document.addEventListener('submit', async (ev) => {
     const form = ev.target;
     if (!form.classList || !form.classList.contains('replay')) return;
@@ -31,13 +39,11 @@
         method: 'POST', credentials: 'same-origin', headers: { 'X-Ghboot-Token': t },
       });
       const body = await r.json().catch(() => ({}));
-      say(notice, r.ok
+      tell(r.ok
         ? `Replayed dead letter ${body.replayed} (events stream sequence ${body.sequence}).`
-        : `Replay of dead letter ${id} refused (${r.status}): ${body.error || 'see ghboot logs supervisor'}`);
-      notice.className = 'notice ' + (r.ok ? 'ok' : 'bad');
+        : `Replay of dead letter ${id} refused (${r.status}): ${body.error || 'see ghboot logs supervisor'}`, r.ok);
     } catch (e) {
-      say(notice, `Replay of dead letter ${id} failed: ${e}`);
-      notice.className = 'notice bad';
+      tell(`Replay of dead letter ${id} failed: ${e}`, false);
     }
     if (button && button.isConnected) { button.disabled = false; button.textContent = 'Replay'; }
   });

@@ -40,7 +40,10 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 
 /// `$BROWSER`, else the desktop's opener. Returns what opened it.
 fn open(url: &str) -> Option<String> {
-    let mut cmd = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
+    let mut cmd = match std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+    {
         Some(b) => {
             let mut c = std::process::Command::new(b.trim());
             c.arg(url);

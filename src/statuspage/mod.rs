@@ -103,8 +103,7 @@ pub fn load_token(settings: &Settings) -> Option<Secret> {
 
 /// The page's URL as the live supervisor recorded it (no token).
 pub fn recorded_url(settings: &Settings) -> Option<String> {
-    let rt =
-        crate::state::Runtime::load(&settings.layout).filter(|r| r.supervisor_alive())?;
+    let rt = crate::state::Runtime::load(&settings.layout).filter(|r| r.supervisor_alive())?;
     rt.components
         .get("ui")?
         .get("url")?
@@ -225,9 +224,7 @@ impl App {
 
     fn token_ok(&self, presented: Option<&str>) -> bool {
         use subtle::ConstantTimeEq;
-        presented.is_some_and(|p| {
-            bool::from(p.as_bytes().ct_eq(self.token.expose().as_bytes()))
-        })
+        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(self.token.expose().as_bytes())))
     }
 
     /// For reading pages: the host check, and the token when bound anywhere but loopback. Returns whether
@@ -254,7 +251,9 @@ fn presented_token(h: &HeaderMap, query: Option<&str>, form: Option<&[u8]>) -> O
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned())
     };
-    query.and_then(|q| from(q.as_bytes())).or_else(|| form.and_then(from))
+    query
+        .and_then(|q| from(q.as_bytes()))
+        .or_else(|| form.and_then(from))
 }
 
 /// A state-changing request must come from the page itself: a browser names the page's origin in `Origin`
@@ -285,11 +284,11 @@ fn refuse((code, text): Refusal) -> Response {
 fn private(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("DENY"),
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -307,25 +306,21 @@ async fn index(State(app): State<Arc<App>>, h: HeaderMap, RawQuery(q): RawQuery)
     let snap = app.snap.get().await;
     let token = authorized.then(|| app.token.expose());
     match render::page(&snap, token) {
-        Ok(html) => private(
-            (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                html,
-            )
-                .into_response(),
-        ),
+        Ok(html) => {
+            private(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+        }
         Err(e) => {
             tracing::warn!("status page: cannot render: {e:#}");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the page\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot render the page\n",
+            )
+                .into_response()
         }
     }
 }
 
-async fn status_json(
-    State(app): State<Arc<App>>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
+async fn status_json(State(app): State<Arc<App>>, h: HeaderMap, RawQuery(q): RawQuery) -> Response {
     if let Err(r) = app.read_access(&h, &q) {
         return refuse(r);
     }
@@ -435,7 +430,11 @@ async fn replay(
                 Some(Kind::NoInput) => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_GATEWAY,
             };
-            (code, axum::Json(serde_json::json!({"error": format!("{e:#}")}))).into_response()
+            (
+                code,
+                axum::Json(serde_json::json!({"error": format!("{e:#}")})),
+            )
+                .into_response()
         }
     }
 }

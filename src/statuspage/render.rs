@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn escapes_what_came_from_outside_and_names_the_replay_with_its_id() {
         let html = page(&snap(), Some("tok")).unwrap();
-        assert!(!html.contains("<script>x</script>"), "unescaped payload value");
+        assert!(
+            !html.contains("<script>x</script>"),
+            "unescaped payload value"
+        );
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("/api/dlq/7/replay"));
         assert!(html.contains("help: pass --port"));

@@ -87,7 +87,10 @@ impl Source {
 
     async fn gather(&self) -> Value {
         let s = &self.settings;
-        let state = StateFile::load(&s.layout).ok().flatten().unwrap_or_default();
+        let state = StateFile::load(&s.layout)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let rt = Runtime::load(&s.layout);
         let target = crate::target::for_settings(s);
         let health = tokio::time::timeout(DEADLINE, target.health(s)).await.ok();
@@ -106,7 +109,10 @@ impl Source {
             },
             async {
                 if crate::containers::is_container_mode(s.mode) || crate::target::is_synadia(s) {
-                    tokio::time::timeout(DEADLINE, target.details(s)).await.ok().flatten()
+                    tokio::time::timeout(DEADLINE, target.details(s))
+                        .await
+                        .ok()
+                        .flatten()
                 } else {
                     None
                 }

@@ -83,7 +83,13 @@ mod tests {
     fn keeps_the_last_fifty_newest_first() {
         let r = Recent::default();
         for i in 0..(KEEP + 5) {
-            r.stored("push", Some("r"), &format!("d{i}"), "github.o.r.push", false);
+            r.stored(
+                "push",
+                Some("r"),
+                &format!("d{i}"),
+                "github.o.r.push",
+                false,
+            );
         }
         r.refused(Some("push"), None, "signature_invalid");
         let l = r.list();

@@ -85,7 +85,10 @@ fn status_page_is_loopback_only_guards_replay_and_works_in_chromium() {
     let u = url::Url::parse(&url).expect("GHBOOT_UI_URL is a URL");
     assert_eq!(u.host_str(), Some("127.0.0.1"), "{u}");
     let port = u.port().expect("a port");
-    assert_ne!(port, i.webhook_port, "the page must not share the webhook port");
+    assert_ne!(
+        port, i.webhook_port,
+        "the page must not share the webhook port"
+    );
     let token = u
         .query_pairs()
         .find(|(k, _)| k == "token")
@@ -136,10 +139,21 @@ fn status_page_is_loopback_only_guards_replay_and_works_in_chromium() {
         "controller",
         "self-management",
     ] {
-        assert!(html.contains(&format!("<th scope=\"row\">{st}</th>")), "{st} row");
+        assert!(
+            html.contains(&format!("<th scope=\"row\">{st}</th>")),
+            "{st} row"
+        );
     }
-    assert!(!html.contains(&token), "a page loaded without the token shows it");
-    let (code, _) = http(port, "GET", "/", &[("Host", &format!("evil.example:{port}"))]);
+    assert!(
+        !html.contains(&token),
+        "a page loaded without the token shows it"
+    );
+    let (code, _) = http(
+        port,
+        "GET",
+        "/",
+        &[("Host", &format!("evil.example:{port}"))],
+    );
     assert_eq!(code, 421, "a page for another host name");
 
     // a dead letter, then replay requests that must all be refused and change nothing
@@ -182,9 +196,16 @@ fn status_page_is_loopback_only_guards_replay_and_works_in_chromium() {
     ] {
         let (code, body) = http(port, "POST", p, &h);
         assert_eq!(code, 403, "{what}: {body}");
-        assert!(!body.contains(&token), "{what}: the refusal shows the token");
+        assert!(
+            !body.contains(&token),
+            "{what}: the refusal shows the token"
+        );
     }
-    assert_eq!(dead_letter_ids(&i), vec![id], "a refused replay changed the dead letters");
+    assert_eq!(
+        dead_letter_ids(&i),
+        vec![id],
+        "a refused replay changed the dead letters"
+    );
 
     // the browser part
     let (chromium, driver, python) = match browser() {
@@ -233,7 +254,10 @@ fn status_page_is_loopback_only_guards_replay_and_works_in_chromium() {
         shots.display()
     );
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
-    eprintln!("status page in Chromium: {seen}; screenshots in {}", shots.display());
+    eprintln!(
+        "status page in Chromium: {seen}; screenshots in {}",
+        shots.display()
+    );
     let replayed: u64 = seen["dead_letter"]
         .as_str()
         .and_then(|s| s.parse().ok())

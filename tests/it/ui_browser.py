@@ -67,6 +67,7 @@ def main():
         row = d.find_element(By.XPATH, f"//section[@id='deliveries']//tr[contains(., '{delivery}')]")
         seen["delivery_row"] = row.text
         assert "push" in row.text and "github." in row.text, f"delivery row lacks event/subject: {row.text!r}"
+        d.execute_script("arguments[0].scrollIntoView()", row)
         d.save_screenshot(os.path.join(out, "2-delivery-1280x800.png"))
 
         # 3. a dead letter, replayed with the page's own button
@@ -78,12 +79,19 @@ def main():
         dlq_id = button.get_attribute("data-id")
         seen["dead_letter"] = dlq_id
         assert button.is_enabled(), "Replay is disabled although the URL carries the token"
+        d.execute_script("document.getElementById('dead-letters').scrollIntoView()")
         d.save_screenshot(os.path.join(out, "3-dead-letter-1280x800.png"))
         button.click()
         WebDriverWait(d, 10, poll_frequency=0.1).until(
             lambda drv: f"Replayed dead letter {dlq_id}" in drv.find_element(By.ID, "notice").text,
             "the page says the dead letter was replayed")
         seen["notice"] = d.find_element(By.ID, "notice").text
+        # the live part drops the replayed letter within a second or two (it may come back as a new one:
+        # the poison fails again)
+        WebDriverWait(d, 5, poll_frequency=0.2).until(
+            lambda drv: not drv.find_elements(By.CSS_SELECTOR, f"#dead-letters button[data-id='{dlq_id}']"),
+            f"dead letter {dlq_id} gone from the page")
+        d.execute_script("document.getElementById('dead-letters').scrollIntoView()")
         d.save_screenshot(os.path.join(out, "4-replayed-1280x800.png"))
 
         # 4. a phone's width: nothing wider than the screen but the tables' own scroll boxes
@@ -92,6 +100,9 @@ def main():
         overflow = d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         seen["phone_overflow_px"] = overflow
         assert overflow <= 1, f"the page is {overflow}px wider than a phone's screen"
+        d.execute_script("window.scrollTo(0, 0)")
+        d.save_screenshot(os.path.join(out, "5-phone-390-top.png"))
+        d.execute_script("document.getElementById('deliveries').scrollIntoView()")
         d.save_screenshot(os.path.join(out, "5-phone-390.png"))
         print(json.dumps(seen))
         return 0
