@@ -10,11 +10,19 @@
   const say = (el, text) => { if (el) el.textContent = text; };
 
   const es = new EventSource('/events' + query);
+  const asof = document.getElementById('asof');
+  const clock = (at) => { if (asof) { asof.dateTime = at; asof.textContent = (at.split('T')[1] || at).slice(0, 8); } };
+  // the live part, when it changed: keep what the reader opened or closed
   es.addEventListener('live', (e) => {
+    const open = {};
+    live.querySelectorAll('details[id]').forEach((d) => { open[d.id] = d.open; });
     live.innerHTML = e.data;
+    live.querySelectorAll('details[id]').forEach((d) => { if (d.id in open) d.open = open[d.id]; });
     say(conn, 'live');
     conn && conn.classList.add('on');
   });
+  // once a second: nothing changed, the time it was checked
+  es.addEventListener('tick', (e) => clock(e.data));
   // EventSource reconnects by itself (a restarted supervisor comes back on the same page when its port is set)
   es.onerror = () => { say(conn, 'reconnecting…'); conn && conn.classList.remove('on'); };
 

@@ -339,26 +339,27 @@ async fn events(State(app): State<Arc<App>>, h: HeaderMap, RawQuery(q): RawQuery
     let stream = futures::stream::unfold(
         (app2, String::new(), true),
         move |(app, last, first)| async move {
-            loop {
-                if !first {
-                    tokio::time::sleep(TICK).await;
-                }
-                let snap = app.snap.get().await;
-                let token = authorized.then(|| app.token.expose());
-                let html = match render::live(&snap, token) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!("status page: cannot render: {e:#}");
-                        String::new()
-                    }
-                };
-                if html != last || first {
-                    let ev = Event::default().event("live").data(html.clone());
-                    return Some((Ok::<_, std::convert::Infallible>(ev), (app, html, false)));
-                }
+            if !first {
+                tokio::time::sleep(TICK).await;
             }
+            let snap = app.snap.get().await;
+            let token = authorized.then(|| app.token.expose());
+            let html = render::live(&snap, token).unwrap_or_else(|e| {
+                tracing::warn!("status page: cannot render: {e:#}");
+                String::new()
+            });
+            let at = snap["at"].as_str().unwrap_or_default().to_string();
+            // the page itself only when it changed (a swap every second would close what the reader opened);
+            // the time of the check always
+            let mut evs = Vec::with_capacity(2);
+            if html != last || first {
+                evs.push(Event::default().event("live").data(html.clone()));
+            }
+            evs.push(Event::default().event("tick").data(at));
+            Some((evs, (app, html, false)))
         },
     )
+    .flat_map(|evs| futures::stream::iter(evs.into_iter().map(Ok::<_, std::convert::Infallible>)))
     .take_until(async move {
         // the supervisor's graceful shutdown waits for open connections: end the stream when it stops
         let _ = stop.wait_for(|v| *v).await;

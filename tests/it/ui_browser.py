@@ -13,7 +13,24 @@ import json, os, subprocess, sys, time, uuid
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
+
+# The live part is replaced whenever it changes: read it in one script (atomic), and retry a click whose
+# element was replaced between finding and clicking it.
+ROWS = "return Object.fromEntries([...document.querySelectorAll(arguments[0])].map(r => [r.querySelector('th') ? r.querySelector('th').innerText.trim() : '', r.innerText]))"
+
+TEXTS = "return [...document.querySelectorAll(arguments[0])].map(r => r.innerText)"
+
+
+def fresh(f, tries=20):
+    for _ in range(tries - 1):
+        try:
+            return f()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return f()
+
 
 STAGES = ["prerequisites", "state-backend", "nats", "webhooks", "controller", "self-management"]
 
@@ -40,15 +57,13 @@ def main():
 
         # 1. six stages, each in its own row saying done; NATS healthy
         def stage_rows(drv):
-            rows = drv.find_elements(By.CSS_SELECTOR, "#stages tbody tr")
-            got = {r.find_element(By.TAG_NAME, "th").text.strip(): r.text for r in rows}
+            got = drv.execute_script(ROWS, "#stages tbody tr")
             return got if all(s in got and "done" in got[s] for s in STAGES) else False
         rows = wait.until(stage_rows, "six stage rows that say done")
         seen["stages"] = {k: v.split("\n")[0] for k, v in rows.items()}
-        nats = d.find_element(By.CSS_SELECTOR, "#nats h2").text
+        nats = fresh(lambda: d.find_element(By.CSS_SELECTOR, "#nats h2").text)
         assert "healthy" in nats and "not healthy" not in nats, f"NATS heading says {nats!r}"
-        node_rows = d.find_elements(By.CSS_SELECTOR, "#nats table tbody tr")
-        assert node_rows, "no NATS node or stream rows"
+        assert d.execute_script(TEXTS, "#nats table tbody tr"), "no NATS node or stream rows"
         seen["nats"] = nats
         wait.until(lambda drv: drv.find_element(By.ID, "conn").text == "live", "the live stream connected")
         d.save_screenshot(os.path.join(out, "1-stages-1280x800.png"))
@@ -60,28 +75,31 @@ def main():
                         "--state-dir", state], check=True, capture_output=True, timeout=30)
         t0 = time.monotonic()
         WebDriverWait(d, 5, poll_frequency=0.1).until(
-            lambda drv: delivery in drv.find_element(By.ID, "deliveries").text,
+            lambda drv: delivery in drv.execute_script("return document.getElementById('deliveries').innerText"),
             f"delivery {delivery} shown within 5 s")
         seen["delivery_shown_after_s"] = round(time.monotonic() - t0, 2)
         assert d.execute_script("return window.__noReload") == 1, "the page reloaded"
-        row = d.find_element(By.XPATH, f"//section[@id='deliveries']//tr[contains(., '{delivery}')]")
-        seen["delivery_row"] = row.text
-        assert "push" in row.text and "github." in row.text, f"delivery row lacks event/subject: {row.text!r}"
-        d.execute_script("arguments[0].scrollIntoView()", row)
+        row = [t for t in d.execute_script(TEXTS, "#deliveries tbody tr") if delivery in t]
+        assert row, f"no row of its own for delivery {delivery}"
+        seen["delivery_row"] = row[0]
+        assert "push" in row[0] and "github." in row[0], f"delivery row lacks event/subject: {row[0]!r}"
+        d.execute_script("document.getElementById('deliveries').scrollIntoView()")
         d.save_screenshot(os.path.join(out, "2-delivery-1280x800.png"))
 
         # 3. a dead letter, replayed with the page's own button
         subprocess.run([ghboot, "webhook", "send", "--event", "push", "--payload", poison, "--delivery",
                         str(uuid.uuid4()), "--state-dir", state], check=True, capture_output=True, timeout=30)
-        button = WebDriverWait(d, 20, poll_frequency=0.2).until(
-            lambda drv: next(iter(drv.find_elements(By.CSS_SELECTOR, "#dead-letters button[data-id]")), False),
+        dlq_id = WebDriverWait(d, 20, poll_frequency=0.2).until(
+            lambda drv: drv.execute_script(
+                "const b = document.querySelector('#dead-letters button[data-id]'); return b && b.dataset.id"),
             "a dead letter with a Replay button")
-        dlq_id = button.get_attribute("data-id")
         seen["dead_letter"] = dlq_id
-        assert button.is_enabled(), "Replay is disabled although the URL carries the token"
+        sel = f"#dead-letters button[data-id='{dlq_id}']"
+        assert fresh(lambda: d.find_element(By.CSS_SELECTOR, sel).is_enabled()), \
+            "Replay is disabled although the URL carries the token"
         d.execute_script("document.getElementById('dead-letters').scrollIntoView()")
         d.save_screenshot(os.path.join(out, "3-dead-letter-1280x800.png"))
-        button.click()
+        fresh(lambda: d.find_element(By.CSS_SELECTOR, sel).click())
         WebDriverWait(d, 10, poll_frequency=0.1).until(
             lambda drv: f"Replayed dead letter {dlq_id}" in drv.find_element(By.ID, "notice").text,
             "the page says the dead letter was replayed")
