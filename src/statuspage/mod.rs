@@ -455,3 +455,65 @@ async fn style() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(h: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in h {
+            m.insert(*k, HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    #[test]
+    fn only_the_pages_own_origin_may_change_state() {
+        let own = [("host", "127.0.0.1:8000")];
+        assert!(
+            same_origin(&headers(&own)),
+            "curl with the token: no browser involved"
+        );
+        assert!(same_origin(&headers(&[
+            own[0],
+            ("origin", "http://127.0.0.1:8000"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!same_origin(&headers(&[
+            own[0],
+            ("origin", "http://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[
+            own[0],
+            ("origin", "http://127.0.0.1:8001")
+        ])));
+        assert!(!same_origin(&headers(&[
+            own[0],
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&headers(&[
+            own[0],
+            ("sec-fetch-site", "same-site")
+        ])));
+    }
+
+    #[test]
+    fn the_token_comes_from_header_query_or_form() {
+        let h = headers(&[("x-ghboot-token", "a")]);
+        assert_eq!(
+            presented_token(&h, Some("token=b"), None).as_deref(),
+            Some("a")
+        );
+        let none = HeaderMap::new();
+        assert_eq!(
+            presented_token(&none, Some("x=1&token=b"), None).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            presented_token(&none, None, Some(b"token=c%2Fd")).as_deref(),
+            Some("c/d")
+        );
+        assert_eq!(presented_token(&none, Some("x=1"), Some(b"id=3")), None);
+    }
+}
