@@ -215,6 +215,8 @@ pub enum Command {
     Repo(RepoCmd),
     /// Exit 0 when this instance's NATS is up and healthy, 69 when it is not
     Health,
+    /// Print the live status page's URL (it carries the token Replay needs); opens it at a terminal with a browser
+    Ui,
 }
 
 #[derive(Subcommand, Debug)]

@@ -83,6 +83,10 @@ impl Layout {
     pub fn users_conf(&self, node: &str) -> PathBuf {
         self.node_dir(node).join(crate::natsd::users::USERS_CONF)
     }
+    /// The status page's token (state-changing requests need it), 0600.
+    pub fn ui_token_file(&self) -> PathBuf {
+        self.secrets_dir().join("ui-token")
+    }
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {
         vec![

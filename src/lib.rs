@@ -17,6 +17,7 @@ pub mod secret;
 pub mod secrets;
 pub mod stages;
 pub mod state;
+pub mod statuspage;
 pub mod target;
 pub mod topology;
 pub mod ui;
@@ -68,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Secrets(c)) => commands::secrets::run(g, c).await,
         Some(Command::Repo(c)) => commands::repo::run(g, c).await,
         Some(Command::Health) => commands::repo::health(g).await,
+        Some(Command::Ui) => commands::ui::run(g).await,
     }
 }
 

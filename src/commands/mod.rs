@@ -14,6 +14,7 @@ pub mod repo;
 pub mod reset;
 pub mod secrets;
 pub mod status;
+pub mod ui;
 pub mod up;
 pub mod webhook;
 

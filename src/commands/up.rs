@@ -280,11 +280,30 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let heartbeat = crate::natsd::supervise::spawn_heartbeat(runtime.clone(), shutdown.subscribe());
+    let page = crate::statuspage::Feeds::default();
+    // the status page first: it shows the stages while they run
+    let ui = crate::statuspage::start(
+        &settings,
+        &crate::statuspage::Options::from_env()?,
+        page.clone(),
+        shutdown.subscribe(),
+    )
+    .await?;
+    runtime.update(|r| {
+        r.components.insert(
+            "ui".into(),
+            serde_json::json!({"url": ui.url, "port": ui.port, "bind": ui.bind.to_string()}),
+        );
+    });
     let host = Host {
         runtime: runtime.clone(),
         supervisor: None,
-        tasks: vec![("heartbeat".into(), heartbeat)],
+        tasks: vec![
+            ("heartbeat".into(), heartbeat),
+            ("status page".into(), ui.task),
+        ],
         shutdown,
+        page,
     };
     let mut ctx = Ctx {
         settings,
@@ -430,6 +449,9 @@ pub async fn print_summary(settings: &Settings, title: &str) {
             "  or" => commands.push(("  or", v)),
             _ => rows.push((k, v)),
         }
+    }
+    if let Some(row) = crate::commands::ui::summary_row(settings) {
+        rows.push(row);
     }
     let mut head = vec![
         (

@@ -226,6 +226,7 @@ pub async fn up(
         supervisor: None,
         tasks: Vec::new(),
         shutdown,
+        page: Default::default(),
     };
     let mut ctx = Ctx {
         settings,

@@ -71,3 +71,11 @@ pub fn local_utc_offset_secs() -> i32 {
 pub fn reload_config(_pid: u32) -> bool {
     false
 }
+
+/// The desktop's "open this URL" command.
+pub fn url_opener(url: &str) -> Option<std::process::Command> {
+    let mut c = std::process::Command::new("cmd");
+    // `start` treats its first quoted argument as a window title
+    c.args(["/C", "start", "", url]);
+    Some(c)
+}

@@ -214,6 +214,7 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
         let (_, old) = host.tasks.remove(i);
         old.abort();
     }
+    host.page.set_receiver(shared.clone());
     let running = receive::spawn(listener, shared.clone(), host.shutdown.subscribe())?;
     host.tasks.push(("webhook".into(), running.task));
     if source == webhook::SecretSource::Generated {

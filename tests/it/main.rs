@@ -15,4 +15,5 @@ mod secrets;
 #[cfg(unix)]
 mod install;
 mod topology;
+mod ui;
 mod webhook;

@@ -28,12 +28,14 @@ use std::process::Command;
 
 // go-task-bin: the real `task` binary, for the org Taskfile's tests.
 // pyyaml: the tests read action.yml's steps with a YAML parser (inputs pasted into code, unpinned actions)
+// selenium drives Debian's chromium + chromium-driver in the status page's browser test (tests/it/ui.rs)
 const PY_TEST_DEPS: &[&str] = &[
     "nats-py==2.*",
     "kubernetes-validate",
     "check-jsonschema",
     "go-task-bin",
     "pyyaml",
+    "selenium",
 ];
 
 fn main() -> Result<()> {
@@ -81,19 +83,18 @@ fn venv() -> Result<PathBuf> {
         .unwrap_or_else(|| root().join("target").join("test-venv"));
     let bin = dir.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let marker = dir.join(".ghboot-complete");
-    // The marker names what was installed: a venv made before a dependency was added gets it on the next run.
+    // the marker names what was installed: a venv made before a dependency was added gets it now
     let want = PY_TEST_DEPS.join("\n");
-    let have = std::fs::read_to_string(&marker).ok();
-    if have.as_deref() == Some(want.as_str()) {
-        return Ok(bin);
-    }
-    if have.is_some() {
-        let pip = bin.join("pip");
-        run(Command::new(&pip)
-            .args(["install", "-q", "--disable-pip-version-check"])
-            .args(PY_TEST_DEPS))?;
-        std::fs::write(&marker, &want)?;
-        return Ok(bin);
+    match std::fs::read_to_string(&marker) {
+        Ok(had) if had == want => return Ok(bin),
+        Ok(_) if bin.join("pip").exists() => {
+            run(Command::new(bin.join("pip"))
+                .args(["install", "-q", "--disable-pip-version-check"])
+                .args(PY_TEST_DEPS))?;
+            std::fs::write(&marker, &want)?;
+            return Ok(bin);
+        }
+        _ => {}
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
     let pins = pin::Pins::builtin();
