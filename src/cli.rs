@@ -213,6 +213,40 @@ pub enum Command {
     /// The org's GitHub Actions secrets: sync them from a .env file and from this instance
     #[command(subcommand)]
     Secrets(SecretsCmd),
+    /// Product repositories: each gets its own consumer of its events and its own scoped NATS identity
+    #[command(subcommand)]
+    Repo(RepoCmd),
+    /// Exit 0 when this instance's NATS is up and healthy, 69 when it is not
+    Health,
+    /// Print the live status page's URL (it carries the token Replay needs); opens it at a terminal with a browser
+    Ui,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepoCmd {
+    /// Register a repository: a durable consumer of its events and a NATS identity that may use only that
+    /// (applied to the running server without a restart); rerun to change its events or grants
+    Add {
+        /// Repository name (`web`, or `ORG/web`)
+        name: String,
+        /// Only these events (comma-separated: push,pull_request) [default: all of the repository's]
+        #[arg(long, value_delimiter = ',', value_name = "EVENTS")]
+        events: Vec<String>,
+        /// Also receive another repository's topic, OTHER.TOPIC (e.g. api.deploy); repeatable
+        #[arg(long, value_name = "OTHER.TOPIC")]
+        subscribe: Vec<String>,
+    },
+    /// List the registered repositories (--json for a machine-readable list)
+    List,
+    /// Unregister a repository: its identity is revoked at once and its consumers deleted
+    Remove { name: String },
+    /// Print the repository's connection (NATS_URL, its credentials, stream and consumer) and write the NATS
+    /// CLI context `ghboot-<NAME>`
+    Env {
+        name: String,
+        #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+        format: EnvFormat,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -37,6 +37,8 @@ pub struct Host {
     /// Background tasks (receiver, controller) stopped on shutdown.
     pub tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// What the status page reads from the parts the stages start (the receiver).
+    pub page: crate::statuspage::Feeds,
 }
 
 /// Shared by the stages of one run.
@@ -151,6 +153,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>], observer: &dyn Observ
             Ok(outputs) => {
                 rec.status = StageStatus::Done;
                 rec.last_error = None;
+                rec.last_help = None;
                 let detail = outputs
                     .get("summary")
                     .and_then(|v| v.as_str())
@@ -170,6 +173,7 @@ pub async fn run(ctx: &mut Ctx, stages: &[Box<dyn Stage>], observer: &dyn Observ
                 }
                 rec.status = StageStatus::Failed;
                 rec.last_error = Some(format!("{e:#}"));
+                rec.last_help = crate::error::find_failure(&e).and_then(|f| f.help.clone());
                 ctx.state.save(&ctx.settings.layout)?;
                 ctx.reporter.failed(name, elapsed, &e);
                 return Err(e);

@@ -101,6 +101,30 @@ impl Layout {
     pub fn actions_secrets_key(&self) -> PathBuf {
         self.secrets_dir().join("actions-secrets.key")
     }
+    /// The product repositories `ghboot repo add` registered (names, events, grants; no secrets).
+    pub fn repos_file(&self) -> PathBuf {
+        self.root.join("repos.json")
+    }
+    /// Serializes changes to the repository registry (`up` holds the state lock for its whole life).
+    pub fn repos_lock_file(&self) -> PathBuf {
+        self.root.join("repos.lock")
+    }
+    /// Passwords of ghboot's own least-privilege NATS users (the webhook receiver), 0600.
+    pub fn internal_auth_file(&self) -> PathBuf {
+        self.secrets_dir().join("nats-internal.json")
+    }
+    /// The product repositories' NATS passwords, 0600.
+    pub fn repo_passwords_file(&self) -> PathBuf {
+        self.secrets_dir().join("repo-passwords.json")
+    }
+    /// The `users` list a node's config includes (every NATS identity and its permissions), 0600.
+    pub fn users_conf(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join(crate::natsd::users::USERS_CONF)
+    }
+    /// The status page's token (state-changing requests need it), 0600.
+    pub fn ui_token_file(&self) -> PathBuf {
+        self.secrets_dir().join("ui-token")
+    }
     /// The directories the state-backend stage creates, and their purpose.
     pub fn dirs(&self) -> Vec<(PathBuf, &'static str, bool)> {
         vec![

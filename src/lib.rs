@@ -14,10 +14,12 @@ pub mod layout;
 pub mod natsd;
 pub mod platform;
 pub mod purge;
+pub mod repos;
 pub mod secret;
 pub mod secrets;
 pub mod stages;
 pub mod state;
+pub mod statuspage;
 pub mod terraform;
 pub mod topology;
 pub mod ui;
@@ -67,6 +69,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Webhook(c)) => commands::webhook::run(g, c).await,
         Some(Command::Completion { shell }) => Ok(commands::completion::run(*shell)),
         Some(Command::Secrets(c)) => commands::secrets::run(g, c).await,
+        Some(Command::Repo(c)) => commands::repo::run(g, c).await,
+        Some(Command::Health) => commands::repo::health(g).await,
+        Some(Command::Ui) => commands::ui::run(g).await,
     }
 }
 

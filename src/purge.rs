@@ -20,6 +20,8 @@ pub const OWNED: &[&str] = &[
     "github",
     "terraform",
     "kubernetes",
+    "repos.json",
+    "repos.lock",
 ];
 
 /// Leftovers of ghboot's own atomic writes and write probes (`.NAME.tmp.PID.RAND`, `.write-probe.PID`).

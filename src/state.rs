@@ -54,6 +54,9 @@ pub struct StageRecord {
     pub outputs: BTreeMap<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The `help:` line of the last error, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_help: Option<String>,
 }
 
 impl StageRecord {
@@ -68,6 +71,7 @@ impl StageRecord {
             runner_pid: None,
             outputs: BTreeMap::new(),
             last_error: None,
+            last_help: None,
         }
     }
 

@@ -50,5 +50,11 @@ pub async fn run(g: &GlobalArgs, purge: bool, yes: bool, force: bool) -> Result<
 
 /// Remove a state dir, but only one that ghboot made, and there only ghboot's paths (see `crate::purge`).
 pub fn purge_dir(layout: &Layout, force: bool) -> Result<()> {
+    // the product repositories' contexts go with the instance
+    if let Ok(reg) = crate::repos::Registry::load(layout) {
+        for name in reg.repos.keys() {
+            crate::ui::context::remove_repo(layout, name);
+        }
+    }
     crate::purge::purge(layout, force)
 }

@@ -11,6 +11,10 @@ pub async fn vars(settings: &Settings) -> Result<Vec<(String, String, bool)>> {
     if let Some(u) = crate::webhook::instance_url(settings) {
         v.push(("GHBOOT_WEBHOOK_URL".into(), u, false));
     }
+    // carries the token that lets a browser replay dead letters: a secret (masked in CI)
+    if let Some(u) = crate::statuspage::url_with_token(settings) {
+        v.push(("GHBOOT_UI_URL".into(), u, true));
+    }
     v.push((
         "GHBOOT_STATE_DIR".into(),
         settings.layout.root().display().to_string(),

@@ -11,9 +11,11 @@ pub mod logs;
 pub mod nats_server;
 pub mod plan;
 pub mod render;
+pub mod repo;
 pub mod reset;
 pub mod secrets;
 pub mod status;
+pub mod ui;
 pub mod up;
 pub mod webhook;
 

@@ -89,15 +89,19 @@ pub async fn run(g: &GlobalArgs) -> Result<u8> {
 }
 
 fn ensure_root(layout: &Layout) -> Result<()> {
-    // 0700: logs, the local git repository and the JetStream store are nobody else's business.
-    crate::fsutil::create_private_dir(layout.root()).map_err(|e| {
+    std::fs::create_dir_all(layout.root()).map_err(|e| {
         fail(
             Kind::CantCreate,
             format!("cannot create state dir {}: {e}", layout.root().display()),
         )
         .help("pass --state-dir (GHBOOT_STATE_DIR) to a writable place")
-        .into()
-    })
+    })?;
+    // 0700: logs, the local git repository and the JetStream store are nobody else's business. Best effort:
+    // on a read-only state dir the lock (next) says what is wrong, with its own exit code.
+    if let Err(e) = crate::platform::restrict_dir(layout.root()) {
+        tracing::debug!("cannot make {} 0700: {e}", layout.root().display());
+    }
+    Ok(())
 }
 
 /// A supervisor is alive: verify every stage and change only what a client can change.
@@ -282,11 +286,30 @@ async fn host(settings: Settings, state: Option<StateFile>, reporter: Reporter) 
     runtime.update(|_| {});
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let heartbeat = crate::natsd::supervise::spawn_heartbeat(runtime.clone(), shutdown.subscribe());
+    let page = crate::statuspage::Feeds::default();
+    // the status page first: it shows the stages while they run
+    let ui = crate::statuspage::start(
+        &settings,
+        &crate::statuspage::Options::from_env()?,
+        page.clone(),
+        shutdown.subscribe(),
+    )
+    .await?;
+    runtime.update(|r| {
+        r.components.insert(
+            "ui".into(),
+            serde_json::json!({"url": ui.url, "port": ui.port, "bind": ui.bind.to_string()}),
+        );
+    });
     let host = Host {
         runtime: runtime.clone(),
         supervisor: None,
-        tasks: vec![("heartbeat".into(), heartbeat)],
+        tasks: vec![
+            ("heartbeat".into(), heartbeat),
+            ("status page".into(), ui.task),
+        ],
         shutdown,
+        page,
     };
     let mut ctx = Ctx {
         settings,
@@ -440,6 +463,9 @@ pub async fn print_summary(settings: &Settings, title: &str) {
             "  or" => commands.push(("  or", v)),
             _ => rows.push((k, v)),
         }
+    }
+    if let Some(row) = crate::commands::ui::summary_row(settings) {
+        rows.push(row);
     }
     let mut head = vec![
         (

@@ -36,6 +36,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         ".github/CODEOWNERS.j2",
         include_str!("../../templates/.github/CODEOWNERS.j2"),
     ),
+    (
+        "Taskfile.yml.j2",
+        include_str!("../../templates/Taskfile.yml.j2"),
+    ),
 ];
 
 /// Where the manifest of generated files lives, relative to the repository root.
@@ -44,6 +48,22 @@ pub const MANIFEST: &str = ".github/.ghboot-manifest.json";
 pub const TEMPLATES_DIR: &str = "templates";
 /// What a commit made by the controller carries, so that its own push never triggers a regeneration.
 pub const SKIP_MARKER: &str = "[skip-regen]";
+/// ghboot's GitHub repository (owner/name): its releases hold the prebuilt binaries (bootstrap/install.sh
+/// names the same), and generated workflows use its action, `<repository>/bootstrap/action@v<version>`.
+pub const GHBOOT_REPOSITORY: &str = "ghboot/ghboot";
+/// actions/checkout in generated workflows, pinned by commit (a tag can be moved; a commit cannot).
+const CHECKOUT: (&str, &str) = ("34e114876b0b11c390a56381ad16ebd13914f8d5", "v4.3.1");
+
+/// What every template sees as `ghboot`: this binary's release and where its action lives.
+fn ghboot_globals() -> minijinja::Value {
+    minijinja::Value::from_serialize(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "repository": GHBOOT_REPOSITORY,
+        "action": format!("{GHBOOT_REPOSITORY}/bootstrap/action"),
+        "checkout_sha": CHECKOUT.0,
+        "checkout_tag": CHECKOUT.1,
+    }))
+}
 
 /// Where the templates of one rendering come from.
 #[derive(Debug, Clone)]
@@ -139,6 +159,7 @@ pub fn render(source: &Source, vars: &Vars) -> Result<Rendered> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     env.set_keep_trailing_newline(true);
+    env.add_global("ghboot", ghboot_globals());
     for (name, text) in &templates {
         env.add_template_owned(name.clone(), text.clone())
             .map_err(|e| {
@@ -459,6 +480,33 @@ mod tests {
         assert!(bug.starts_with("---\n"), "front matter stays first: {bug}");
         assert!(r[".github/CODEOWNERS"].starts_with("# Generated"));
         assert!(r[".github/workflows/ci.yml"].contains("branches: [main]"));
+    }
+
+    #[test]
+    fn regenerate_workflow_installs_this_release_before_calling_ghboot() {
+        let r = render(&Source::Embedded, &vars()).expect("render");
+        let wf = &r[".github/workflows/regenerate.yml"];
+        let action = format!(
+            "uses: {GHBOOT_REPOSITORY}/bootstrap/action@v{}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let install = wf.find(&action).expect("installs ghboot with the action");
+        let call = wf.find("ghboot generate --repo").expect("calls ghboot");
+        assert!(install < call, "{wf}");
+        assert!(
+            wf.contains("concurrency:") && wf.contains("[skip-regen]"),
+            "{wf}"
+        );
+        assert!(wf.contains("head_commit.author.email != 'bot@x'"), "{wf}");
+        assert!(!wf.contains("{{"), "unrendered template syntax: {wf}");
+    }
+
+    #[test]
+    fn the_installer_names_the_same_repository() {
+        let sh = include_str!("../../bootstrap/install.sh");
+        let ps = include_str!("../../bootstrap/install.ps1");
+        assert!(sh.contains(&format!("GHBOOT_REPOSITORY={GHBOOT_REPOSITORY}\n")));
+        assert!(ps.contains(&format!("$Repository = '{GHBOOT_REPOSITORY}'")));
     }
 
     #[test]

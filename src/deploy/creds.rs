@@ -387,12 +387,10 @@ fn q(s: &str) -> String {
 }
 
 impl LeafConfig {
-    /// Config appended to the leaf's nats-server.conf (it replaces the plain authorization block).
-    pub fn render(&self, user: &str, password: &str) -> String {
+    /// The leafnodes block appended to the leaf's nats-server.conf (users come from `natsd::users`).
+    pub fn render(&self) -> String {
         format!(
-            "authorization {{\n  user: {}\n  password: {}\n}}\nleafnodes {{\n  reconnect: \"1s\"\n  remotes: [\n    {{ urls: [{}], credentials: {} }}\n  ]\n}}\n",
-            q(user),
-            q(password),
+            "leafnodes {{\n  reconnect: \"1s\"\n  remotes: [\n    {{ urls: [{}], credentials: {} }}\n  ]\n}}\n",
             self.hub_url.split(',').map(|u| q(u.trim())).collect::<Vec<_>>().join(", "),
             q(&self.creds_file.to_string_lossy())
         )

@@ -156,9 +156,11 @@ pub fn node_specs(s: &Settings, auth: &Auth, ports: &[NodePorts]) -> Vec<NodeSpe
                     })
                     .collect(),
             });
-            let mut extra = String::new();
+            // Users (ghboot's own and the product repositories') live in an included file, so that adding
+            // one is a reload, not a restart, and changes nothing here (nor the config hash).
+            let mut extra = crate::natsd::users::auth_block();
             if let Some(leaf) = &leaf {
-                extra = leaf.render(&auth.user, auth.password.expose());
+                extra.push_str(&leaf.render());
             }
             NodeSpec {
                 name: if clustered {
@@ -419,6 +421,7 @@ impl Target for Dev {
         }
         let ports = plan_ports(&s, &recorded_ports(Some(&ctx.state)))?;
         let specs = node_specs(&s, &auth, &ports);
+        crate::natsd::users::write(&s)?;
         let host = ctx
             .host()
             .context("only a supervising ghboot starts servers")?;

@@ -5,6 +5,7 @@ pub mod find;
 pub mod install;
 pub mod pin;
 pub mod supervise;
+pub mod users;
 
 /// The oldest nats-server ghboot runs: 2.10 brought the JetStream features the topology relies on
 /// (subject transforms, stream metadata, KV TTLs through max_age).

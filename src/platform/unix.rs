@@ -137,3 +137,27 @@ pub fn local_utc_offset_secs() -> i32 {
         tm.tm_gmtoff as i32
     }
 }
+
+/// Ask a nats-server to reload its configuration (SIGHUP). False when the signal could not be sent.
+pub fn reload_config(pid: u32) -> bool {
+    // SAFETY: plain signal send.
+    pid > 0
+        && pid <= i32::MAX as u32
+        && unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } == 0
+}
+
+/// The desktop's "open this URL" command, when a graphical session is at hand (none on a server or in CI).
+pub fn url_opener(url: &str) -> Option<std::process::Command> {
+    if cfg!(target_os = "macos") {
+        let mut c = std::process::Command::new("open");
+        c.arg(url);
+        return Some(c);
+    }
+    let graphical = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    let xdg = which::which("xdg-open").ok().filter(|_| graphical)?;
+    let mut c = std::process::Command::new(xdg);
+    c.arg(url);
+    Some(c)
+}

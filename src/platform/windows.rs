@@ -66,3 +66,16 @@ pub async fn shutdown_signal() {
 pub fn local_utc_offset_secs() -> i32 {
     0
 }
+
+/// Windows has no SIGHUP: the caller has nats-server deliver the reload (`--signal reload=PID`).
+pub fn reload_config(_pid: u32) -> bool {
+    false
+}
+
+/// The desktop's "open this URL" command.
+pub fn url_opener(url: &str) -> Option<std::process::Command> {
+    let mut c = std::process::Command::new("cmd");
+    // `start` treats its first quoted argument as a window title
+    c.args(["/C", "start", "", url]);
+    Some(c)
+}

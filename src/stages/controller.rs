@@ -151,7 +151,8 @@ impl Stage for Controller {
         if ctx.host().is_none() {
             return Err(NeedsRestart("the controller runs inside the supervisor".into()).into());
         }
-        let client = ctx.nats().await?;
+        // least privilege: its own consumer, its buckets, ghboot's events and dead letters
+        let client = crate::natsd::users::controller_client(ctx).await?;
         let instance = crate::controller::default_instance();
         let vars = cfg.vars(&ctx.settings);
         let org = ctx.settings.org.clone();

@@ -173,7 +173,8 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
     let s = ctx.settings.clone();
     let (secret, source) = webhook::ensure_secret(&s, cfg)?;
     let fingerprint = verify::fingerprint(secret.expose().as_bytes());
-    let client = ctx.nats().await?;
+    // least privilege: the receiver's user may only publish deliveries
+    let client = crate::natsd::users::receiver_client(ctx).await?;
     let ip: std::net::IpAddr = s.bind.parse().map_err(|_| {
         fail(
             Kind::Config,
@@ -214,6 +215,7 @@ async fn start_receiver(ctx: &mut Ctx, cfg: &WebhookConfig) -> Result<Outputs> {
         let (_, old) = host.tasks.remove(i);
         old.abort();
     }
+    host.page.set_receiver(shared.clone());
     let running = receive::spawn(listener, shared.clone(), host.shutdown.subscribe())?;
     host.tasks.push(("webhook".into(), running.task));
     if source == webhook::SecretSource::Generated {

@@ -100,6 +100,8 @@ pub struct Desired {
     pub org: String,
     pub replicas: usize,
     pub resources: Vec<Resource>,
+    /// Consumers of the product repositories (`ghboot repo add`), on the events and routing streams.
+    pub consumers: Vec<super::consumers::DesiredConsumer>,
 }
 
 // ---- the [topology] table ----
@@ -394,10 +396,34 @@ pub fn default_locks_config(replicas: usize) -> Config {
 
 /// Everything ghboot keeps in JetStream for `settings.org`.
 pub fn desired(settings: &Settings) -> Result<Desired> {
-    build(
+    let mut d = build(
         &settings.org,
         &parse_file(settings)?,
         replicas_for(settings),
+    )?;
+    let reg = crate::repos::Registry::load(&settings.layout)?;
+    if !reg.repos.is_empty() {
+        d.resources.push(routes_stream(&d.org, d.replicas)?);
+        d.consumers = super::consumers::desired(&d.org, &reg);
+    }
+    Ok(d)
+}
+
+/// Routing between product repositories: what each publishes under `repo.<org>.<repo>.>`. Only there
+/// once a repository is registered.
+pub fn routes_stream(org: &str, replicas: usize) -> Result<Resource> {
+    stream(
+        "routes",
+        StreamDefaults {
+            name: subjects::repo::routes_stream(org),
+            description: format!("messages the repositories of {org} publish to each other"),
+            subject: subjects::repo::routes_filter(org),
+            max_age: GHBOOT_EVENTS_MAX_AGE,
+            max_bytes: GHBOOT_EVENTS_MAX_BYTES,
+            duplicate_window: GHBOOT_EVENTS_DUPLICATE_WINDOW,
+        },
+        &StreamOverrides::default(),
+        replicas,
     )
 }
 
@@ -480,6 +506,7 @@ pub fn build(org: &str, f: &TopologyFile, r: usize) -> Result<Desired> {
         org,
         replicas: r,
         resources,
+        consumers: Vec::new(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! JetStream topology as code: the streams and KV buckets ghboot owns ([`desired`]), reconciled with the
 //! server field by field ([`reconcile`]), and the distributed lock the rest of the system uses ([`lock`]).
 //! Subject and resource names come from [`subjects`] only.
+pub mod consumers;
 pub mod desired;
 pub mod heal;
 pub mod lock;
@@ -18,7 +19,9 @@ pub async fn plan(s: &Settings, client: async_nats::Client) -> Result<Vec<Change
     let want = desired::desired(s)?;
     let js = crate::deploy::jetstream(s, client);
     let items = reconcile::inspect(&js, &want).await?;
-    Ok(items.iter().filter_map(|i| i.change()).collect())
+    let mut changes: Vec<Change> = items.iter().filter_map(|i| i.change()).collect();
+    changes.extend(consumers::plan(&js, &want.org, &want.consumers).await?);
+    Ok(changes)
 }
 
 /// Reconcile JetStream with the desired topology, then mirror the bootstrap state into the `state` bucket.
@@ -48,8 +51,12 @@ pub async fn apply(
     if desired::replicas_for(s) > 1 {
         wait_for_stream_leaders(&js).await?;
     }
+    let consumers = consumers::reconcile(&js, &want.org, &want.consumers).await?;
     let key = mirror_state(s, state, &js).await?;
     let mut v = serde_json::to_value(&sum)?;
+    if !consumers.is_empty() {
+        v["consumers"] = consumers.into();
+    }
     v["state_key"] = key.into();
     Ok(v)
 }

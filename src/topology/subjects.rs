@@ -127,6 +127,81 @@ pub fn ghboot_events_stream(org: &str) -> String {
     format!("GHBOOT_EVENTS_{}", stream_safe(org))
 }
 
+/// Product repositories (`ghboot repo add`): their slice of the events stream, their outbound subjects on
+/// the org's routing stream, and the names of their consumers, NATS users and inboxes. The repository name is
+/// escaped like every other token, so `a.b` can never reach into `a`'s subjects.
+pub mod repo {
+    use super::{escape_token, stream_safe};
+
+    /// Every event of one repository on the events stream.
+    pub fn events_filter(org: &str, repo: &str) -> String {
+        format!("github.{}.{}.>", escape_token(org), escape_token(repo))
+    }
+    /// One event type of one repository.
+    pub fn event_filter(org: &str, repo: &str, event: &str) -> String {
+        format!(
+            "github.{}.{}.{}",
+            escape_token(org),
+            escape_token(repo),
+            escape_token(event)
+        )
+    }
+    /// What a repository may publish: `repo.<org>.<repo>.>` (its own prefix only).
+    pub fn outbound_prefix(org: &str, repo: &str) -> String {
+        format!("repo.{}.{}", escape_token(org), escape_token(repo))
+    }
+    pub fn outbound_filter(org: &str, repo: &str) -> String {
+        format!("{}.>", outbound_prefix(org, repo))
+    }
+    /// `repo.<org>.<repo>.<topic>`; `topic` is one or more dot-separated tokens (wildcards allowed in a grant).
+    pub fn topic_subject(org: &str, repo: &str, topic: &str) -> String {
+        format!("{}.{topic}", outbound_prefix(org, repo))
+    }
+    /// The org's routing stream: everything repositories publish to each other.
+    pub fn routes_stream(org: &str) -> String {
+        format!("GHBOOT_ROUTES_{}", stream_safe(org))
+    }
+    pub fn routes_filter(org: &str) -> String {
+        format!("repo.{}.>", escape_token(org))
+    }
+    /// The durable consumer on the events stream (also the repository's NATS user name).
+    pub fn consumer(repo: &str) -> String {
+        format!("repo-{}", escape_token(repo))
+    }
+    /// The durable consumer on the routing stream holding the topics the repository was granted.
+    pub fn routes_consumer(repo: &str) -> String {
+        format!("repo-{}-routes", escape_token(repo))
+    }
+    pub fn user(repo: &str) -> String {
+        consumer(repo)
+    }
+    /// A per-identity inbox prefix, disjoint from `_INBOX.>`: one repository cannot read another's replies.
+    pub fn inbox_prefix(repo: &str) -> String {
+        format!("_INBOX_{}", consumer(repo))
+    }
+    /// JetStream API subjects one consumer's client needs: next message, its info; with a domain, the
+    /// domain-prefixed form as well.
+    pub fn consumer_api(stream: &str, consumer: &str, domain: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        for api in ["$JS.API".to_string()]
+            .into_iter()
+            .chain(domain.map(|d| format!("$JS.{d}.API")))
+        {
+            out.push(format!("{api}.CONSUMER.MSG.NEXT.{stream}.{consumer}"));
+            out.push(format!("{api}.CONSUMER.INFO.{stream}.{consumer}"));
+        }
+        out
+    }
+    /// Acks of one consumer's messages: `$JS.ACK.<stream>.<consumer>.>`, and the newer form with domain and
+    /// account hash in front.
+    pub fn ack_filters(stream: &str, consumer: &str) -> Vec<String> {
+        vec![
+            format!("$JS.ACK.{stream}.{consumer}.>"),
+            format!("$JS.ACK.*.*.{stream}.{consumer}.>"),
+        ]
+    }
+}
+
 pub const LOCKS_BUCKET: &str = "locks";
 pub const STATE_BUCKET: &str = "state";
 pub const WORKFLOWS_BUCKET: &str = "workflows";
@@ -219,5 +294,15 @@ mod tests {
             4
         );
         assert!(!dead_letter_subject("acme", Some("r"), "push").starts_with("github."));
+    }
+
+    #[test]
+    fn repository_slices_do_not_overlap() {
+        assert_eq!(repo::events_filter("acme", "web"), "github.acme.web.>");
+        assert_eq!(repo::events_filter("acme", "a.b"), "github.acme.a~2Eb.>");
+        assert_eq!(repo::outbound_filter("acme", "web"), "repo.acme.web.>");
+        assert_ne!(repo::consumer("a.b"), repo::consumer("a_b"));
+        assert!(!repo::consumer("a.b").contains('.'));
+        assert!(!repo::inbox_prefix("web").starts_with("_INBOX."));
     }
 }

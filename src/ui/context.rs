@@ -58,3 +58,48 @@ pub fn remove_for(layout: &Layout) {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+/// The context of one product repository's identity: `<instance context>-<repo>` (`ghboot-web` for the
+/// default instance), with its inbox prefix (its permissions allow no other) and JetStream domain.
+pub fn repo_context_name(layout: &Layout, repo: &str) -> String {
+    format!("{}-{repo}", context_name(layout))
+}
+
+pub fn write_repo(
+    layout: &Layout,
+    repo: &str,
+    url: &str,
+    user: &str,
+    password: &str,
+    inbox_prefix: &str,
+    domain: Option<&str>,
+) -> Result<PathBuf> {
+    let dir =
+        context_dir().ok_or_else(|| anyhow::anyhow!("no config dir for the NATS CLI context"))?;
+    crate::fsutil::create_private_dir(&dir)?;
+    let path = dir.join(format!("{}.json", repo_context_name(layout, repo)));
+    let ctx = serde_json::json!({
+        "description": format!("repository {repo} of the {}", description(layout)),
+        "url": url,
+        "user": user,
+        "password": password,
+        "inbox_prefix": inbox_prefix,
+        "jetstream_domain": domain.unwrap_or_default(),
+    });
+    crate::secret::write_private(&path, &serde_json::to_vec_pretty(&ctx)?)?;
+    Ok(path)
+}
+
+/// Remove a repository's context, if it is this instance's.
+pub fn remove_repo(layout: &Layout, repo: &str) {
+    let Some(dir) = context_dir() else { return };
+    let path = dir.join(format!("{}.json", repo_context_name(layout, repo)));
+    let want = format!("repository {repo} of the {}", description(layout));
+    let mine = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("description").and_then(|d| d.as_str()) == Some(&want));
+    if mine {
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -10,6 +10,7 @@
 //! the state dir (0600). It is never logged, never recorded; state files keep only [`verify::fingerprint`].
 
 pub mod receive;
+pub mod recent;
 pub mod register;
 pub mod send;
 pub mod verify;

@@ -78,6 +78,8 @@ pub struct Shared {
     js: async_nats::jetstream::Context,
     stream: String,
     pub metrics: Metrics,
+    /// The last deliveries, for the status page.
+    pub recent: super::recent::Recent,
     first_ping: Mutex<Option<Ping>>,
     on_first_ping: Option<PingHook>,
 }
@@ -98,6 +100,7 @@ impl Shared {
             js,
             stream,
             metrics: Metrics::default(),
+            recent: Default::default(),
             first_ping: Mutex::new(None),
             on_first_ping,
         })
@@ -532,6 +535,7 @@ async fn deliver(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Body) 
         Ok(resp) => resp,
         Err(r) => {
             sh.metrics.reject(r.reason);
+            sh.recent.refused(event, delivery, r.reason.label());
             tracing::info!(reason = r.reason.label(), status = r.reason.status().as_u16(), event = ?event, delivery = ?delivery, "delivery refused: {}", r.detail);
             let mut resp = (
                 r.reason.status(),
@@ -715,6 +719,8 @@ async fn accept(
     if ack.duplicate {
         sh.metrics.duplicates.fetch_add(1, Relaxed);
     }
+    sh.recent
+        .stored(event, repo, delivery, &subject, ack.duplicate);
     if event == "ping" {
         sh.metrics.pings.fetch_add(1, Relaxed);
         record_ping(sh, delivery, hook_id);

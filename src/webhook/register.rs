@@ -29,6 +29,8 @@ pub struct GitHub {
     pub max_wait: Duration,
     /// Wait after a secondary rate limit that gives no `Retry-After` (GitHub: at least a minute).
     pub secondary_wait: Duration,
+    /// Longest wait for one answer; a request that takes longer is sent again (a few times).
+    pub timeout: Duration,
     /// Set when a response said the primary limit is used up (`x-ratelimit-remaining: 0`): the next call
     /// waits until `x-ratelimit-reset` instead of being refused.
     exhausted_until: std::sync::Mutex<Option<std::time::Instant>>,
@@ -176,6 +178,7 @@ impl GitHub {
             token,
             max_wait: Duration::from_secs(120),
             secondary_wait: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
             exhausted_until: std::sync::Mutex::new(None),
         })
     }
@@ -200,12 +203,24 @@ impl GitHub {
         target: &Target,
         secret: &Secret,
     ) -> Result<(StatusCode, HeaderMap, Value)> {
-        let retry = "wait and run `ghboot up` again; the hook is then created or updated";
-        let (status, headers, value) = self.send(method, url, body, &target.label(), retry).await?;
-        if !status.is_success() {
-            return Err(self.error(status, &value, target, secret));
+        let a = self.call_raw(method, url, body, target).await?;
+        if !a.status.is_success() {
+            return Err(self.error(a.status, &a.value, target, secret));
         }
-        Ok((status, headers, value))
+        Ok((a.status, a.headers, a.value))
+    }
+
+    /// [`Self::call`], but a non-2xx answer that is not a rate limit is returned, not turned into an error.
+    async fn call_raw(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        target: &Target,
+    ) -> Result<Answer> {
+        let retry = "wait and run `ghboot up` again; the hook is then created or updated";
+        self.send_answer(method, url, body, &target.label(), retry)
+            .await
     }
 
     /// The API base URL, without a trailing slash.
@@ -225,6 +240,23 @@ impl GitHub {
         what: &str,
         retry_help: &str,
     ) -> Result<(StatusCode, HeaderMap, Value)> {
+        let a = self
+            .send_answer(method, url, body, what, retry_help)
+            .await?;
+        Ok((a.status, a.headers, a.value))
+    }
+
+    /// [`Self::send`], also telling whether a request may have reached GitHub unanswered (see [`Answer`]).
+    async fn send_answer(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+        retry_help: &str,
+    ) -> Result<Answer> {
+        // set once a request may have reached GitHub without us seeing the answer (timeout, 5xx)
+        let mut resent = false;
         let mut waited = Duration::ZERO;
         let pause = self.exhausted_until.lock().ok().and_then(|mut g| g.take());
         if let Some(wait) =
@@ -253,13 +285,15 @@ impl GitHub {
                 .request(method.clone(), url)
                 .bearer_auth(self.token.expose())
                 .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", API_VERSION);
+                .header("X-GitHub-Api-Version", API_VERSION)
+                .timeout(self.timeout);
             if let Some(b) = body {
                 req = req.json(b);
             }
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) if attempt < 3 && (e.is_connect() || e.is_timeout()) => {
+                    resent |= e.is_timeout();
                     tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
                     continue;
                 }
@@ -314,10 +348,16 @@ impl GitHub {
                 }
             }
             if status.is_server_error() && attempt < 3 {
+                resent = true;
                 tokio::time::sleep(Duration::from_millis(1000 * attempt as u64)).await;
                 continue;
             }
-            return Ok((status, headers, value));
+            return Ok(Answer {
+                status,
+                headers,
+                value,
+                resent,
+            });
         }
     }
 
@@ -451,55 +491,9 @@ impl GitHub {
         known_fingerprint: Option<&str>,
     ) -> Result<Needed> {
         let hooks = self.list(target, &want.secret).await?;
-        let Some(h) = hooks
-            .iter()
-            .find(|h| h.pointer("/config/url").and_then(|u| u.as_str()) == Some(want.url.as_str()))
-        else {
-            return Ok(Needed::Create);
-        };
-        let hook_id = h.get("id").and_then(|i| i.as_u64()).unwrap_or_default();
-        let mut why = Vec::new();
-        if h.get("active").and_then(|a| a.as_bool()) != Some(true) {
-            why.push("inactive".to_string());
-        }
-        let have: BTreeSet<String> = h
-            .get("events")
-            .and_then(|e| e.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if have != want.event_set() {
-            why.push(format!("events {:?} -> {:?}", have, want.event_set()));
-        }
-        let ct = h
-            .pointer("/config/content_type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("form");
-        if ct != "json" {
-            why.push(format!("content_type {ct} -> json"));
-        }
-        let ssl = match h.pointer("/config/insecure_ssl") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => "0".into(),
-        };
-        if ssl != "0" {
-            why.push("insecure_ssl -> 0".into());
-        }
-        match h.pointer("/config/secret") {
-            None | Some(Value::Null) => why.push("no secret set".into()),
-            Some(_) if known_fingerprint != Some(want.fingerprint().as_str()) => {
-                why.push("secret differs from the one ghboot verifies with".into())
-            }
-            Some(_) => {}
-        }
-        Ok(if why.is_empty() {
-            Needed::Nothing { hook_id }
-        } else {
-            Needed::Update { hook_id, why }
+        Ok(match find_hook(&hooks, want) {
+            Some(h) => compare(h, want, known_fingerprint),
+            None => Needed::Create,
         })
     }
 
@@ -515,28 +509,10 @@ impl GitHub {
         let (hook_id, action) = match needed {
             Needed::Nothing { hook_id } => (hook_id, "unchanged"),
             Needed::Update { hook_id, why } => {
-                tracing::info!(
-                    "updating the hook on {} ({})",
-                    target.label(),
-                    why.join(", ")
-                );
-                let url = format!("{}{}/{hook_id}", self.base, target.hooks_path());
-                let body = json!({"config": want.config(), "events": events, "active": true});
-                self.call(Method::PATCH, &url, Some(&body), target, &want.secret)
-                    .await?;
+                self.update(target, want, hook_id, &why).await?;
                 (hook_id, "updated")
             }
-            Needed::Create => {
-                let url = format!("{}{}", self.base, target.hooks_path());
-                let body = json!({"name": "web", "config": want.config(), "events": events, "active": true});
-                let (_, _, v) = self
-                    .call(Method::POST, &url, Some(&body), target, &want.secret)
-                    .await?;
-                (
-                    v.get("id").and_then(|i| i.as_u64()).unwrap_or_default(),
-                    "created",
-                )
-            }
+            Needed::Create => self.create(target, want).await?,
         };
         Ok(Registered {
             target: target.key(),
@@ -546,6 +522,149 @@ impl GitHub {
             events,
             secret_fingerprint: want.fingerprint(),
         })
+    }
+
+    async fn update(
+        &self,
+        target: &Target,
+        want: &Desired,
+        hook_id: u64,
+        why: &[String],
+    ) -> Result<()> {
+        tracing::info!(
+            "updating the hook on {} ({})",
+            target.label(),
+            why.join(", ")
+        );
+        let events: Vec<String> = want.event_set().into_iter().collect();
+        let url = format!("{}{}/{hook_id}", self.base, target.hooks_path());
+        let body = json!({"config": want.config(), "events": events, "active": true});
+        self.call(Method::PATCH, &url, Some(&body), target, &want.secret)
+            .await?;
+        Ok(())
+    }
+
+    /// POST the hook. GitHub answers 422 "Hook already exists" when one with the URL appeared since the list:
+    /// our own earlier attempt whose answer was lost (a timeout, a 5xx), or someone else's. Either way the hook
+    /// is adopted rather than reported as a URL problem; only when the lost attempt was ours is its secret known
+    /// to be the one we sent, otherwise (or when it differs in anything else) it is updated to ours.
+    async fn create(&self, target: &Target, want: &Desired) -> Result<(u64, &'static str)> {
+        let events: Vec<String> = want.event_set().into_iter().collect();
+        let url = format!("{}{}", self.base, target.hooks_path());
+        let body =
+            json!({"name": "web", "config": want.config(), "events": events, "active": true});
+        let a = self
+            .call_raw(Method::POST, &url, Some(&body), target)
+            .await?;
+        if a.status.is_success() {
+            return Ok((
+                a.value
+                    .get("id")
+                    .and_then(|i| i.as_u64())
+                    .unwrap_or_default(),
+                "created",
+            ));
+        }
+        if a.status != StatusCode::UNPROCESSABLE_ENTITY || !already_exists(&a.value) {
+            return Err(self.error(a.status, &a.value, target, &want.secret));
+        }
+        let hooks = self.list(target, &want.secret).await?;
+        let Some(h) = find_hook(&hooks, want) else {
+            // it exists for GitHub but not in the list: nothing to adopt, say what GitHub said
+            return Err(self.error(a.status, &a.value, target, &want.secret));
+        };
+        let ours = a.resent.then(|| want.fingerprint());
+        match compare(h, want, ours.as_deref()) {
+            Needed::Nothing { hook_id } => {
+                tracing::info!(
+                    "adopted hook {hook_id} on {} (created by a request whose answer was lost)",
+                    target.label()
+                );
+                Ok((hook_id, "created"))
+            }
+            Needed::Update { hook_id, mut why } => {
+                why.insert(0, "adopting a hook created concurrently".into());
+                self.update(target, want, hook_id, &why).await?;
+                Ok((hook_id, "updated"))
+            }
+            Needed::Create => Err(self.error(a.status, &a.value, target, &want.secret)),
+        }
+    }
+}
+
+/// One HTTP answer, and whether the request may have been sent more than once.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    value: Value,
+    resent: bool,
+}
+
+/// GitHub's 422 for a second hook with the same URL: `{"message": "Validation Failed", "errors":
+/// [{"message": "Hook already exists on this organization"}]}` (repository: "on this repository").
+fn already_exists(body: &Value) -> bool {
+    let mut texts = vec![body.get("message").and_then(|m| m.as_str()).unwrap_or("")];
+    if let Some(errors) = body.get("errors").and_then(|e| e.as_array()) {
+        for e in errors {
+            texts.extend(e.get("message").and_then(|m| m.as_str()).or(e.as_str()));
+        }
+    }
+    texts
+        .iter()
+        .any(|t| t.to_ascii_lowercase().contains("hook already exists"))
+}
+
+fn find_hook<'a>(hooks: &'a [Value], want: &Desired) -> Option<&'a Value> {
+    hooks
+        .iter()
+        .find(|h| h.pointer("/config/url").and_then(|u| u.as_str()) == Some(want.url.as_str()))
+}
+
+/// What would have to change on hook `h` for `want` to hold.
+fn compare(h: &Value, want: &Desired, known_fingerprint: Option<&str>) -> Needed {
+    let hook_id = h.get("id").and_then(|i| i.as_u64()).unwrap_or_default();
+    let mut why = Vec::new();
+    if h.get("active").and_then(|a| a.as_bool()) != Some(true) {
+        why.push("inactive".to_string());
+    }
+    let have: BTreeSet<String> = h
+        .get("events")
+        .and_then(|e| e.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if have != want.event_set() {
+        why.push(format!("events {:?} -> {:?}", have, want.event_set()));
+    }
+    let ct = h
+        .pointer("/config/content_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("form");
+    if ct != "json" {
+        why.push(format!("content_type {ct} -> json"));
+    }
+    let ssl = match h.pointer("/config/insecure_ssl") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "0".into(),
+    };
+    if ssl != "0" {
+        why.push("insecure_ssl -> 0".into());
+    }
+    match h.pointer("/config/secret") {
+        None | Some(Value::Null) => why.push("no secret set".into()),
+        Some(_) if known_fingerprint != Some(want.fingerprint().as_str()) => {
+            why.push("secret differs from the one ghboot verifies with".into())
+        }
+        Some(_) => {}
+    }
+    if why.is_empty() {
+        Needed::Nothing { hook_id }
+    } else {
+        Needed::Update { hook_id, why }
     }
 }
 

@@ -252,7 +252,8 @@ fn composite_action_validates_against_githubs_schema() {
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(cj)
-        .args(["--builtin-schema", "vendor.github-actions"])
+        .arg("--schemafile")
+        .arg(root.join("tests/data/schemas/github-actions.json"))
         .arg(root.join("bootstrap/action/action.yml"))
         .output()
         .expect("check-jsonschema");

@@ -8,7 +8,12 @@ mod containers;
 mod controller;
 mod core;
 mod fresh;
+mod repos;
 mod resilience;
 mod secrets;
+// the installer is POSIX sh (install.ps1 is its Windows sibling)
+#[cfg(unix)]
+mod install;
 mod topology;
+mod ui;
 mod webhook;

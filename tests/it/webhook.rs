@@ -6,6 +6,7 @@ use ghboot::secret::Secret;
 use ghboot::topology::subjects;
 use ghboot::webhook::register::{Desired, GitHub, Target};
 use ghboot::webhook::{receive, send, verify};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -662,6 +663,10 @@ mod fake_github {
         pub base: Mutex<String>,
         /// headers added to the next successful list answer (once)
         pub list_headers_next: Mutex<Vec<(String, String)>>,
+        /// the next create lands, then its answer takes this long (once): a client timeout after success
+        pub slow_create_next: Mutex<Option<std::time::Duration>>,
+        /// the next create first finds a hook with the same URL made by someone else, with this secret (once)
+        pub concurrent_create: Mutex<Option<String>>,
     }
 
     impl Gh {
@@ -812,6 +817,10 @@ mod fake_github {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let concurrent = gh.concurrent_create.lock().unwrap().take();
+        if let Some(secret) = concurrent {
+            gh.add(&key, &url, &["push"], Some(&secret));
+        }
         if gh.hook(&key, &url).is_some() {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -824,15 +833,22 @@ mod fake_github {
             .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
             .unwrap_or_default();
         let id = gh.add(&key, &url, &events, body["config"]["secret"].as_str());
-        let mut hooks = gh.hooks.lock().unwrap();
-        let h = hooks
-            .get_mut(&key)
-            .unwrap()
-            .iter_mut()
-            .find(|h| h["id"] == id)
-            .unwrap();
-        h["config"]["content_type"] = body["config"]["content_type"].clone();
-        (StatusCode::CREATED, Json(masked(h))).into_response()
+        let answer = {
+            let mut hooks = gh.hooks.lock().unwrap();
+            let h = hooks
+                .get_mut(&key)
+                .unwrap()
+                .iter_mut()
+                .find(|h| h["id"] == id)
+                .unwrap();
+            h["config"]["content_type"] = body["config"]["content_type"].clone();
+            masked(h)
+        };
+        let slow = gh.slow_create_next.lock().unwrap().take();
+        if let Some(d) = slow {
+            tokio::time::sleep(d).await;
+        }
+        (StatusCode::CREATED, Json(answer)).into_response()
     }
 
     async fn update(
@@ -950,6 +966,54 @@ mod fake_github {
                 ),
             )
             .with_state(gh)
+    }
+
+    /// The fake over HTTPS with the certificate and key in `cert`/`key` (PEM), as an Enterprise Server
+    /// behind a private CA serves; returns its API base.
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> (Arc<Gh>, String) {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let gh = Arc::new(Gh {
+            page_size: Mutex::new(100),
+            ..Default::default()
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let root = format!("https://{}", l.local_addr().unwrap());
+        *gh.base.lock().unwrap() = root.clone();
+        let app = router(gh.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // a client that does not trust the CA ends here, in the handshake
+                    let Ok(tls) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        (gh, format!("{root}/api/v3"))
     }
 
     /// Start the fake on a free port; returns its API base (Enterprise Server style: .../api/v3).
@@ -1167,6 +1231,59 @@ async fn registration_errors_name_the_permission_and_never_leak_secrets() {
     let err = gh(&api).ensure(&org, &want, None).await.expect_err("404");
     assert!(format!("{err:#}").contains("404") && help(&err).contains("admin:org_hook"));
     assert!(fake.writes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_retried_after_a_timeout_adopts_the_hook_it_made() {
+    let (fake, api) = fake_github::start().await;
+    let org = Target::Org(ORG.into());
+    let want = desired(SECRET, &["*"]);
+    // the first POST creates the hook but its answer comes after the client gave up: the resent POST meets
+    // GitHub's 422 "Hook already exists"
+    *fake.slow_create_next.lock().unwrap() = Some(Duration::from_secs(5));
+    let mut g = gh(&api);
+    g.timeout = Duration::from_millis(300);
+    let r = g
+        .ensure(&org, &want, None)
+        .await
+        .expect("adopted, not a URL problem");
+    assert_eq!(r.action, "created");
+    let hooks = fake.hooks.lock().unwrap()["org:acme"].clone();
+    assert_eq!(hooks.len(), 1, "one hook, not two: {hooks:?}");
+    assert_eq!(hooks[0]["id"], r.hook_id, "the id of the hook that exists");
+    assert_eq!(hooks[0]["config"]["secret"], SECRET);
+    assert_eq!(
+        fake.writes(),
+        vec!["POST /api/v3/orgs/acme/hooks".to_string(); 2],
+        "the hook our own lost POST made is adopted as is"
+    );
+    let again = gh(&api)
+        .ensure(&org, &want, Some(&r.secret_fingerprint))
+        .await
+        .expect("rerun");
+    assert_eq!(
+        (again.action.as_str(), again.hook_id),
+        ("unchanged", r.hook_id)
+    );
+
+    // someone else's hook with our URL appears between the list and the POST: adopted, and given our secret
+    // and events (its secret cannot be read back, so it cannot be trusted)
+    let (fake, api) = fake_github::start().await;
+    *fake.concurrent_create.lock().unwrap() = Some("someone-elses-secret".into());
+    let r = gh(&api).ensure(&org, &want, None).await.expect("adopted");
+    assert_eq!(r.action, "updated");
+    let h = fake.hook("org:acme", HOOK_URL).expect("hook");
+    assert_eq!(h["id"], r.hook_id);
+    assert_eq!(h["config"]["secret"], SECRET);
+    assert_eq!(h["events"], serde_json::json!(["*"]));
+    assert_eq!(fake.hooks.lock().unwrap()["org:acme"].len(), 1);
+    assert_eq!(
+        fake.writes(),
+        vec![
+            "POST /api/v3/orgs/acme/hooks".to_string(),
+            format!("PATCH /api/v3/orgs/acme/hooks/{}", r.hook_id)
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1441,6 +1558,145 @@ async fn a_free_webhook_port_is_picked_once_and_kept() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with openssl as an admin would:
+/// (CA certificate, server certificate, server key), all PEM.
+fn private_ca(dir: &std::path::Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let openssl = common::tool("openssl")?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ghboot test private CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "srv.key",
+                "-out",
+                "srv.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    ];
+    for args in steps {
+        let out = std::process::Command::new(&openssl)
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some((dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enterprise_server_behind_a_private_ca_is_trusted_through_the_platform_store() {
+    let certs = tempfile::tempdir().expect("tmp");
+    let Some((ca, cert, key)) = private_ca(certs.path()) else {
+        return;
+    };
+    let (fake, api) = fake_github::start_tls(&cert, &key).await;
+    // the CA is in no store yet: refused in the handshake (so what follows is the store's doing)
+    let err = gh(&api)
+        .ensure(&Target::Org(ORG.into()), &desired(SECRET, &["*"]), None)
+        .await
+        .expect_err("an unknown CA is not trusted");
+    assert!(format!("{err:#}").contains("failed"), "{err:#}");
+    assert!(
+        fake.log.lock().unwrap().is_empty(),
+        "no request got through"
+    );
+
+    // the platform's store, here given as SSL_CERT_FILE (the variable OpenSSL and rustls-native-certs read)
+    let inst = Arc::new(Instance::new());
+    let i = inst.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        i.cmd()
+            .env("GITHUB_TOKEN", fake_github::TOKEN)
+            .env("SSL_CERT_FILE", &ca)
+            .args([
+                "--mode",
+                "dev",
+                "--detach",
+                "--non-interactive",
+                "--org",
+                ORG,
+            ])
+            .args([
+                "--port",
+                &i.port.to_string(),
+                "--monitor-port",
+                &i.monitor_port.to_string(),
+            ])
+            .args(["--webhook-port", &i.webhook_port.to_string()])
+            .args(["--webhook-url", HOOK_URL, "--github-api-url", &api])
+            .output()
+            .expect("run ghboot")
+    })
+    .await
+    .unwrap();
+    common::ok(&out);
+    assert_eq!(
+        fake.writes(),
+        vec!["POST /api/v3/orgs/acme/hooks".to_string()]
+    );
+    assert!(
+        fake.hook("org:acme", HOOK_URL).is_some(),
+        "registered over TLS"
     );
 }
 

