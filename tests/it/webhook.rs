@@ -1285,10 +1285,11 @@ async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
         .trim()
         .to_string();
     assert!(secret.len() >= 32);
-    let secret_file = inst.state_dir().join("secrets/webhook-secret");
+    // file modes are Unix's (on Windows the profile directory's ACL keeps other users out)
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        let secret_file = inst.state_dir().join("secrets/webhook-secret");
         assert_eq!(
             std::fs::metadata(&secret_file)
                 .unwrap()
@@ -1554,6 +1555,8 @@ async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
     );
 }
 
+/// Unix only: the stop it checks is SIGTERM's.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigterm() {
     let server = TestServer::start();

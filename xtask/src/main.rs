@@ -11,11 +11,14 @@
 //!   also writes the executable to FILE (for `GHBOOT_NATS_SERVER_BIN`).
 //! - `fetch-nats --refresh-pins`: download every artifact of the version in assets/nats-server.toml and
 //!   rewrite its names and checksums.
+//! - `xcheck [--targets T1,T2] [--features default|none|both] [--check]`: clippy (-D warnings) of the whole
+//!   workspace for Windows and macOS from Linux, with Debian's Rust and -Zbuild-std (see xcheck.rs).
 
 mod bench;
 mod faults;
 mod faults_live;
 mod ingest;
+mod xcheck;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ghboot::natsd::pin;
@@ -43,12 +46,13 @@ fn main() -> Result<()> {
         Some("bench") => run_bench(&args[1..]),
         Some("faults") => run_faults(),
         Some("fetch-nats") => fetch_nats(&args[1..]),
+        Some("xcheck") => xcheck::run(&args[1..]),
         Some("venv") => {
             println!("{}", venv()?.display());
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
+            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins] | xcheck [--targets T1,T2] [--features default|none|both] [--check]>");
             std::process::exit(64)
         }
     }
