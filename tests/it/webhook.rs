@@ -1,7 +1,7 @@
 //! Webhook ingress (issue #5): the receiver against a real nats-server over real sockets, hook registration
 //! against a local HTTP server speaking GitHub's documented hooks API, and the binary end to end.
 
-use crate::common::{self, wait_for, Instance, TestServer};
+use crate::common::{self, Instance, TestServer};
 use ghboot::secret::Secret;
 use ghboot::topology::subjects;
 use ghboot::webhook::register::{Desired, GitHub, Target};
@@ -1581,7 +1581,7 @@ async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigte
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start webhook serve");
-    wait_for(Duration::from_secs(20), "standalone receiver ready", || {
+    common::wait_for(Duration::from_secs(20), "standalone receiver ready", || {
         (common::http_status(port, "/readyz")? == 200).then_some(())
     });
     let payload = inst.dir.path().join("p.json");
@@ -1630,7 +1630,7 @@ async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigte
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("401"));
     let pid = serve.id() as i32;
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || {
+    let status = common::wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || {
         serve.try_wait().ok().flatten()
     });
     assert!(status.success(), "{status:?}");
