@@ -118,7 +118,14 @@ mod parent_watch {
     /// The watchdog: a fork of the child, so a copy of ghboot that must hold nothing of it (ghboot's std
     /// waits for its exec-status pipe to close; listening sockets must close when ghboot's do).
     unsafe fn watchdog(parent: libc::pid_t, child: libc::pid_t, ready: libc::c_int) -> ! {
-        for fd in 0..libc::getdtablesize() {
+        // descriptors are allocated lowest first and ghboot holds few: the soft limit, capped, covers them
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur.min(65_536) as libc::c_int
+        } else {
+            1024
+        };
+        for fd in 0..max {
             if fd != ready {
                 libc::close(fd);
             }
