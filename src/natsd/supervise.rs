@@ -396,6 +396,9 @@ async fn spawn(exe: &Path, spec: &NodeSpec) -> Result<(Child, u32)> {
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
+    // Windows: into the kill-on-close job before it runs (a no-op on Unix, where pre_exec did it all)
+    crate::platform::adopt_child(&child)
+        .context("cannot tie nats-server's lifetime to ghboot's")?;
     let pid = child.id().context("nats-server exited at once")?;
     tracing::debug!("spawned nats-server {} pid {pid}", spec.name);
     Ok((child, pid))

@@ -7,13 +7,16 @@
 //!   the parent is still the one that forked us (closing the race where the parent died before the prctl).
 //!   The child gets its own process group so a terminal's Ctrl-C reaches ghboot only, and ghboot stops the
 //!   child in order.
-//! - **macOS** (no PDEATHSIG): the child is started through a watchdog: ghboot forks a tiny process that
-//!   waits on `kqueue` `EVFILT_PROC`/`NOTE_EXIT` for ghboot's pid and kills the child's process group when it
-//!   fires. Not built here (only Linux can be built on this project's machines); see `unix.rs`.
-//! - **Windows**: children are assigned to a Job Object created with
-//!   `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`; the handle lives as long as ghboot, so the kernel kills the job
-//!   when ghboot dies however it dies. A graceful stop uses `CTRL_BREAK_EVENT` to the child's process group
-//!   (`CREATE_NEW_PROCESS_GROUP`), since Ctrl-C cannot be sent to one child. See `windows.rs`.
+//! - **macOS** (no PDEATHSIG): between fork and exec the child forks a tiny watchdog that waits on `kqueue`
+//!   `EVFILT_PROC`/`NOTE_EXIT` for ghboot's pid (SIGKILL the child) and the child's (just go). The child
+//!   execs only once the watchdog is watching and ghboot is still its parent. See `unix.rs`.
+//! - **Windows**: children start suspended in their own process group, join a Job Object created with
+//!   `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` (`adopt_child`, right after spawn) and only then run; the job's
+//!   handle lives as long as ghboot, so the kernel kills the job when ghboot dies however it dies. A graceful
+//!   stop is a `CTRL_BREAK_EVENT` to the child's process group, since Ctrl-C cannot be sent to one child.
+//!   See `windows.rs`.
+//!
+//! macOS and Windows code is compiled and clippy-checked on Linux by `cargo xtask xcheck`; it is not run here.
 
 #[cfg(unix)]
 mod unix;

@@ -104,9 +104,14 @@ fn sha256(path: &Path) -> String {
     ghboot::natsd::pin::sha256_file(path).expect("hash").0
 }
 
+/// A file anyone may execute: the mode bits on Unix; Windows has none (ghboot's `file_mode` is `None`
+/// there), so a file is all it takes.
 fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0o111)
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && match ghboot::platform::file_mode(path) {
+            Some(mode) => mode & 0o111 == 0o111,
+            None => cfg!(windows),
+        }
 }
 
 /// The test binary was built with a bundle (the default feature, with a source available at build time).

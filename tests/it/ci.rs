@@ -265,6 +265,8 @@ fn composite_action_validates_against_githubs_schema() {
     );
 }
 
+/// Unix only: it drives ghboot in a pseudo-terminal (rexpect, built on nix).
+#[cfg(unix)]
 #[test]
 fn first_run_at_a_terminal_asks_and_saves_the_answers() {
     let inst = Instance::new();

@@ -470,6 +470,8 @@ async fn synadia_credentials_are_validated_then_used_against_a_jwt_server() {
     assert_eq!(env["NATS_URL"], hub.url().as_str());
     assert_eq!(env["NATS_JS_DOMAIN"], "cloud");
     let creds_copy = std::path::PathBuf::from(env["NATS_CREDS"].as_str().expect("NATS_CREDS"));
+    // file modes are Unix's (on Windows the profile directory's ACL keeps other users out)
+    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(

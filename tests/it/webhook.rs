@@ -1,7 +1,7 @@
 //! Webhook ingress (issue #5): the receiver against a real nats-server over real sockets, hook registration
 //! against a local HTTP server speaking GitHub's documented hooks API, and the binary end to end.
 
-use crate::common::{self, wait_for, Instance, TestServer};
+use crate::common::{self, Instance, TestServer};
 use ghboot::secret::Secret;
 use ghboot::topology::subjects;
 use ghboot::webhook::register::{Desired, GitHub, Target};
@@ -1402,10 +1402,11 @@ async fn up_runs_the_receiver_and_send_delivers_into_jetstream() {
         .trim()
         .to_string();
     assert!(secret.len() >= 32);
-    let secret_file = inst.state_dir().join("secrets/webhook-secret");
+    // file modes are Unix's (on Windows the profile directory's ACL keeps other users out)
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        let secret_file = inst.state_dir().join("secrets/webhook-secret");
         assert_eq!(
             std::fs::metadata(&secret_file)
                 .unwrap()
@@ -1810,6 +1811,8 @@ async fn up_registers_the_org_hook_once_and_a_rerun_writes_nothing() {
     );
 }
 
+/// Unix only: the stop it checks is SIGTERM's.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigterm() {
     let server = TestServer::start();
@@ -1834,7 +1837,7 @@ async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigte
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start webhook serve");
-    wait_for(Duration::from_secs(20), "standalone receiver ready", || {
+    common::wait_for(Duration::from_secs(20), "standalone receiver ready", || {
         (common::http_status(port, "/readyz")? == 200).then_some(())
     });
     let payload = inst.dir.path().join("p.json");
@@ -1883,7 +1886,7 @@ async fn standalone_serve_takes_everything_from_flags_and_env_and_stops_on_sigte
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("401"));
     let pid = serve.id() as i32;
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || {
+    let status = common::wait_for(Duration::from_secs(15), "serve exits on SIGTERM", || {
         serve.try_wait().ok().flatten()
     });
     assert!(status.success(), "{status:?}");

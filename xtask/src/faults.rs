@@ -96,10 +96,21 @@ impl Drop for Inst<'_> {
     }
 }
 
+/// What a command that could not even start reports: exit code 1 and the reason on stderr.
 pub(crate) fn failed_output(e: &str) -> Output {
-    use std::os::unix::process::ExitStatusExt;
+    // std has no portable constructor for an exit status; the raw encodings differ (wait status vs code)
+    #[cfg(unix)]
+    let status = {
+        use std::os::unix::process::ExitStatusExt;
+        std::process::ExitStatus::from_raw(1 << 8)
+    };
+    #[cfg(windows)]
+    let status = {
+        use std::os::windows::process::ExitStatusExt;
+        std::process::ExitStatus::from_raw(1)
+    };
     Output {
-        status: std::process::ExitStatus::from_raw(1 << 8),
+        status,
         stdout: vec![],
         stderr: e.as_bytes().to_vec(),
     }

@@ -13,6 +13,8 @@
 //!   bundled nats-server, README, LICENSE, completions, man pages) and `dist/SHA256SUMS` (see dist.rs).
 //! - `fetch-nats --refresh-pins`: download every artifact of the version in assets/nats-server.toml and
 //!   rewrite its names and checksums.
+//! - `xcheck [--targets T1,T2] [--features default|none|both] [--check]`: clippy (-D warnings) of the whole
+//!   workspace for Windows and macOS from Linux, with Debian's Rust and -Zbuild-std (see xcheck.rs).
 
 mod bench;
 mod dist;
@@ -20,6 +22,7 @@ mod faults;
 mod faults_live;
 mod faults_resilience;
 mod ingest;
+mod xcheck;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ghboot::natsd::pin;
@@ -58,12 +61,13 @@ fn main() -> Result<()> {
         Some("dist") => dist::run(&args[1..]),
         Some("faults") => run_faults(),
         Some("fetch-nats") => fetch_nats(&args[1..]),
+        Some("xcheck") => xcheck::run(&args[1..]),
         Some("venv") => {
             println!("{}", venv()?.display());
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | dist [--target TRIPLE] | venv | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
+            eprintln!("usage: cargo xtask <test [cargo test args] | bench [--reps N] | faults | docs [--out DIR] | dist [--target TRIPLE] | venv | xcheck [--targets T1,T2] [--features default|none|both] [--check] | fetch-nats [--target TRIPLE] [--out FILE] [--refresh-pins]>");
             std::process::exit(64)
         }
     }

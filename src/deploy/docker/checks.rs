@@ -170,7 +170,7 @@ fn container_ports(s: &Settings) -> Vec<Check> {
                         .rsplit(':')
                         .next()?
                         .trim()
-                        .parse()
+                        .parse::<u16>()
                         .ok()
                 })
                 .collect()
