@@ -24,6 +24,9 @@ pub const OWNED: &[&str] = &[
     "repos.lock",
 ];
 
+/// Written into every `ghboot render --out DIR`: a rendered dir inside a state dir is ghboot's too.
+pub const RENDER_MARKER: &str = ".ghboot-render";
+
 /// Leftovers of ghboot's own atomic writes and write probes (`.NAME.tmp.PID.RAND`, `.write-probe.PID`).
 fn is_own_leftover(name: &str) -> bool {
     name.starts_with('.') && (name.contains(".tmp.") || name.starts_with(".write-probe."))
@@ -74,10 +77,9 @@ pub fn owned_paths(layout: &Layout, force: bool) -> Result<Vec<PathBuf>> {
             )))
         }
     }
-    if let Some((_, p)) = entries
-        .iter()
-        .find(|(n, _)| !OWNED.contains(&n.as_str()) && !is_own_leftover(n))
-    {
+    if let Some((_, p)) = entries.iter().find(|(n, p)| {
+        !OWNED.contains(&n.as_str()) && !is_own_leftover(n) && !p.join(RENDER_MARKER).is_file()
+    }) {
         return Err(refuse(format!(
             "{} holds {}, which ghboot did not make; not removing anything",
             root.display(),
@@ -171,6 +173,18 @@ mod tests {
             &["logs/nats.log", "nats/n0/jetstream/x", "secrets/s", "lock"],
         );
         purge(&l, false).expect("purge");
+        assert!(!l.root().exists());
+    }
+
+    #[test]
+    fn a_dir_ghboot_rendered_into_the_state_dir_is_ours_but_another_dir_is_not() {
+        let marker = format!("k8s/{RENDER_MARKER}");
+        let (_t, l) = dir_with(None, &[marker.as_str(), "k8s/00-ns.yaml", "mine/notes.txt"]);
+        let e = purge(&l, false).expect_err("mine/ is foreign");
+        assert!(format!("{e}").contains("mine"), "{e}");
+        assert!(l.root().join("k8s/00-ns.yaml").exists());
+        std::fs::remove_dir_all(l.root().join("mine")).expect("rm");
+        purge(&l, false).expect("a rendered dir goes with the instance");
         assert!(!l.root().exists());
     }
 }

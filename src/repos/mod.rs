@@ -34,6 +34,14 @@ pub struct Registry {
 impl Registry {
     pub fn load(layout: &Layout) -> Result<Registry> {
         let path = layout.repos_file();
+        // a state dir that is not there (or not a directory) has no repositories; whoever writes to it
+        // reports that problem with its own exit code
+        if !layout.root().is_dir() {
+            return Ok(Registry {
+                version: 1,
+                ..Default::default()
+            });
+        }
         match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 fail(Kind::Data, format!("{} is corrupt: {e}", path.display()))

@@ -367,6 +367,8 @@ pub fn write(s: &Settings, out: &Path) -> Result<Vec<String>> {
         )
         .help("pass --out to a writable place")
     })?;
+    // the mark that ghboot made this dir, so that `down --purge` may delete it when it lies in a state dir
+    let _ = std::fs::write(out.join(crate::purge::RENDER_MARKER), "ghboot render\n");
     let mut written = Vec::new();
     for (name, content) in files {
         let p = out.join(&name);
