@@ -117,13 +117,23 @@ async fn sniff<F: std::future::Future<Output = T>, T>(
 }
 
 /// Requests that change JetStream state: stream/consumer create, update, delete, purge; KV writes.
+/// JetStream API requests that only read (verify looks at streams and consumers; it must change nothing).
+const READS: &[&str] = &[
+    "$JS.API.STREAM.INFO.",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.CONSUMER.INFO.",
+    "$JS.API.CONSUMER.NAMES.",
+    "$JS.API.CONSUMER.LIST.",
+    "$JS.API.DIRECT.GET.",
+];
+
 fn mutations(seen: &[String]) -> Vec<&String> {
     seen.iter()
         .filter(|s| {
             let s = s.as_str();
             (s.starts_with("$JS.API.")
-                && !s.starts_with("$JS.API.STREAM.INFO.")
-                && !s.starts_with("$JS.API.DIRECT.GET.")
+                && !READS.iter().any(|r| s.starts_with(r))
                 && s != "$JS.API.INFO")
                 || s.starts_with("$KV.")
                 || s.starts_with("github.")
