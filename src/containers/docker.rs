@@ -723,6 +723,9 @@ async fn ensure_components(
         if let Some(h) = &c.health {
             args.extend(["-e".into(), format!("GHBOOT_HEALTHCHECK_URL={h}")]);
         }
+        for (k, v) in &c.env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
         args.extend([
             "-v".into(),
             format!("{}-ghboot:/var/lib/ghboot", project(&s)),
@@ -937,6 +940,9 @@ pub fn healthcheck(url: &str) -> u8 {
         url
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    if scheme == "file" {
+        return fresh_file(rest);
+    }
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -962,6 +968,25 @@ pub fn healthcheck(url: &str) -> u8 {
         .and_then(|c| c.parse::<u16>().ok());
     match status {
         Some(c) if (200..300).contains(&c) => 0,
+        _ => 1,
+    }
+}
+
+/// `file:///path?max-age=SECS`: the file exists and was written at most SECS (default 30) ago (the
+/// controller's heartbeat file).
+fn fresh_file(rest: &str) -> u8 {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let max_age = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("max-age="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30);
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    match age {
+        Some(a) if a <= Duration::from_secs(max_age) => 0,
         _ => 1,
     }
 }

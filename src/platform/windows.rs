@@ -66,3 +66,12 @@ pub async fn shutdown_signal() {
 pub fn local_utc_offset_secs() -> i32 {
     0
 }
+
+/// No uid/gid on Windows: rendered Compose files keep the image's default (non-root) user.
+pub fn current_ids() -> Option<(u32, u32)> {
+    None
+}
+
+pub fn chown(_path: &Path, _uid: u32, _gid: u32) -> std::io::Result<()> {
+    Ok(())
+}
