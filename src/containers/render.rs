@@ -52,6 +52,17 @@ pub const NATS_CONF_PATH: &str = "/etc/ghboot/nats.conf";
 /// The Kubernetes Secrets the manifests reference.
 pub const K8S_AUTH_SECRET: &str = "ghboot-nats-auth";
 pub const K8S_WEBHOOK_SECRET: &str = "ghboot-webhook";
+/// NATS pod sizing: JetStream's limits sit below the memory limit (the rest is the server's own heap,
+/// GOMEMLIMIT below the limit too) and the volume (room for the server's metadata and compaction).
+pub const K8S_NATS_MEMORY: &str = "1Gi";
+pub const K8S_GOMEMLIMIT: &str = "900MiB";
+pub const K8S_JS_MAX_MEMORY: &str = "256MiB";
+pub const K8S_STORAGE: &str = "10Gi";
+pub const K8S_JS_MAX_FILE: &str = "8GiB";
+/// Which StorageClass the NATS volumes use; unset: the cluster's default.
+pub const K8S_STORAGE_CLASS_ENV: &str = "GHBOOT_K8S_STORAGE_CLASS";
+/// A Secret with the controller's GitHub token (key `token`); optional, the controller cannot push without.
+pub const K8S_GITHUB_SECRET: &str = "ghboot-github";
 /// The image Kubernetes pulls for nats-server unless `--image nats=...` says otherwise.
 pub const K8S_NATS_IMAGE: &str = "nats:2.15.1-alpine";
 
@@ -136,6 +147,7 @@ pub fn nats_conf(
         cluster_name => format!("ghboot-{}", s.org.to_lowercase()),
         client_port => CLIENT_PORT, monitor_port => MONITOR_PORT, cluster_port => CLUSTER_PORT,
         store_dir => "/data/jetstream", auth => mode, user, password,
+        js_max_mem => K8S_JS_MAX_MEMORY, js_max_file => K8S_JS_MAX_FILE,
     };
     render_str("nats.conf", NATS_CONF, ctx)
 }
@@ -252,6 +264,11 @@ pub fn kubernetes(s: &Settings) -> Result<Vec<(String, String)>> {
         .map(|i| format!("nats://nats-{i}.nats-headless.{ns}.svc.cluster.local:{CLUSTER_PORT}"))
         .collect();
     let conf = nats_conf(s, "kubernetes", "$POD_NAME", &routes, ConfAuth::Env)?;
+    // host:port of each peer; the init container adds the route credentials (never in the ConfigMap)
+    let route_hosts: Vec<String> = routes
+        .iter()
+        .map(|r| r.trim_start_matches("nats://").to_string())
+        .collect();
     let labels = yaml_labels(
         &[
             ("app.kubernetes.io/managed-by", "ghboot".into()),
@@ -268,7 +285,11 @@ pub fn kubernetes(s: &Settings) -> Result<Vec<(String, String)>> {
         config_hash => hash(&[conf.as_bytes(), images.nats.as_bytes()]),
         replicas, client_port => CLIENT_PORT, monitor_port => MONITOR_PORT, cluster_port => CLUSTER_PORT,
         webhook_port => WEBHOOK_PORT, nats_image => images.nats, ghboot_image => images.ghboot,
-        auth_secret => K8S_AUTH_SECRET, webhook_secret => K8S_WEBHOOK_SECRET, storage_size => "10Gi",
+        auth_secret => K8S_AUTH_SECRET, webhook_secret => K8S_WEBHOOK_SECRET, storage_size => K8S_STORAGE,
+        storage_class => std::env::var(K8S_STORAGE_CLASS_ENV).ok().filter(|c| !c.is_empty()),
+        nats_memory => K8S_NATS_MEMORY, gomemlimit => K8S_GOMEMLIMIT, github_secret => K8S_GITHUB_SECRET,
+        route_hosts,
+        nonroot => NONROOT_ID, heartbeat_health => CONTROLLER_HEALTH,
         ghboot_containers => containers, ghboot_env => ghboot_env(s, &nats_url),
     };
     K8S.iter()
