@@ -56,9 +56,9 @@ pub const K8S_WEBHOOK_SECRET: &str = "ghboot-webhook";
 /// GOMEMLIMIT below the limit too) and the volume (room for the server's metadata and compaction).
 pub const K8S_NATS_MEMORY: &str = "1Gi";
 pub const K8S_GOMEMLIMIT: &str = "900MiB";
-pub const K8S_JS_MAX_MEMORY: &str = "256MiB";
+pub const K8S_JS_MAX_MEMORY: &str = "256M";
 pub const K8S_STORAGE: &str = "10Gi";
-pub const K8S_JS_MAX_FILE: &str = "8GiB";
+pub const K8S_JS_MAX_FILE: &str = "8G";
 /// Which StorageClass the NATS volumes use; unset: the cluster's default.
 pub const K8S_STORAGE_CLASS_ENV: &str = "GHBOOT_K8S_STORAGE_CLASS";
 /// A Secret with the controller's GitHub token (key `token`); optional, the controller cannot push without.
