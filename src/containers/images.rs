@@ -147,6 +147,10 @@ async fn build(docker: &Docker, s: &Settings, tag: &str, context: Vec<u8>) -> Re
 
 /// The images a rendered Compose file names, built (or reused) the way `--mode docker` builds them.
 pub async fn build_for_render(s: &Settings) -> Result<super::render::Images> {
+    // both given with --image: nothing to build, no engine needed
+    if let (Some(nats), Some(ghboot)) = (image_override(s, "nats"), image_override(s, "ghboot")) {
+        return Ok(super::render::Images { nats, ghboot });
+    }
     let docker = Docker::find()?;
     super::docker::engine_check(&docker).await?;
     let ghboot = ghboot_image(&docker, s).await?;
