@@ -185,7 +185,11 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     root.ca_bundle();
     root.file(
         "/etc/passwd",
-        format!("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{id}:{id}:nonroot:/tmp:/sbin/nologin\n", id = super::render::NONROOT_ID).into_bytes(),
+        format!(
+            "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{id}:{id}:nonroot:/tmp:/sbin/nologin\n",
+            id = super::render::NONROOT_ID
+        )
+        .into_bytes(),
         0o644,
     );
     root.file(

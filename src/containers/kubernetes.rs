@@ -207,7 +207,8 @@ pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
         .await?;
     } else {
         // by label, not a fixed list: whatever kinds the manifests hold now (and held before) go
-        let selector = format!("app.kubernetes.io/managed-by=ghboot,app.kubernetes.io/instance={ns}");
+        let selector =
+            format!("app.kubernetes.io/managed-by=ghboot,app.kubernetes.io/instance={ns}");
         run(
             &k,
             &[

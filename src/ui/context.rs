@@ -101,7 +101,15 @@ mod tests {
         assert_eq!(v["creds"], "/s/ngs.creds");
         assert_eq!(v["jetstream_domain"], "leaf");
         assert!(v.get("user").is_none() && v.get("password").is_none());
-        let v = json(&layout, &Fields { url: "nats://127.0.0.1:4222", user: "u", password: "p", ..Default::default() });
+        let v = json(
+            &layout,
+            &Fields {
+                url: "nats://127.0.0.1:4222",
+                user: "u",
+                password: "p",
+                ..Default::default()
+            },
+        );
         assert_eq!(v["user"], "u");
         assert!(v.get("creds").is_none() && v.get("jetstream_domain").is_none());
     }
