@@ -990,3 +990,77 @@ fn fresh_file(rest: &str) -> u8 {
         _ => 1,
     }
 }
+
+/// `ghboot logs` in docker mode: the containers' own logs (`docker logs`), not files in the state dir.
+/// `component`: nats, receiver or controller; None: all of them. Several containers are followed at once.
+pub async fn logs(
+    s: &Settings,
+    component: Option<&str>,
+    follow: bool,
+    tail: Option<usize>,
+    since: Option<&str>,
+) -> Result<u8> {
+    let docker = Docker::find()?;
+    engine_check(&docker).await?;
+    let nats: Vec<String> = (0..super::replicas(s)).map(|i| node_name(s, i)).collect();
+    let names: Vec<String> = match component {
+        Some("nats") => nats,
+        Some(c) => vec![component_name(s, c)],
+        None => nats
+            .into_iter()
+            .chain(["receiver", "controller"].map(|c| component_name(s, c)))
+            .collect(),
+    };
+    let existing: Vec<String> = docker
+        .inspect("container", &names)
+        .await
+        .iter()
+        .filter_map(|c| {
+            c["Name"]
+                .as_str()
+                .map(|n| n.trim_start_matches('/').to_string())
+        })
+        .collect();
+    if existing.is_empty() {
+        return Err(fail(
+            Kind::NoInput,
+            format!(
+                "no container of this instance to show logs of ({})",
+                names.join(", ")
+            ),
+        )
+        .help("run `ghboot up --mode docker` first")
+        .into());
+    }
+    let mut children = Vec::new();
+    for name in &existing {
+        let mut cmd = tokio::process::Command::new(&docker.exe);
+        cmd.arg("logs").kill_on_drop(true);
+        if follow {
+            cmd.arg("--follow");
+        }
+        if let Some(n) = tail {
+            cmd.args(["--tail", &n.to_string()]);
+        }
+        if let Some(w) = since {
+            cmd.args(["--since", w]);
+        }
+        cmd.arg(name);
+        if existing.len() > 1 {
+            eprintln!("== {name} ==");
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", docker.exe.display()))?;
+        if follow {
+            children.push(child);
+        } else {
+            // one after the other, so that each container's lines stay together
+            child.wait_with_output().await?;
+        }
+    }
+    for mut c in children {
+        let _ = c.wait().await;
+    }
+    Ok(0)
+}
