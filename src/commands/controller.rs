@@ -5,10 +5,43 @@ use crate::controller::default_instance;
 use crate::controller::{dlq, Config};
 use anyhow::Result;
 
+pub use crate::controller::{APPLY_TOPOLOGY_ENV, HEARTBEAT_FILE_ENV};
+
+/// Reconcile the topology through the controller's own connection, retrying while JetStream comes up
+/// (a cluster may still be electing its meta leader). Never replaces a stream (that loses messages).
+async fn apply_topology(
+    settings: &crate::config::Settings,
+    client: &async_nats::Client,
+) -> Result<()> {
+    use crate::topology::{desired, reconcile};
+    let want = desired::desired(settings)?;
+    let js = async_nats::jetstream::new(client.clone());
+    let warn = |m: &str| tracing::warn!("topology: {m}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match reconcile::reconcile(&js, &want, false, &warn, &|_| Ok(false)).await {
+            Ok(sum) => {
+                for n in sum.created.iter().chain(sum.updated.iter()) {
+                    eprintln!("topology: {n} ready");
+                }
+                return Ok(());
+            }
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!("cannot apply the topology yet: {e:#}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.context("cannot apply the topology")),
+        }
+    }
+}
+
 pub async fn run(g: &GlobalArgs, args: &ControllerArgs) -> Result<u8> {
     let (settings, _) = super::maybe_instance(g)?;
     let cfg = Config::from_settings(&settings)?;
     let client = consume::connect(&settings, args.nats_url.as_deref()).await?;
+    if std::env::var_os(APPLY_TOPOLOGY_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        apply_topology(&settings, &client).await?;
+    }
     let instance = args.instance.clone().unwrap_or_else(default_instance);
     let vars = cfg.vars(&settings);
     let c = Controller::new(client.clone(), &settings.org, cfg, vars, &instance);
@@ -21,7 +54,22 @@ pub async fn run(g: &GlobalArgs, args: &ControllerArgs) -> Result<u8> {
         "controller {instance} watching pushes to {}/.github (Ctrl-C stops it)",
         settings.org
     );
-    c.run(rx, |_| {}).await?;
+    // In a container, the health check reads this file's age: it is touched only when the heartbeat moves,
+    // and the heartbeat moves only while the durable consumer answers (a stuck controller goes unhealthy).
+    let beat_file = std::env::var_os(HEARTBEAT_FILE_ENV).map(std::path::PathBuf::from);
+    let last_beat = std::sync::Mutex::new(String::new());
+    c.run(rx, |st| {
+        let Some(f) = &beat_file else { return };
+        let mut last = last_beat.lock().unwrap_or_else(|e| e.into_inner());
+        if st.heartbeat.is_empty() || *last == st.heartbeat {
+            return;
+        }
+        *last = st.heartbeat.clone();
+        if let Err(e) = crate::fsutil::write_atomic(f, st.heartbeat.as_bytes()) {
+            tracing::warn!("cannot write the heartbeat file {}: {e}", f.display());
+        }
+    })
+    .await?;
     let _ = client.flush().await;
     let s = c.snapshot();
     eprintln!(

@@ -10,8 +10,23 @@ pub async fn run(
     tail: Option<usize>,
     since: Option<&str>,
 ) -> Result<u8> {
+    let since_raw = since.map(str::to_string);
     let since = since.map(parse_since).transpose()?;
     let (settings, _) = super::existing_instance(g)?;
+    // docker mode: the components are containers, their logs are the engine's
+    if settings.mode == crate::cli::Mode::Docker {
+        let which = component.map(|c| match c {
+            LogComponent::Nats => "nats",
+            LogComponent::Receiver => "receiver",
+            LogComponent::Controller => "controller",
+            LogComponent::Supervisor => "supervisor",
+        });
+        if which != Some("supervisor") {
+            let since_arg = since_raw.as_deref();
+            return crate::deploy::docker::engine::logs(&settings, which, follow, tail, since_arg)
+                .await;
+        }
+    }
     let names: Vec<&str> = match component {
         Some(LogComponent::Nats) => vec!["nats"],
         Some(LogComponent::Supervisor) => vec!["supervisor"],

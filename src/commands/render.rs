@@ -9,7 +9,14 @@ pub async fn run(g: &GlobalArgs, out: &Path) -> Result<u8> {
         crate::deploy::auto::resolve(&mut settings).await;
         eprintln!("{}", settings.mode_reason.as_deref().unwrap_or_default());
     }
-    let written = crate::deploy::docker::render::write(&settings, out)?;
+    // A Compose file runs as rendered only with images that exist: build them now, named as docker mode
+    // names them (no registry here or anywhere on the way).
+    let images = if settings.mode == crate::cli::Mode::Docker {
+        Some(crate::deploy::docker::images::build_for_render(&settings).await?)
+    } else {
+        None
+    };
+    let written = crate::deploy::docker::render::write_with(&settings, out, images.as_ref())?;
     if g.json {
         println!(
             "{}",

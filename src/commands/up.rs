@@ -443,7 +443,10 @@ pub async fn print_summary(settings: &Settings, title: &str) {
     ];
     // where the credentials are: ghboot's generated user (dev, docker) or the remote account's copy (synadia)
     let remote = crate::deploy::creds::stored_path(settings);
-    let creds = if settings.layout.nats_auth_file().exists() {
+    // Synadia: the account's creds, even when an earlier local run left a nats-auth.json behind
+    let creds = if settings.mode == crate::cli::Mode::Synadia {
+        remote.exists().then_some(remote)
+    } else if settings.layout.nats_auth_file().exists() {
         Some(settings.layout.nats_auth_file())
     } else {
         remote.exists().then_some(remote)
@@ -541,12 +544,16 @@ async fn write_nats_context(settings: &Settings) {
             .map(|(_, v, _)| v.clone())
             .unwrap_or_default()
     };
-    match crate::ui::context::write(
-        &settings.layout,
-        &get("NATS_URL"),
-        &get("NATS_USER"),
-        &get("NATS_PASSWORD"),
-    ) {
+    let (url, user, password) = (get("NATS_URL"), get("NATS_USER"), get("NATS_PASSWORD"));
+    let (creds, domain) = (get("NATS_CREDS"), get("NATS_JS_DOMAIN"));
+    let fields = crate::ui::context::Fields {
+        url: &url,
+        user: &user,
+        password: &password,
+        creds: &creds,
+        jetstream_domain: &domain,
+    };
+    match crate::ui::context::write(&settings.layout, &fields) {
         Ok(p) => tracing::info!("NATS CLI context written to {}", p.display()),
         Err(e) => tracing::warn!("cannot write the NATS CLI context: {e:#}"),
     }

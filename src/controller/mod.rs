@@ -110,6 +110,14 @@ impl Config {
 }
 
 /// This controller's name among its peers when none is given: `<hostname>-<pid>`.
+/// Where `ghboot controller` records its heartbeat for a container health check (`ghboot healthcheck
+/// file://PATH?max-age=SECS`), when set.
+pub const HEARTBEAT_FILE_ENV: &str = "GHBOOT_CONTROLLER_HEARTBEAT_FILE";
+
+/// Set in container deployments (Compose, Kubernetes), where no `ghboot up` runs next to NATS: the controller
+/// creates (or updates in place) the org's streams and buckets before it consumes, as the topology stage does.
+pub const APPLY_TOPOLOGY_ENV: &str = "GHBOOT_CONTROLLER_APPLY_TOPOLOGY";
+
 pub fn default_instance() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()

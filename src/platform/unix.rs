@@ -282,3 +282,15 @@ pub fn url_opener(url: &str) -> Option<std::process::Command> {
     c.arg(url);
     Some(c)
 }
+
+/// The user and group ids this process runs as: rendered Compose files run their containers as the user
+/// who rendered them (so that the 0600 secret files it wrote are readable by them), unless that is root.
+pub fn current_ids() -> Option<(u32, u32)> {
+    // SAFETY: geteuid/getegid cannot fail and touch no memory
+    Some(unsafe { (libc::geteuid(), libc::getegid()) })
+}
+
+/// Give a file to another owner (root rendering files for a non-root container user).
+pub fn chown(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}

@@ -290,3 +290,12 @@ pub fn url_opener(url: &str) -> Option<std::process::Command> {
     c.args(["/C", "start", "", url]);
     Some(c)
 }
+
+/// No uid/gid on Windows: rendered Compose files keep the image's default (non-root) user.
+pub fn current_ids() -> Option<(u32, u32)> {
+    None
+}
+
+pub fn chown(_path: &Path, _uid: u32, _gid: u32) -> std::io::Result<()> {
+    Ok(())
+}

@@ -29,17 +29,40 @@ fn description(layout: &Layout) -> String {
     format!("ghboot instance in {}", layout.root().display())
 }
 
-pub fn write(layout: &Layout, url: &str, user: &str, password: &str) -> Result<PathBuf> {
+/// What a context carries (natscli's field names); empty fields are left out.
+#[derive(Debug, Default)]
+pub struct Fields<'a> {
+    pub url: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    /// a .creds file (Synadia Cloud, a hybrid leaf's hub account)
+    pub creds: &'a str,
+    /// where JetStream answers when it is not the server's own (Synadia, a hybrid leaf)
+    pub jetstream_domain: &'a str,
+}
+
+/// The context JSON: natscli reads `creds` and `jetstream_domain` alongside url/user/password.
+pub fn json(layout: &Layout, f: &Fields) -> serde_json::Value {
+    let mut ctx = serde_json::json!({"description": description(layout), "url": f.url});
+    for (k, v) in [
+        ("user", f.user),
+        ("password", f.password),
+        ("creds", f.creds),
+        ("jetstream_domain", f.jetstream_domain),
+    ] {
+        if !v.is_empty() {
+            ctx[k] = v.into();
+        }
+    }
+    ctx
+}
+
+pub fn write(layout: &Layout, f: &Fields) -> Result<PathBuf> {
     let dir =
         context_dir().ok_or_else(|| anyhow::anyhow!("no config dir for the NATS CLI context"))?;
     crate::fsutil::create_private_dir(&dir)?;
     let path = dir.join(format!("{}.json", context_name(layout)));
-    let ctx = serde_json::json!({
-        "description": description(layout),
-        "url": url,
-        "user": user,
-        "password": password,
-    });
+    let ctx = json(layout, f);
     crate::secret::write_private(&path, &serde_json::to_vec_pretty(&ctx)?)?;
     Ok(path)
 }
@@ -101,5 +124,38 @@ pub fn remove_repo(layout: &Layout, repo: &str) {
         .is_some_and(|v| v.get("description").and_then(|d| d.as_str()) == Some(&want));
     if mine {
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creds_and_domain_are_carried_and_empty_fields_left_out() {
+        let layout = Layout::new(std::path::PathBuf::from("/tmp/ghboot-ctx-test"));
+        let v = json(
+            &layout,
+            &Fields {
+                url: "tls://connect.ngs.global",
+                creds: "/s/ngs.creds",
+                jetstream_domain: "leaf",
+                ..Default::default()
+            },
+        );
+        assert_eq!(v["creds"], "/s/ngs.creds");
+        assert_eq!(v["jetstream_domain"], "leaf");
+        assert!(v.get("user").is_none() && v.get("password").is_none());
+        let v = json(
+            &layout,
+            &Fields {
+                url: "nats://127.0.0.1:4222",
+                user: "u",
+                password: "p",
+                ..Default::default()
+            },
+        );
+        assert_eq!(v["user"], "u");
+        assert!(v.get("creds").is_none() && v.get("jetstream_domain").is_none());
     }
 }

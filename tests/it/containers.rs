@@ -168,11 +168,229 @@ fn kubernetes_mode_fails_at_prerequisites_without_a_cluster() {
     );
 }
 
+/// Every object of the rendered manifests, parsed by PyYAML from the validators' venv (kubernetes-validate
+/// needs it), as JSON.
+fn k8s_objects(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let kv = validator("kubernetes-validate");
+    let py = kv.with_file_name("python3");
+    let py = if py.exists() {
+        py
+    } else {
+        PathBuf::from("python3")
+    };
+    let o = Command::new(py)
+        .args([
+            "-c",
+            "import json,sys,yaml\nfor f in sys.argv[1:]:\n  for d in yaml.safe_load_all(open(f)):\n    if d: print(json.dumps(d))",
+        ])
+        .args(files)
+        .output()
+        .expect("python3 with PyYAML");
+    assert!(
+        o.status.success(),
+        "manifests do not parse:\n{}",
+        out_text(&o)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_are_what_an_operator_would_ship() {
+    let inst = Instance::new();
+    let dir = render(&inst, "kubernetes", &[]);
+    let objs = k8s_objects(&yaml_files(&dir));
+    let named = |kind: &str, name: &str| {
+        objs.iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+            .clone()
+    };
+    let ns = named("Namespace", "ghboot-acme-corp");
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    // restricted Pod Security Standard on every container of every workload
+    let workloads: Vec<_> = objs
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet" || o["kind"] == "Deployment")
+        .collect();
+    assert_eq!(workloads.len(), 3, "nats, receiver, controller");
+    for w in &workloads {
+        let spec = &w["spec"]["template"]["spec"];
+        let name = &w["metadata"]["name"];
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        assert_ne!(spec["securityContext"]["runAsUser"], 0, "{name}");
+        let mut cs: Vec<serde_json::Value> =
+            spec["containers"].as_array().cloned().unwrap_or_default();
+        cs.extend(
+            spec["initContainers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        for c in &cs {
+            let sc = &c["securityContext"];
+            assert_eq!(
+                sc["allowPrivilegeEscalation"], false,
+                "{name}/{}",
+                c["name"]
+            );
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}/{}", c["name"]);
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}/{}",
+                c["name"]
+            );
+            assert!(
+                c["resources"]["limits"]["memory"].is_string(),
+                "{name}/{} memory limit",
+                c["name"]
+            );
+        }
+    }
+    // NATS: lame duck, probes, JetStream limits, GOMEMLIMIT, spread, PDB, NetworkPolicy, route auth
+    let sts = named("StatefulSet", "nats");
+    let pod = &sts["spec"]["template"]["spec"];
+    let nats = &pod["containers"][0];
+    let pre = nats["lifecycle"]["preStop"]["exec"]["command"].to_string();
+    assert!(
+        pre.contains("--signal") && pre.contains("ldm="),
+        "preStop: {pre}"
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"], 60);
+    assert_eq!(
+        nats["readinessProbe"]["httpGet"]["path"],
+        "/healthz?js-server-only=true"
+    );
+    assert!(nats["livenessProbe"]["failureThreshold"].as_u64() >= Some(3));
+    assert!(nats["env"].to_string().contains("GOMEMLIMIT"));
+    assert!(
+        pod["topologySpreadConstraints"].is_array()
+            || pod["affinity"]["podAntiAffinity"].is_object()
+    );
+    let conf = named("ConfigMap", "nats-config")["data"]["nats.conf"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for k in [
+        "lame_duck_duration",
+        "pid_file",
+        "max_memory_store",
+        "max_file_store",
+    ] {
+        assert!(conf.contains(k), "nats.conf has no {k}");
+    }
+    let cluster = &conf[conf.find("cluster {").expect("cluster block")..];
+    assert!(
+        cluster.contains("authorization"),
+        "routes are not authenticated"
+    );
+    let pdb = named("PodDisruptionBudget", "nats");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        sts["spec"]["selector"]["matchLabels"]
+    );
+    let np = named("NetworkPolicy", "nats");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        sts["spec"]["selector"]["matchLabels"]
+    );
+    let rules = np["spec"]["ingress"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for r in &rules {
+        let ports: Vec<u64> = r["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["port"].as_u64())
+            .collect();
+        if ports.contains(&6222) {
+            assert_eq!(
+                ports,
+                vec![6222],
+                "the route port shares a rule with client ports"
+            );
+            assert_eq!(
+                r["from"][0]["podSelector"]["matchLabels"], sts["spec"]["selector"]["matchLabels"],
+                "6222 open to non-peers"
+            );
+        }
+    }
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["ports"].to_string().contains("4222")),
+        "clients cannot reach 4222"
+    );
+    // ghboot: receiver ≥ 2 behind the Service, controller probed, Secrets referenced
+    let recv = named("Deployment", "ghboot-receiver");
+    assert!(recv["spec"]["replicas"].as_u64() >= Some(2));
+    let ctl = named("Deployment", "ghboot-controller");
+    let c = &ctl["spec"]["template"]["spec"]["containers"][0];
+    assert!(c["livenessProbe"]["exec"]["command"]
+        .to_string()
+        .contains("healthcheck"));
+    assert!(c["env"].to_string().contains("secretKeyRef"));
+    let svc = named("Service", "ghboot-webhook");
+    assert_eq!(
+        svc["spec"]["selector"],
+        recv["spec"]["selector"]["matchLabels"]
+    );
+    // StorageClass: the cluster default unless chosen
+    assert!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"].is_null());
+    let dir2 = inst.dir.path().join("render-sc");
+    let mut cmd = inst.cmd();
+    cmd.env("GHBOOT_K8S_STORAGE_CLASS", "fast-ssd")
+        .args([
+            "render",
+            "--mode",
+            "kubernetes",
+            "--org",
+            "Acme-Corp",
+            "--out",
+        ])
+        .arg(&dir2);
+    ok(&cmd.output().expect("render"));
+    let objs2 = k8s_objects(&yaml_files(&dir2));
+    let sts2 = objs2
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet")
+        .expect("sts");
+    assert_eq!(
+        sts2["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"],
+        "fast-ssd"
+    );
+}
+
 #[test]
 fn compose_file_passes_compose_and_the_compose_schema() {
     let schema = compose_schema();
     let inst = Instance::new();
-    let dir = render(&inst, "docker", &["--nats-type", "self_hosted_cluster"]);
+    // named images: the schema test builds none (the compose check builds and runs them)
+    let dir = render(
+        &inst,
+        "docker",
+        &[
+            "--nats-type",
+            "self_hosted_cluster",
+            "--image",
+            "nats=example/nats:1",
+            "--image",
+            "ghboot=example/ghboot:1",
+        ],
+    );
     let compose = dir.join("compose.yaml");
     let text = std::fs::read_to_string(&compose).expect("compose.yaml");
     assert!(
@@ -201,10 +419,28 @@ fn compose_file_passes_compose_and_the_compose_schema() {
         "the compose file fails the Compose schema:\n{}",
         out_text(&o)
     );
-    // the Compose tool itself (v2 plugin or v1), with the secret files it references in place
-    std::fs::create_dir_all(dir.join("secrets")).expect("secrets dir");
-    for f in ["nats-auth.conf", "nats-password"] {
-        std::fs::write(dir.join("secrets").join(f), "").expect("secret placeholder");
+    // the secret files it references were written, closed to other users
+    for f in ["nats-auth.conf", "nats-password", "webhook-secret"] {
+        let p = dir.join("secrets").join(f);
+        let meta = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                meta.permissions().mode() & 0o077,
+                0,
+                "{f} is open to others"
+            );
+        }
+        assert!(meta.len() > 0, "{f} is empty");
+    }
+    for dep in [
+        "condition: service_healthy",
+        "no-new-privileges:true",
+        "max-size",
+        "mem_limit",
+    ] {
+        assert!(text.contains(dep), "no {dep} in the compose file");
     }
     let v2 = Command::new("docker")
         .args(["compose", "version"])

@@ -724,6 +724,9 @@ async fn ensure_components(
         if let Some(h) = &c.health {
             args.extend(["-e".into(), format!("GHBOOT_HEALTHCHECK_URL={h}")]);
         }
+        for (k, v) in &c.env {
+            args.extend(["-e".into(), format!("{k}={v}")]);
+        }
         args.extend([
             "-v".into(),
             format!("{}-ghboot:/var/lib/ghboot", project(&s)),
@@ -949,6 +952,9 @@ pub fn healthcheck(url: &str) -> u8 {
         url
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    if scheme == "file" {
+        return fresh_file(rest);
+    }
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -976,4 +982,99 @@ pub fn healthcheck(url: &str) -> u8 {
         Some(c) if (200..300).contains(&c) => 0,
         _ => 1,
     }
+}
+
+/// `file:///path?max-age=SECS`: the file exists and was written at most SECS (default 30) ago (the
+/// controller's heartbeat file).
+fn fresh_file(rest: &str) -> u8 {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let max_age = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("max-age="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30);
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    match age {
+        Some(a) if a <= Duration::from_secs(max_age) => 0,
+        _ => 1,
+    }
+}
+
+/// `ghboot logs` in docker mode: the containers' own logs (`docker logs`), not files in the state dir.
+/// `component`: nats, receiver or controller; None: all of them. Several containers are followed at once.
+pub async fn logs(
+    s: &Settings,
+    component: Option<&str>,
+    follow: bool,
+    tail: Option<usize>,
+    since: Option<&str>,
+) -> Result<u8> {
+    let docker = Docker::find()?;
+    engine_check(&docker).await?;
+    let nats: Vec<String> = (0..crate::deploy::containers::replicas(s))
+        .map(|i| node_name(s, i))
+        .collect();
+    let names: Vec<String> = match component {
+        Some("nats") => nats,
+        Some(c) => vec![component_name(s, c)],
+        None => nats
+            .into_iter()
+            .chain(["receiver", "controller"].map(|c| component_name(s, c)))
+            .collect(),
+    };
+    let existing: Vec<String> = docker
+        .inspect("container", &names)
+        .await
+        .iter()
+        .filter_map(|c| {
+            c["Name"]
+                .as_str()
+                .map(|n| n.trim_start_matches('/').to_string())
+        })
+        .collect();
+    if existing.is_empty() {
+        return Err(fail(
+            Kind::NoInput,
+            format!(
+                "no container of this instance to show logs of ({})",
+                names.join(", ")
+            ),
+        )
+        .help("run `ghboot up --mode docker` first")
+        .into());
+    }
+    let mut children = Vec::new();
+    for name in &existing {
+        let mut cmd = tokio::process::Command::new(&docker.exe);
+        cmd.arg("logs").kill_on_drop(true);
+        if follow {
+            cmd.arg("--follow");
+        }
+        if let Some(n) = tail {
+            cmd.args(["--tail", &n.to_string()]);
+        }
+        if let Some(w) = since {
+            cmd.args(["--since", w]);
+        }
+        cmd.arg(name);
+        if existing.len() > 1 {
+            eprintln!("== {name} ==");
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", docker.exe.display()))?;
+        if follow {
+            children.push(child);
+        } else {
+            // one after the other, so that each container's lines stay together
+            child.wait_with_output().await?;
+        }
+    }
+    for mut c in children {
+        let _ = c.wait().await;
+    }
+    Ok(0)
 }

@@ -86,6 +86,16 @@ impl Tar {
             .append_data(&mut h, path, &[][..])
             .with_context(|| format!("cannot add {path} to the build context"))
     }
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Symlink);
+        self.b
+            .append_link(&mut h, path, target)
+            .with_context(|| format!("cannot add {path} to the build context"))
+    }
     fn finish(self) -> Result<Vec<u8>> {
         self.b
             .into_inner()
@@ -135,6 +145,25 @@ async fn build(docker: &Docker, s: &Settings, tag: &str, context: Vec<u8>) -> Re
     })
 }
 
+/// The images a rendered Compose file names, built (or reused) the way `--mode docker` builds them.
+pub async fn build_for_render(s: &Settings) -> Result<super::render::Images> {
+    // both given with --image: nothing to build, no engine needed
+    if let (Some(nats), Some(ghboot)) = (image_override(s, "nats"), image_override(s, "ghboot")) {
+        return Ok(super::render::Images { nats, ghboot });
+    }
+    let docker = Docker::find()?;
+    super::engine::engine_check(&docker).await?;
+    let ghboot = ghboot_image(&docker, s).await?;
+    let nats = nats_image(&docker, s, &ghboot).await?;
+    for i in [&ghboot, &nats] {
+        eprintln!("image {}: {}", i.reference, i.origin);
+    }
+    Ok(super::render::Images {
+        nats: nats.reference,
+        ghboot: ghboot.reference,
+    })
+}
+
 /// ghboot's own image: this executable plus the libraries it links.
 pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     if let Some(r) = image_override(s, "ghboot") {
@@ -149,22 +178,39 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     let exe = std::env::current_exe().context("cannot find ghboot's own executable")?;
     let exe = exe.canonicalize().unwrap_or(exe);
     let bin = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
-    let libs = linked_libraries(&exe)?;
-    let mut parts: Vec<Vec<u8>> = vec![bin.clone(), GHBOOT_DOCKERFILE.as_bytes().to_vec()];
-    let mut lib_data = Vec::new();
-    for l in &libs {
-        let d = std::fs::read(l)
-            .with_context(|| format!("cannot read {} (linked by ghboot)", l.display()))?;
-        parts.push(l.to_string_lossy().as_bytes().to_vec());
-        parts.push(d.clone());
-        lib_data.push((l.clone(), d));
+    let mut root = Rootfs::default();
+    root.file("/ghboot", bin, 0o755);
+    root.libraries_of(&exe, "ghboot")?;
+    let git = root.git();
+    root.ca_bundle();
+    root.file(
+        "/etc/passwd",
+        format!(
+            "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{id}:{id}:nonroot:/tmp:/sbin/nologin\n",
+            id = super::render::NONROOT_ID
+        )
+        .into_bytes(),
+        0o644,
+    );
+    root.file(
+        "/etc/group",
+        format!("root:x:0:\nnonroot:x:{}:\n", super::render::NONROOT_ID).into_bytes(),
+        0o644,
+    );
+    let mut parts: Vec<&[u8]> = vec![GHBOOT_DOCKERFILE.as_bytes(), ROOTFS_LAYOUT.as_bytes()];
+    for (p, d, _) in &root.files {
+        parts.push(p.as_bytes());
+        parts.push(d);
     }
-    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    for (p, t) in &root.links {
+        parts.push(p.as_bytes());
+        parts.push(t.as_bytes());
+    }
     let tag = format!(
         "{}/ghboot:{}-{}",
         crate::deploy::containers::project(s),
         env!("CARGO_PKG_VERSION"),
-        hash(&refs)
+        hash(&parts)
     );
     if let Some(id) = existing(docker, &tag).await {
         return Ok(Image {
@@ -176,33 +222,120 @@ pub async fn ghboot_image(docker: &Docker, s: &Settings) -> Result<Image> {
     }
     let mut t = Tar::new();
     t.file("Dockerfile", GHBOOT_DOCKERFILE.as_bytes(), 0o644)?;
-    t.file("rootfs/ghboot", &bin, 0o755)?;
-    for (l, d) in &lib_data {
-        t.file(&format!("rootfs{}", l.display()), d, 0o755)?;
+    for (p, d, m) in &root.files {
+        t.file(&format!("rootfs{p}"), d, *m)?;
     }
-    for d in [
-        "rootfs/tmp",
-        "rootfs/var/lib/ghboot",
-        "rootfs/etc/ghboot",
-        "rootfs/run/secrets/ghboot",
+    for (p, target) in &root.links {
+        t.symlink(&format!("rootfs{p}"), target)?;
+    }
+    // world-writable (sticky) so that any non-root uid the deployment picks can write its volumes: a fresh
+    // named volume takes the mode of the directory it is mounted on
+    for (d, mode) in [
+        ("rootfs/tmp", 0o1777),
+        ("rootfs/data", 0o1777),
+        ("rootfs/var/lib/ghboot", 0o1777),
+        ("rootfs/etc/ghboot", 0o755),
+        ("rootfs/run/secrets/ghboot", 0o755),
     ] {
-        t.dir(d, if d.ends_with("tmp") { 0o1777 } else { 0o755 })?;
+        t.dir(d, mode)?;
     }
     let id = build(docker, s, &tag, t.finish()?).await?;
-    let what = if libs.is_empty() {
-        "a static executable".to_string()
-    } else {
-        format!("{} shared libraries from ldd", libs.len())
+    let with_git = match git {
+        Some(g) => format!(", git from {g} and the CA bundle"),
+        None => ", no git (none found on this host: the controller cannot regenerate)".into(),
     };
     Ok(Image {
         reference: tag,
         id,
         origin: format!(
-            "built locally FROM scratch from {} and {what} (no registry needed)",
+            "built locally FROM scratch from {}, the shared libraries ldd lists{with_git} (no registry needed)",
             exe.display()
         ),
         built: true,
     })
+}
+
+/// Bumped when the image's directory layout changes (dirs are not in the hash otherwise).
+const ROOTFS_LAYOUT: &str = "2: /data, sticky volumes, nonroot passwd, git";
+
+/// The files of a FROM-scratch image, taken from this host.
+#[derive(Default)]
+struct Rootfs {
+    files: Vec<(String, Vec<u8>, u32)>,
+    links: Vec<(String, String)>,
+}
+
+impl Rootfs {
+    fn has(&self, path: &str) -> bool {
+        self.files.iter().any(|(p, _, _)| p == path) || self.links.iter().any(|(p, _)| p == path)
+    }
+    fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) {
+        if !self.has(path) {
+            self.files.push((path.to_string(), data, mode));
+        }
+    }
+    /// The libraries `exe` links, at the paths ldd resolves them to.
+    fn libraries_of(&mut self, exe: &Path, what: &str) -> Result<()> {
+        for l in linked_libraries(exe)? {
+            let p = l.to_string_lossy().to_string();
+            if self.has(&p) {
+                continue;
+            }
+            let d = std::fs::read(&l)
+                .with_context(|| format!("cannot read {} (linked by {what})", l.display()))?;
+            self.file(&p, d, 0o755);
+        }
+        Ok(())
+    }
+    /// git (the controller clones, commits and pushes with it): the executable, the https remote helper and
+    /// the helpers git runs as separate programs (symlinks to git, which dispatches on its name), at this
+    /// host's paths so that git's compiled-in exec path holds. None when this host has no usable git.
+    fn git(&mut self) -> Option<String> {
+        let git = which::which("git").ok()?;
+        let git = git.canonicalize().unwrap_or(git);
+        let exec = std::process::Command::new(&git)
+            .arg("--exec-path")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())?;
+        let data = std::fs::read(&git).ok()?;
+        let gp = git.to_string_lossy().to_string();
+        self.file(&gp, data, 0o755);
+        self.libraries_of(&git, "git").ok()?;
+        for helper in ["git-remote-https", "git-remote-http"] {
+            let h = Path::new(&exec).join(helper);
+            if let Ok(d) = std::fs::read(&h) {
+                self.file(&h.to_string_lossy(), d, 0o755);
+                let _ = self.libraries_of(&h, "git");
+            }
+        }
+        for builtin in ["git-upload-pack", "git-receive-pack", "git-upload-archive"] {
+            let p = format!("{exec}/{builtin}");
+            if !self.has(&p) {
+                self.links.push((p, gp.clone()));
+            }
+        }
+        // on PATH too, where the image's default PATH looks
+        if !gp.starts_with("/usr/bin/") && !gp.starts_with("/usr/local/bin/") {
+            self.links.push(("/usr/bin/git".into(), gp.clone()));
+        }
+        Some(gp)
+    }
+    /// The host's CA bundle at the paths Debian, Alpine and Red Hat use (git over https verifies GitHub).
+    fn ca_bundle(&mut self) {
+        const PATHS: [&str; 3] = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ];
+        let Some(d) = PATHS.iter().find_map(|p| std::fs::read(p).ok()) else {
+            return;
+        };
+        for p in PATHS {
+            self.file(p, d.clone(), 0o644);
+        }
+    }
 }
 
 /// The nats-server image: the nats-server ghboot resolved, on top of ghboot's image.

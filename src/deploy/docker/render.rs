@@ -52,6 +52,17 @@ pub const NATS_CONF_PATH: &str = "/etc/ghboot/nats.conf";
 /// The Kubernetes Secrets the manifests reference.
 pub const K8S_AUTH_SECRET: &str = "ghboot-nats-auth";
 pub const K8S_WEBHOOK_SECRET: &str = "ghboot-webhook";
+/// NATS pod sizing: JetStream's limits sit below the memory limit (the rest is the server's own heap,
+/// GOMEMLIMIT below the limit too) and the volume (room for the server's metadata and compaction).
+pub const K8S_NATS_MEMORY: &str = "1Gi";
+pub const K8S_GOMEMLIMIT: &str = "900MiB";
+pub const K8S_JS_MAX_MEMORY: &str = "256M";
+pub const K8S_STORAGE: &str = "10Gi";
+pub const K8S_JS_MAX_FILE: &str = "8G";
+/// Which StorageClass the NATS volumes use; unset: the cluster's default.
+pub const K8S_STORAGE_CLASS_ENV: &str = "GHBOOT_K8S_STORAGE_CLASS";
+/// A Secret with the controller's GitHub token (key `token`); optional, the controller cannot push without.
+pub const K8S_GITHUB_SECRET: &str = "ghboot-github";
 /// The image Kubernetes pulls for nats-server unless `--image nats=...` says otherwise.
 pub const K8S_NATS_IMAGE: &str = "nats:2.15.1-alpine";
 
@@ -136,6 +147,7 @@ pub fn nats_conf(
         cluster_name => format!("ghboot-{}", s.org.to_lowercase()),
         client_port => CLIENT_PORT, monitor_port => MONITOR_PORT, cluster_port => CLUSTER_PORT,
         store_dir => "/data/jetstream", auth => mode, user, password,
+        js_max_mem => K8S_JS_MAX_MEMORY, js_max_file => K8S_JS_MAX_FILE,
     };
     render_str("nats.conf", NATS_CONF, ctx)
 }
@@ -159,7 +171,14 @@ pub struct GhbootContainer {
     pub publish: String,
     /// What its health check probes (`ghboot healthcheck`)
     pub health: Option<String>,
+    /// Environment of this component only (non-secret)
+    pub env: Vec<(String, String)>,
 }
+
+/// Where the controller container records its heartbeat (a tmpfs / emptyDir), and how old it may get: the
+/// controller beats at least every 5 s while its consumer answers.
+pub const CONTROLLER_HEARTBEAT: &str = "/tmp/ghboot-controller.heartbeat";
+pub const CONTROLLER_HEALTH: &str = "file:///tmp/ghboot-controller.heartbeat?max-age=30";
 
 pub fn ghboot_containers(s: &Settings) -> Vec<GhbootContainer> {
     let publish = match s.webhook_port {
@@ -178,13 +197,21 @@ pub fn ghboot_containers(s: &Settings) -> Vec<GhbootContainer> {
             port: Some(WEBHOOK_PORT),
             publish,
             health: Some(format!("http://127.0.0.1:{WEBHOOK_PORT}/healthz")),
+            env: vec![],
         },
         GhbootContainer {
             name: "controller",
             args: vec!["controller".into()],
             port: None,
             publish: String::new(),
-            health: None,
+            health: Some(CONTROLLER_HEALTH.into()),
+            env: vec![
+                (
+                    crate::controller::HEARTBEAT_FILE_ENV.into(),
+                    CONTROLLER_HEARTBEAT.into(),
+                ),
+                (crate::controller::APPLY_TOPOLOGY_ENV.into(), "1".into()),
+            ],
         },
     ]
 }
@@ -234,6 +261,11 @@ pub fn kubernetes(s: &Settings) -> Result<Vec<(String, String)>> {
         .map(|i| format!("nats://nats-{i}.nats-headless.{ns}.svc.cluster.local:{CLUSTER_PORT}"))
         .collect();
     let conf = nats_conf(s, "kubernetes", "$POD_NAME", &routes, ConfAuth::Env)?;
+    // host:port of each peer; the init container adds the route credentials (never in the ConfigMap)
+    let route_hosts: Vec<String> = routes
+        .iter()
+        .map(|r| r.trim_start_matches("nats://").to_string())
+        .collect();
     let labels = yaml_labels(
         &[
             ("app.kubernetes.io/managed-by", "ghboot".into()),
@@ -250,7 +282,11 @@ pub fn kubernetes(s: &Settings) -> Result<Vec<(String, String)>> {
         config_hash => hash(&[conf.as_bytes(), images.nats.as_bytes()]),
         replicas, client_port => CLIENT_PORT, monitor_port => MONITOR_PORT, cluster_port => CLUSTER_PORT,
         webhook_port => WEBHOOK_PORT, nats_image => images.nats, ghboot_image => images.ghboot,
-        auth_secret => K8S_AUTH_SECRET, webhook_secret => K8S_WEBHOOK_SECRET, storage_size => "10Gi",
+        auth_secret => K8S_AUTH_SECRET, webhook_secret => K8S_WEBHOOK_SECRET, storage_size => K8S_STORAGE,
+        storage_class => std::env::var(K8S_STORAGE_CLASS_ENV).ok().filter(|c| !c.is_empty()),
+        nats_memory => K8S_NATS_MEMORY, gomemlimit => K8S_GOMEMLIMIT, github_secret => K8S_GITHUB_SECRET,
+        route_hosts,
+        nonroot => NONROOT_ID, heartbeat_health => CONTROLLER_HEALTH,
         ghboot_containers => containers, ghboot_env => ghboot_env(s, &nats_url),
     };
     K8S.iter()
@@ -290,9 +326,47 @@ pub fn node_views(s: &Settings) -> Vec<NodeView> {
         .collect()
 }
 
+/// The user the Compose containers run as: the one who renders (so the 0600 secret files it writes are
+/// theirs), or, when that is root, an unprivileged uid the secret files are handed to.
+pub fn compose_user() -> (u32, u32) {
+    match crate::platform::current_ids() {
+        Some((u, g)) if u != 0 => (u, g),
+        _ => (NONROOT_ID, NONROOT_ID),
+    }
+}
+/// The unprivileged user of ghboot's images (distroless' "nonroot").
+pub const NONROOT_ID: u32 = 65532;
+
+/// The secret files next to the Compose file (relative path, content): the instance's NATS password (as a
+/// nats-server `authorization` block and alone) and its webhook secret. Written 0600.
+pub fn compose_secrets(s: &Settings) -> Result<Vec<(String, Vec<u8>)>> {
+    let auth = crate::stages::nats::ensure_auth(s)?;
+    let cfg = crate::webhook::WebhookConfig::from_settings(s)?;
+    let (hook, _) = crate::webhook::ensure_secret(s, &cfg)?;
+    let conf = format!(
+        "authorization {{\n  user: {}\n  password: {}\n}}\n",
+        serde_json::to_string(&auth.user)?,
+        serde_json::to_string(auth.password.expose())?
+    );
+    Ok(vec![
+        ("secrets/nats-auth.conf".into(), conf.into_bytes()),
+        (
+            "secrets/nats-password".into(),
+            auth.password.expose().as_bytes().to_vec(),
+        ),
+        (
+            "secrets/webhook-secret".into(),
+            hook.expose().as_bytes().to_vec(),
+        ),
+    ])
+}
+
 /// The Compose file plus the (secret-free) nats-server configs it references.
 pub fn compose(s: &Settings) -> Result<Vec<(String, String)>> {
-    let images = default_images(s);
+    compose_with(s, &default_images(s))
+}
+
+pub fn compose_with(s: &Settings, images: &Images) -> Result<Vec<(String, String)>> {
     let nodes = node_views(s);
     let routes: Vec<String> = if nodes.len() > 1 {
         nodes
@@ -331,6 +405,7 @@ pub fn compose(s: &Settings) -> Result<Vec<(String, String)>> {
     let ctx = context! {
         project => crate::deploy::containers::project(s), nodes, labels, monitor_port => MONITOR_PORT,
         nats_image => images.nats, ghboot_image => images.ghboot, user => crate::deploy::dev::NATS_USER,
+        run_as => { let (u, g) = compose_user(); format!("{u}:{g}") },
         ghboot_containers => ghboot_containers(s), ghboot_env => ghboot_env(s, &nats_url), ghboot_volume => "ghboot-data",
     };
     files.insert(
@@ -349,9 +424,21 @@ pub fn nats_dockerfile(base: &str) -> Result<String> {
 
 /// `ghboot render --mode kubernetes|docker --out DIR`.
 pub fn write(s: &Settings, out: &Path) -> Result<Vec<String>> {
+    write_with(s, out, None)
+}
+
+/// Same, naming `images` (the ones `ghboot render` built) in the Compose file, and writing its secrets.
+pub fn write_with(s: &Settings, out: &Path, images: Option<&Images>) -> Result<Vec<String>> {
+    let mut secrets = Vec::new();
     let files = match s.mode {
         Mode::Kubernetes => kubernetes(s)?,
-        Mode::Docker => compose(s)?,
+        Mode::Docker => {
+            secrets = compose_secrets(s)?;
+            match images {
+                Some(i) => compose_with(s, i)?,
+                None => compose(s)?,
+            }
+        }
         m => {
             return Err(
                 fail(Kind::Usage, format!("nothing to render for --mode {m}"))
@@ -376,6 +463,24 @@ pub fn write(s: &Settings, out: &Path) -> Result<Vec<String>> {
             fail(
                 Kind::CantCreate,
                 format!("cannot write {}: {e}", p.display()),
+            )
+            .help("pass --out to a writable place")
+        })?;
+        written.push(p.display().to_string());
+    }
+    let (uid, gid) = compose_user();
+    for (name, content) in secrets {
+        let p = out.join(&name);
+        let done = p
+            .parent()
+            .map_or(Ok(()), crate::fsutil::create_private_dir)
+            .and_then(|_| crate::fsutil::write_atomic_mode(&p, &content, 0o600))
+            // the containers run as `uid`: the file must be theirs (still 0600, closed to everyone else)
+            .and_then(|_| crate::platform::chown(&p, uid, gid));
+        done.map_err(|e| {
+            fail(
+                Kind::CantCreate,
+                format!("cannot write the secret file {}: {e}", p.display()),
             )
             .help("pass --out to a writable place")
         })?;

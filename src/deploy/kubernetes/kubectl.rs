@@ -123,7 +123,11 @@ pub async fn ensure(ctx: &mut Ctx) -> Result<Outputs> {
     run(&k, &["apply", "-f", "-"], Some(secrets_json(&s)?)).await?;
     let applied = run(&k, &["apply", "-f", &dir.to_string_lossy()], None).await?;
     let wait = format!("--timeout={}s", s.wait_timeout.as_secs().max(60));
-    for obj in ["statefulset/nats", "deployment/ghboot"] {
+    for obj in [
+        "statefulset/nats",
+        "deployment/ghboot-receiver",
+        "deployment/ghboot-controller",
+    ] {
         run(&k, &["rollout", "status", "-n", &ns, obj, &wait], None).await?;
     }
     let mut out = Outputs::new();
@@ -207,16 +211,23 @@ pub async fn down(s: &Settings, purge: bool) -> Result<bool> {
         )
         .await?;
     } else {
-        for obj in [
-            "deployment/ghboot",
-            "statefulset/nats",
-            "service/nats",
-            "service/nats-headless",
-            "service/ghboot-webhook",
-            "configmap/nats-config",
-        ] {
-            run(&k, &["delete", "-n", &ns, obj, "--ignore-not-found"], None).await?;
-        }
+        // by label, not a fixed list: whatever kinds the manifests hold now (and held before) go
+        let selector =
+            format!("app.kubernetes.io/managed-by=ghboot,app.kubernetes.io/instance={ns}");
+        run(
+            &k,
+            &[
+                "delete",
+                "-n",
+                &ns,
+                "deployment,statefulset,service,configmap,poddisruptionbudget,networkpolicy",
+                "-l",
+                &selector,
+                "--ignore-not-found",
+            ],
+            None,
+        )
+        .await?;
     }
     let _ = dir;
     Ok(true)
