@@ -13,6 +13,10 @@ pub async fn run(g: &GlobalArgs, c: &SecretsCmd) -> Result<u8> {
 }
 
 async fn rotate(g: &GlobalArgs, which: RotateWhat, grace: std::time::Duration) -> Result<u8> {
+    if which == RotateWhat::NatsPassword {
+        // a server ghboot does not run is refused before the instance is looked at
+        secrets::nats_password::supported(&super::maybe_instance(g)?.0)?;
+    }
     let (settings, state) = super::existing_instance(g)?;
     match which {
         RotateWhat::WebhookSecret => {

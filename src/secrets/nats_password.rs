@@ -44,7 +44,8 @@ fn write_auth(s: &Settings, a: &Auth) -> Result<()> {
     crate::secret::write_private(&s.layout.nats_auth_file(), &serde_json::to_vec_pretty(a)?)
 }
 
-pub async fn rotate(s: &Settings) -> Result<Rotated> {
+/// Refused (exit 78) where ghboot does not run the nats-server.
+pub fn supported(s: &Settings) -> Result<()> {
     let target = crate::target::for_settings(s);
     if target.name() != "dev" {
         return Err(fail(
@@ -60,6 +61,11 @@ pub async fn rotate(s: &Settings) -> Result<Rotated> {
         })
         .into());
     }
+    Ok(())
+}
+
+pub async fn rotate(s: &Settings) -> Result<Rotated> {
+    supported(s)?;
     let old = load_auth(s)?.ok_or_else(|| {
         fail(Kind::NoInput, "this instance has no NATS credentials yet").help("run `ghboot up` first")
     })?;
