@@ -67,7 +67,8 @@ pub fn supported(s: &Settings) -> Result<()> {
 pub async fn rotate(s: &Settings) -> Result<Rotated> {
     supported(s)?;
     let old = load_auth(s)?.ok_or_else(|| {
-        fail(Kind::NoInput, "this instance has no NATS credentials yet").help("run `ghboot up` first")
+        fail(Kind::NoInput, "this instance has no NATS credentials yet")
+            .help("run `ghboot up` first")
     })?;
     let _lock = StateLock::acquire(&s.layout)?;
     let rt = Runtime::load(&s.layout).filter(|r| r.supervisor_alive());
@@ -102,7 +103,8 @@ pub async fn rotate(s: &Settings) -> Result<Rotated> {
         out.server_pids = rt.nodes.iter().map(|n| n.pid).collect();
         if !pids_before.is_empty() && out.server_pids != pids_before {
             out.notes.push(
-                "a nats-server was restarted meanwhile by its supervisor (not by this rotation)".into(),
+                "a nats-server was restarted meanwhile by its supervisor (not by this rotation)"
+                    .into(),
             );
         }
         out.internal_users_connected = internal_users_connected(s, &rt).await;
@@ -110,7 +112,8 @@ pub async fn rotate(s: &Settings) -> Result<Rotated> {
         crate::stages::nats::connect(s).await?.flush().await.ok();
     } else {
         out.notes.push(
-            "no supervisor running: the servers read the new password when `ghboot up` starts them".into(),
+            "no supervisor running: the servers read the new password when `ghboot up` starts them"
+                .into(),
         );
     }
 

@@ -527,10 +527,9 @@ impl Target for Dev {
         let opts = async_nats::ConnectOptions::with_auth_callback(move |_nonce| {
             let settings = settings.clone();
             async move {
-                let a = load_auth(&settings)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| async_nats::AuthError::new("no NATS credentials in the state dir"))?;
+                let a = load_auth(&settings).ok().flatten().ok_or_else(|| {
+                    async_nats::AuthError::new("no NATS credentials in the state dir")
+                })?;
                 let mut out = async_nats::Auth::new();
                 out.username = Some(a.user);
                 out.password = Some(a.password.expose().to_string());
