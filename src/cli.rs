@@ -253,7 +253,7 @@ pub enum RepoCmd {
 pub enum SecretsCmd {
     /// Put .env values (and with --instance the NATS connection) into GitHub Actions secrets, sealed; idempotent
     Sync(SecretsSyncArgs),
-    /// Replace a secret of this instance without refusing a delivery (webhook-secret)
+    /// Replace a secret of this instance without a restart or a refused delivery
     Rotate {
         #[arg(value_enum)]
         which: RotateWhat,
@@ -267,6 +267,9 @@ pub enum SecretsCmd {
 pub enum RotateWhat {
     /// The webhook secret: the receiver accepts old and new during --grace, the GitHub hook gets the new one
     WebhookSecret,
+    /// ghboot's NATS admin password: nats-server reloads its users (no restart), the NATS CLI context and
+    /// the Actions secrets `secrets sync --instance` sent are updated
+    NatsPassword,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,4 +1,4 @@
-//! `ghboot secrets sync`: see [`crate::secrets`]. Output names secrets and actions, never a value.
+//! `ghboot secrets sync` and `secrets rotate`: see [`crate::secrets`]. Output names secrets and actions, never a value.
 use crate::cli::{GlobalArgs, RotateWhat, SecretVisibility, SecretsCmd, SecretsSyncArgs};
 use crate::error::{fail, Kind};
 use crate::secrets::{self, SyncOpts, Visibility};
@@ -13,6 +13,10 @@ pub async fn run(g: &GlobalArgs, c: &SecretsCmd) -> Result<u8> {
 }
 
 async fn rotate(g: &GlobalArgs, which: RotateWhat, grace: std::time::Duration) -> Result<u8> {
+    if which == RotateWhat::NatsPassword {
+        // a server ghboot does not run is refused before the instance is looked at
+        secrets::nats_password::supported(&super::maybe_instance(g)?.0)?;
+    }
     let (settings, state) = super::existing_instance(g)?;
     match which {
         RotateWhat::WebhookSecret => {
@@ -33,6 +37,35 @@ async fn rotate(g: &GlobalArgs, which: RotateWhat, grace: std::time::Duration) -
                 for n in &r.notes {
                     println!("note: {n}");
                 }
+            }
+            Ok(0)
+        }
+        RotateWhat::NatsPassword => {
+            let r = secrets::nats_password::rotate(&settings).await?;
+            if g.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                if r.nodes_reloaded > 0 {
+                    println!(
+                        "NATS password of user {} rotated: {} nats-server node(s) reloaded their users (no restart)",
+                        r.user, r.nodes_reloaded
+                    );
+                } else {
+                    println!("NATS password of user {} rotated", r.user);
+                }
+                for u in &r.internal_users_connected {
+                    println!("{u}: still connected (own user, password unchanged)");
+                }
+                if let Some(p) = &r.nats_context {
+                    println!("NATS CLI context rewritten: {p}");
+                }
+                for l in &r.actions_secrets {
+                    println!("actions secret: {l}");
+                }
+                for n in &r.notes {
+                    println!("note: {n}");
+                }
+                println!("clients with the old password are refused: rerun `ghboot env` (or `eval \"$(ghboot env)\"`) for the new one");
             }
             Ok(0)
         }
@@ -96,6 +129,7 @@ async fn sync(g: &GlobalArgs, a: &SecretsSyncArgs) -> Result<u8> {
         },
         dry_run: a.dry_run,
         prune: a.prune,
+        only_wanted: false,
     };
     let report = secrets::sync(&settings, wanted, &opts).await?;
     if g.json {

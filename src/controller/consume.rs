@@ -540,6 +540,9 @@ pub async fn connect(
             .connect(addrs)
             .await
             .map_err(|e| {
+                if let Some(r) = crate::natsd::users::refused(&e, env("NATS_USER").as_deref(), u) {
+                    return r;
+                }
                 fail(
                     Kind::Unavailable,
                     format!("cannot connect to NATS at {u}: {e}"),

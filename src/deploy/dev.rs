@@ -190,10 +190,12 @@ pub fn node_specs(s: &Settings, auth: &Auth, ports: &[NodePorts]) -> Vec<NodeSpe
 }
 
 /// Fingerprint of what the servers were started with; a running instance with another one is rolled.
-pub fn config_hash(specs: &[NodeSpec], auth: &Auth) -> String {
+/// The admin password is not part of it: clients' passwords live in `users.conf` and change by a reload
+/// (`secrets rotate nats-password`); a cluster's routes keep the password their supervisor started them with
+/// (all its nodes, restarted ones too, render from the same specs), so a rotation must not roll the servers.
+pub fn config_hash(specs: &[NodeSpec]) -> String {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(specs).unwrap_or_default());
-    h.update(auth.password.expose().as_bytes());
     for s in specs {
         // leaf remotes (hub URL, credentials file) live in `extra`
         h.update(s.extra.as_bytes());
@@ -398,7 +400,7 @@ impl Target for Dev {
         if !h.healthy {
             return Ok(Some("nats-server is not healthy".into()));
         }
-        if rt.config_hash != config_hash(&node_specs(s, &auth, &running_ports(&rt)), &auth) {
+        if rt.config_hash != config_hash(&node_specs(s, &auth, &running_ports(&rt))) {
             return Ok(Some("server configuration changed".into()));
         }
         Ok(None)
@@ -429,7 +431,7 @@ impl Target for Dev {
         host.supervisor = Some(sup);
         let rt = host.runtime.get();
         let actual = running_ports(&rt);
-        let hash = config_hash(&node_specs(&s, &auth, &actual), &auth);
+        let hash = config_hash(&node_specs(&s, &auth, &actual));
         host.runtime.update(|r| r.config_hash = hash);
         // Ports the servers picked (ephemeral) become this instance's ports from now on.
         if let Some(n) = rt.nodes.first() {
@@ -552,15 +554,29 @@ impl Target for Dev {
             .iter()
             .map(|n| format!("nats://{host}:{}", n.port))
             .collect();
-        let opts = async_nats::ConnectOptions::with_user_and_password(
-            auth.user.clone(),
-            auth.password.expose().to_string(),
-        )
+        // The password is read again at every (re)connect: a long-lived client (the supervisor's own) keeps
+        // working after `secrets rotate nats-password` instead of retrying the old password forever.
+        let settings = s.clone();
+        let opts = async_nats::ConnectOptions::with_auth_callback(move |_nonce| {
+            let settings = settings.clone();
+            async move {
+                let a = load_auth(&settings).ok().flatten().ok_or_else(|| {
+                    async_nats::AuthError::new("no NATS credentials in the state dir")
+                })?;
+                let mut out = async_nats::Auth::new();
+                out.username = Some(a.user);
+                out.password = Some(a.password.expose().to_string());
+                Ok(out)
+            }
+        })
         .connection_timeout(Duration::from_secs(3))
         .name("ghboot");
         let addrs: Vec<async_nats::ServerAddr> =
             urls.iter().filter_map(|u| u.parse().ok()).collect();
         opts.connect(addrs).await.map_err(|e| {
+            if let Some(r) = crate::natsd::users::refused(&e, Some(&auth.user), &urls.join(",")) {
+                return r;
+            }
             fail(
                 Kind::Unavailable,
                 format!("cannot connect to NATS at {}: {e}", urls.join(",")),

@@ -260,6 +260,9 @@ async fn internal_client(
         .connect(addrs)
         .await
         .map_err(|e| {
+            if let Some(r) = refused(&e, Some(user), "127.0.0.1") {
+                return r;
+            }
             fail(
                 Kind::Unavailable,
                 format!("cannot connect to NATS as {user}: {e}"),
@@ -267,6 +270,28 @@ async fn internal_client(
             .help("see `ghboot logs nats`; `ghboot up` renders the users again")
             .into()
         })
+}
+
+/// A connection nats-server refused for its user or password, as an error that says what most likely
+/// happened (the password was rotated) and what to do; None for any other connect error. Never the password.
+pub fn refused(
+    e: &async_nats::ConnectError,
+    user: Option<&str>,
+    urls: &str,
+) -> Option<anyhow::Error> {
+    use async_nats::ConnectErrorKind as K;
+    if !matches!(e.kind(), K::AuthorizationViolation | K::Authentication) {
+        return None;
+    }
+    let who = user.map(|u| format!(" of user {u}")).unwrap_or_default();
+    Some(
+        fail(
+            Kind::Config,
+            format!("nats-server at {urls} refused the password{who}: authorization violation"),
+        )
+        .help("the NATS password was most likely rotated (`ghboot secrets rotate nats-password`): rerun `ghboot env` (or `eval \"$(ghboot env)\"`) and use the new NATS_PASSWORD")
+        .into(),
+    )
 }
 
 /// Write `users.conf` of every node (before the nodes start, or before a reload).

@@ -5,6 +5,7 @@
 //! - [`github`]: the Actions secrets REST API and the sealed box.
 //! - [`store`]: keyed fingerprints of what was sent (never a value), so a rerun sends only changes.
 //! - [`rotate`]: `secrets rotate webhook-secret` (old and new accepted for a grace period).
+//! - [`nats_password`]: `secrets rotate nats-password` (nats-server reloads its users, no restart).
 //!
 //! Order: every name is checked before anything is sent (one bad name: exit 65, nothing sent); then per
 //! scope the public key and the list of secrets are read, a plan is made (create / update / unchanged /
@@ -12,6 +13,7 @@
 
 pub mod dotenv;
 pub mod github;
+pub mod nats_password;
 pub mod rotate;
 pub mod store;
 
@@ -127,6 +129,9 @@ pub struct SyncOpts {
     pub visibility: Visibility,
     pub dry_run: bool,
     pub prune: bool,
+    /// Only the wanted names: every other secret of the scope (and its record) is left as it is, as when
+    /// a NATS password rotation re-sends the instance's secrets.
+    pub only_wanted: bool,
 }
 
 /// What sync does with one name in one scope.
@@ -316,7 +321,10 @@ pub async fn sync(s: &Settings, wanted: Vec<Wanted>, opts: &SyncOpts) -> Result<
             visibility: vis,
             prune: opts.prune,
         };
-        let plan = plan_scope(scope, &wanted, &facts, &store, fp_key.as_deref());
+        let mut plan = plan_scope(scope, &wanted, &facts, &store, fp_key.as_deref());
+        if opts.only_wanted {
+            plan.retain(|(n, _)| wanted.iter().any(|w| &w.name == n));
+        }
         let sk = scope.key();
         for (name, action) in &plan {
             let why = match action {
@@ -378,7 +386,7 @@ pub async fn sync(s: &Settings, wanted: Vec<Wanted>, opts: &SyncOpts) -> Result<
                 Action::Unchanged | Action::Stale => {}
             }
         }
-        if !opts.dry_run {
+        if !opts.dry_run && !opts.only_wanted {
             // records of secrets someone deleted on GitHub: nothing to remember about them any more
             let gone: Vec<String> = store
                 .scopes

@@ -728,3 +728,159 @@ fn webhook_secret_rotation_refuses_no_delivery() {
     let plan = inst.run(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }
+
+/// The pids of the running nats-server nodes, from the supervisor's runtime file.
+fn server_pids(inst: &Instance) -> Vec<u64> {
+    let rt: Value = serde_json::from_slice(
+        &std::fs::read(inst.state_dir().join("run/supervisor.json")).unwrap(),
+    )
+    .unwrap();
+    rt["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap())
+        .collect()
+}
+
+async fn nats_connect(url: &str, user: &str, pw: &str) -> Result<(), async_nats::ConnectError> {
+    let c = async_nats::ConnectOptions::with_user_and_password(user.into(), pw.into())
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .connect(url)
+        .await?;
+    let _ = c.flush().await;
+    Ok(())
+}
+
+#[test]
+fn nats_password_rotation_reloads_without_restart_or_refused_delivery() {
+    let fake = Fake::start();
+    let inst = Instance::new();
+    let mut up = inst.cmd();
+    up.env("GITHUB_TOKEN", TOKEN)
+        .args(["--mode", "dev", "--detach", "--non-interactive"])
+        .args(["--org", "acme"])
+        .args(["--port", &inst.port.to_string()])
+        .args(["--monitor-port", &inst.monitor_port.to_string()])
+        .args(["--webhook-port", &inst.webhook_port.to_string()]);
+    common::ok(&up.output().unwrap());
+    common::ok(&sync(&inst, &fake, &["--org", "acme", "--instance"]));
+    let env = inst.env_json();
+    let url = env["NATS_URL"].as_str().unwrap().to_string();
+    let user = env["NATS_USER"].as_str().unwrap().to_string();
+    let old = env["NATS_PASSWORD"].as_str().unwrap().to_string();
+    assert_eq!(fake.gh.value(ORG, "NATS_PASSWORD").as_deref(), Some(&*old));
+    let pids = server_pids(&inst);
+    let secret = common::ok(&inst.run(&["webhook", "secret"]))
+        .trim()
+        .to_string();
+    let hook = format!("http://127.0.0.1:{}/webhook", inst.webhook_port);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // an old-password client is connected before the rotation
+    rt.block_on(nats_connect(&url, &user, &old))
+        .expect("the old password works before the rotation");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (stop, hook, secret) = (stop.clone(), hook.clone(), secret.clone());
+        rt.spawn(async move {
+            let http = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || statuses.len() < 20 {
+                i += 1;
+                statuses.push(deliver(&http, &hook, &secret, &format!("nats-rot-{i}")).await);
+            }
+            statuses
+        })
+    };
+    let mut rot = inst.cmd();
+    rot.env("GITHUB_TOKEN", TOKEN).args([
+        "--json",
+        "secrets",
+        "rotate",
+        "nats-password",
+        "--github-api-url",
+        &fake.api,
+    ]);
+    let rotated = rot.output().unwrap();
+    let said = common::ok(&rotated);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = rt.block_on(traffic).unwrap();
+    assert!(
+        statuses.iter().all(|s| (200..300).contains(s)),
+        "a delivery was refused during the rotation: {statuses:?}"
+    );
+
+    let new = inst.env_json()["NATS_PASSWORD"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, old);
+    assert!(!text(&rotated).contains(&new) && !text(&rotated).contains(&old));
+    let report: Value = serde_json::from_str(said.trim()).expect("--json report");
+    assert_eq!(report["nodes_reloaded"], 1, "{said}");
+    assert!(
+        report["internal_users_connected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == "ghboot-receiver"),
+        "the receiver (own user) stays connected: {said}"
+    );
+    assert_eq!(server_pids(&inst), pids, "nats-server was restarted");
+
+    // a fresh connection: the old password is refused, the new one works
+    let refused = rt
+        .block_on(nats_connect(&url, &user, &old))
+        .expect_err("the old password still works");
+    assert_eq!(
+        refused.kind(),
+        async_nats::ConnectErrorKind::AuthorizationViolation,
+        "{refused}"
+    );
+    rt.block_on(nats_connect(&url, &user, &new))
+        .expect("the new password works");
+
+    // a ghboot command with the stale password says what happened
+    let mut stale = inst.cmd();
+    stale
+        .env("NATS_USER", &user)
+        .env("NATS_PASSWORD", &old)
+        .args(["dlq", "list", "--nats-url", &url]);
+    let o = stale.output().unwrap();
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(
+        text(&o).contains("rotated") && text(&o).contains("ghboot env"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains(&old));
+
+    // the synced Actions secret and the NATS CLI context hold the new password
+    assert_eq!(fake.gh.value(ORG, "NATS_PASSWORD").as_deref(), Some(&*new));
+    let ctx = report["nats_context"].as_str().expect("context rewritten");
+    let ctx: Value = serde_json::from_slice(&std::fs::read(ctx).unwrap()).unwrap();
+    assert_eq!(ctx["password"], new.as_str());
+    // the running supervisor stays: a rerun of `up` finds nothing to change
+    let plan = inst.run(&["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert_eq!(server_pids(&inst), pids);
+}
+
+#[test]
+fn nats_password_rotation_is_refused_where_ghboot_runs_no_server() {
+    let inst = Instance::new();
+    for mode in ["docker", "kubernetes"] {
+        let o = inst
+            .cmd()
+            .args(["--mode", mode, "secrets", "rotate", "nats-password"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(78), "{mode}: {}", text(&o));
+    }
+}
