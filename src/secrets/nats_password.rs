@@ -15,11 +15,11 @@
 //! not ghboot's to reconfigure.
 
 use crate::config::Settings;
+use crate::deploy::dev::{load_auth, Auth};
 use crate::error::{fail, Kind};
 use crate::natsd::users::{CONTROLLER_USER, RECEIVER_USER};
 use crate::secret::Secret;
 use crate::state::{Runtime, StateLock};
-use crate::target::dev::{load_auth, Auth};
 use anyhow::Result;
 
 /// What a rotation did (names and counts, never a password).
@@ -46,7 +46,7 @@ fn write_auth(s: &Settings, a: &Auth) -> Result<()> {
 
 /// Refused (exit 78) where ghboot does not run the nats-server.
 pub fn supported(s: &Settings) -> Result<()> {
-    let target = crate::target::for_settings(s);
+    let target = crate::deploy::for_settings(s);
     if target.name() != "dev" {
         return Err(fail(
             Kind::Config,
@@ -132,7 +132,7 @@ async fn internal_users_connected(s: &Settings, rt: &Runtime) -> Vec<String> {
     let client = crate::natsd::supervise::http_client();
     let mut seen = std::collections::BTreeSet::new();
     for n in &rt.nodes {
-        let Some(v) = crate::target::dev::monitor_json(
+        let Some(v) = crate::deploy::dev::monitor_json(
             &client,
             &s.bind,
             n.monitor_port,
@@ -159,18 +159,24 @@ async fn internal_users_connected(s: &Settings, rt: &Runtime) -> Vec<String> {
 }
 
 async fn nats_context(s: &Settings) -> Result<String> {
-    let vars = crate::target::for_settings(s).client_env(s).await?;
+    let vars = crate::deploy::for_settings(s).client_env(s).await?;
     let get = |k: &str| {
         vars.iter()
             .find(|(n, _, _)| n == k)
             .map(|(_, v, _)| v.clone())
             .unwrap_or_default()
     };
+    let (url, user, password) = (get("NATS_URL"), get("NATS_USER"), get("NATS_PASSWORD"));
+    let (creds, domain) = (get("NATS_CREDS"), get("NATS_JS_DOMAIN"));
     let p = crate::ui::context::write(
         &s.layout,
-        &get("NATS_URL"),
-        &get("NATS_USER"),
-        &get("NATS_PASSWORD"),
+        &crate::ui::context::Fields {
+            url: &url,
+            user: &user,
+            password: &password,
+            creds: &creds,
+            jetstream_domain: &domain,
+        },
     )?;
     Ok(p.display().to_string())
 }
