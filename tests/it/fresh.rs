@@ -130,6 +130,8 @@ fn ephemeral_detach_prints_exports_that_point_later_commands_at_it() {
 }
 
 /// `down --purge STATE_DIR` in a pseudo-terminal, answering `answer` (None: end of input).
+/// Unix only: a pseudo-terminal through rexpect.
+#[cfg(unix)]
 fn purge_at_a_terminal(inst: &Instance, extra: &[&str], answer: Option<&str>) -> String {
     let base = inst.cmd();
     let mut cmd = Command::new(base.get_program());
@@ -161,6 +163,8 @@ fn purge_at_a_terminal(inst: &Instance, extra: &[&str], answer: Option<&str>) ->
     seen
 }
 
+/// Unix only: the question is answered through a pseudo-terminal (rexpect).
+#[cfg(unix)]
 #[test]
 fn purge_of_a_kept_instance_asks_at_a_terminal_and_only_yes_deletes() {
     let inst = Instance::new();

@@ -454,18 +454,8 @@ fn config_rows(env: &Env) -> Result<Vec<Row>> {
     let auth = i.state().join("secrets").join("nats-auth.json");
     let _ = Command::new("chmod").arg("644").arg(&auth).status();
     let _ = i.run(&["env"]);
-    let mode = std::fs::metadata(&auth)
-        .map(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o777
-        })
-        .unwrap_or(0);
-    let dir_mode = std::fs::metadata(i.state())
-        .map(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o777
-        })
-        .unwrap_or(0);
+    let mode = ghboot::platform::file_mode(&auth).unwrap_or(0);
+    let dir_mode = ghboot::platform::file_mode(&i.state()).unwrap_or(0);
     rows.push(Row {
         fault: "an invalid ./ghboot.toml beside an instance; a secret file chmod 644; the state dir's mode".into(),
         expected: "status/env of the instance still work (they read the recorded settings); the secret is made 0600 again; the state dir is 0700".into(),
