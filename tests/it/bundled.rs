@@ -216,9 +216,9 @@ fn resolution_order_explicit_then_bundle_then_cache_then_path() {
     let w = World::new();
     let exe = common::nats_server_bin();
     let other = w.dir.path().join("other-nats-server");
-    std::fs::copy(&exe, &other).expect("copy");
+    common::copy_executable(&exe, &other);
     let flag = w.dir.path().join("flag-nats-server");
-    std::fs::copy(&exe, &flag).expect("copy");
+    common::copy_executable(&exe, &flag);
     let env_val = other.to_str().expect("utf8");
 
     // the flag beats the environment variable (GHBOOT_NATS_SERVER is the env of --nats-server)
@@ -264,7 +264,7 @@ fn resolution_order_explicit_then_bundle_then_cache_then_path() {
     // the cache beats PATH (a PATH that does hold a nats-server)
     let bin = w.dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
-    std::fs::copy(&exe, bin.join("nats-server")).expect("copy");
+    common::copy_executable(&exe, &bin.join("nats-server"));
     let path_with = format!("{}:{}", bin.display(), clean_path());
     let v = json(&w.which(&[], &[("GHBOOT_SKIP_BUNDLED", "1"), ("PATH", &path_with)]));
     assert_eq!(

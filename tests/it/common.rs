@@ -335,3 +335,22 @@ pub fn listener_pid(port: u16) -> Option<u32> {
         .parse()
         .ok()
 }
+
+/// Copy an executable the test will run. On Unix through `cp`, not `std::fs::copy`: a write descriptor held by
+/// this (multi-threaded) test process can leak into a child another test forks at that moment, and exec of the
+/// copy then fails with "Text file busy" (ETXTBSY). A separate process's descriptor dies with it.
+pub fn copy_executable(from: &Path, to: &Path) {
+    #[cfg(unix)]
+    {
+        let st = Command::new("cp")
+            .arg(from)
+            .arg(to)
+            .status()
+            .expect("run cp");
+        assert!(st.success(), "cp {} {}", from.display(), to.display());
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::copy(from, to).expect("copy");
+    }
+}

@@ -94,7 +94,7 @@ async fn a_restart_blocked_by_a_missing_binary_recovers_by_itself() {
     let bin = inst.dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     let ns = bin.join("nats-server");
-    std::fs::copy(nats_server_bin(), &ns).expect("copy nats-server");
+    copy_executable(&nats_server_bin(), &ns);
     ok(&inst.up(&["--nats-server", &ns.to_string_lossy()]));
     let st = inst.status();
     let (sup, nats) = (sup_pid(&st), nats_pid(&st).expect("nats pid"));
