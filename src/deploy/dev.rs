@@ -570,6 +570,7 @@ impl Target for Dev {
             }
         })
         .connection_timeout(Duration::from_secs(3))
+        .reconnect_delay_callback(crate::natsd::users::local_reconnect_delay)
         .name("ghboot");
         let addrs: Vec<async_nats::ServerAddr> =
             urls.iter().filter_map(|u| u.parse().ok()).collect();

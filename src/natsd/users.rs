@@ -256,6 +256,7 @@ async fn internal_client(
     async_nats::ConnectOptions::with_user_and_password(user.into(), pw.expose().into())
         .custom_inbox_prefix(inbox_prefix(user))
         .connection_timeout(Duration::from_secs(3))
+        .reconnect_delay_callback(local_reconnect_delay)
         .name(user)
         .connect(addrs)
         .await
@@ -270,6 +271,12 @@ async fn internal_client(
             .help("see `ghboot logs nats`; `ghboot up` renders the users again")
             .into()
         })
+}
+
+/// Reconnect delay for a client of a server on this machine: at most 250 ms. async-nats' default grows to
+/// 4 s, so after a long restart the receiver would answer 503 for seconds after the server was healthy again.
+pub fn local_reconnect_delay(attempts: usize) -> Duration {
+    Duration::from_millis((attempts as u64).saturating_mul(50).min(250))
 }
 
 /// A connection nats-server refused for its user or password, as an error that says what most likely
