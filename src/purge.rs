@@ -78,7 +78,10 @@ pub fn owned_paths(layout: &Layout, force: bool) -> Result<Vec<PathBuf>> {
         }
     }
     if let Some((_, p)) = entries.iter().find(|(n, p)| {
-        !OWNED.contains(&n.as_str()) && !is_own_leftover(n) && !p.join(RENDER_MARKER).is_file()
+        !OWNED.contains(&n.as_str())
+            && !is_own_leftover(n)
+            && !p.join(RENDER_MARKER).is_file()
+            && !crate::ui::context::only_own_contexts_under(layout, p)
     }) {
         return Err(refuse(format!(
             "{} holds {}, which ghboot did not make; not removing anything",

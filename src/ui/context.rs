@@ -3,7 +3,7 @@
 
 use crate::layout::Layout;
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn context_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -125,6 +125,51 @@ pub fn remove_repo(layout: &Layout, repo: &str) {
     if mine {
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// True when everything under `dir` is a NATS CLI context this instance wrote: where `XDG_CONFIG_HOME` lies
+/// inside the state dir (CI jobs and tests do that), purging the instance may take its contexts along.
+pub fn only_own_contexts_under(layout: &Layout, dir: &Path) -> bool {
+    let Some(cd) = context_dir() else {
+        return false;
+    };
+    if !cd.starts_with(dir) {
+        return false;
+    }
+    let own = description(layout);
+    let repo_suffix = format!(" of the {own}");
+    fn walk(p: &Path, files: &mut Vec<PathBuf>) -> bool {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => match std::fs::read_dir(p) {
+                Ok(rd) => rd.filter_map(|e| e.ok()).all(|e| walk(&e.path(), files)),
+                Err(_) => false,
+            },
+            Ok(m) if m.is_file() => {
+                files.push(p.to_path_buf());
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut files = Vec::new();
+    if !walk(dir, &mut files) {
+        return false;
+    }
+    files.iter().all(|f| {
+        f.parent() == Some(cd.as_path())
+            && f.extension().is_some_and(|e| e == "json")
+            && std::fs::read(f)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| {
+                    v.get("description")
+                        .and_then(|d| d.as_str())
+                        .map(String::from)
+                })
+                .is_some_and(|d| {
+                    d == own || (d.starts_with("repository ") && d.ends_with(&repo_suffix))
+                })
+    })
 }
 
 #[cfg(test)]
